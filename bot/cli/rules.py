@@ -1,0 +1,232 @@
+"""``lianhu rules check | test | explain | schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from bot.cli.common import default_rules_dir, report_invalid, stdout
+from bot.core.classify import Trace, explain
+from bot.core.errors import InvalidRules
+from bot.core.evaluate import LabelledMessage, Report, check_examples, evaluate
+from bot.core.rules import RuleSet, json_schema
+from bot.sources import load_ruleset, rule_files
+
+
+def register(commands: Any) -> None:
+    """Add ``rules`` and its subcommands."""
+    parser = commands.add_parser("rules", help="validate, test and explain the routing rules")
+    sub = parser.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
+
+    check = sub.add_parser("check", help="validate a rules directory (exit 1 with every error)")
+    check.add_argument("dir", nargs="?", type=Path, default=None)
+    check.set_defaults(func=cmd_check)
+
+    test = sub.add_parser("test", help="run every rule's examples, and score a labelled corpus")
+    test.add_argument("dir", nargs="?", type=Path, default=None)
+    test.add_argument("--corpus", type=Path, help="JSON lines with id, text, category[, urgent]")
+    test.add_argument("--json", action="store_true", help="print one JSON report")
+    test.add_argument("--errors", action="store_true", help="list every misclassified message")
+    test.set_defaults(func=cmd_test)
+
+    why = sub.add_parser("explain", help="show how a message is classified, rule by rule")
+    why.add_argument("text")
+    why.add_argument("--dir", type=Path, default=None)
+    why.add_argument("--json", action="store_true")
+    why.set_defaults(func=cmd_explain)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of a rule file")
+    schema.set_defaults(func=cmd_schema)
+
+
+def _load(directory: Path | None) -> RuleSet:
+    return load_ruleset(directory or default_rules_dir())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the rules directory."""
+    directory = args.dir or default_rules_dir()
+    try:
+        ruleset = _load(directory)
+    except InvalidRules as exc:
+        return report_invalid(exc, str(directory))
+    files = len(rule_files(directory))
+    print(
+        f"{directory}: OK: {files} files, {len(ruleset.categories)} categories, "
+        f"{len(ruleset.rules)} rules, {ruleset.matcher.size} terms"
+    )
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the examples and, given a corpus, print the scores."""
+    directory = args.dir or default_rules_dir()
+    try:
+        ruleset = _load(directory)
+    except InvalidRules as exc:
+        return report_invalid(exc, str(directory))
+    count, failures = check_examples(ruleset)
+    report = None
+    if args.corpus:
+        try:
+            items = read_corpus(args.corpus)
+        except (OSError, ValueError) as exc:
+            print(f"{args.corpus}: {exc}", file=sys.stderr)
+            return 2
+        report = evaluate(items, ruleset)
+    if args.json:
+        out: dict[str, Any] = {
+            "examples": {"count": count, "failures": [vars(f) for f in failures]},
+        }
+        if report is not None:
+            out["corpus"] = report_json(report)
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for failure in failures:
+            print(f"FAIL {failure}")
+        print(f"examples: {count - len(failures)}/{count} pass")
+        if report is not None:
+            print_report(report, show_errors=args.errors)
+    return 1 if failures else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain how one message is classified."""
+    directory = args.dir or default_rules_dir()
+    try:
+        ruleset = _load(directory)
+    except InvalidRules as exc:
+        return report_invalid(exc, str(directory))
+    trace = explain(args.text, ruleset)
+    if args.json:
+        print(json.dumps(trace_json(trace), ensure_ascii=False, indent=2))
+    else:
+        print_trace(trace)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a rule file."""
+    print(json.dumps(json_schema(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def read_corpus(path: Path) -> list[LabelledMessage]:
+    """Read a JSON-lines corpus; raise ValueError naming the first bad line."""
+    items = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                items.append(
+                    LabelledMessage(
+                        str(row.get("id", number)), str(row["text"]), str(row["category"]),
+                        bool(row.get("urgent", False)),
+                    )  # fmt: skip
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"line {number}: not a labelled message ({exc})") from None
+    return items
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """Return the corpus report as plain JSON data."""
+    return {
+        "total": report.total,
+        "accuracy": round(report.accuracy, 4),
+        "macro_f1": round(report.macro_f1, 4),
+        "emergency_recall": round(report.emergency_recall, 4),
+        "urgent_recall": round(report.urgent_recall, 4),
+        "false_ticket_rate": round(report.false_ticket_rate, 4),
+        "missed_rate": round(report.missed_rate, 4),
+        "start_tier_accuracy": round(report.start_tier_accuracy, 4),
+        "categories": {
+            s.category: {
+                "support": s.support, "predicted": s.predicted, "precision": round(s.precision, 4),
+                "recall": round(s.recall, 4), "f1": round(s.f1, 4),
+            }  # fmt: skip
+            for s in report.scores
+        },
+        "confusions": [{"gold": g, "predicted": p, "count": n} for g, p, n in report.confusions],
+        "errors": [
+            {"id": e.item.id, "text": e.item.text, "gold": e.item.category, "predicted": e.category}
+            for e in report.errors
+        ],
+    }
+
+
+def print_report(report: Report, show_errors: bool) -> None:
+    """Print the corpus report as tables."""
+    console = stdout()
+    table = Table(title=f"corpus: {report.total} messages")
+    for column in ("category", "support", "predicted", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for s in report.scores:
+        table.add_row(
+            s.category, str(s.support), str(s.predicted),
+            f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    if report.confusions:
+        confusions = Table(title="confusions (labelled -> predicted)")
+        confusions.add_column("labelled")
+        confusions.add_column("predicted")
+        confusions.add_column("count", justify="right")
+        for gold, got, n in report.confusions[:15]:
+            confusions.add_row(gold, got, str(n))
+        console.print(confusions)
+    summary = [
+        ("macro-F1", report.macro_f1),
+        ("accuracy", report.accuracy),
+        ("emergency recall", report.emergency_recall),
+        ("urgent recall", report.urgent_recall),
+        ("false-ticket rate on none", report.false_ticket_rate),
+        ("missed requests (labelled, predicted none)", report.missed_rate),
+        ("start-tier accuracy", report.start_tier_accuracy),
+    ]
+    for name, value in summary:
+        console.print(f"{name}: {value:.4f}")
+    if show_errors:
+        for e in report.errors:
+            console.print(f"{e.item.id}\t{e.item.category} -> {e.category}\t{e.item.text}", markup=False)
+
+
+def trace_json(trace: Trace) -> dict[str, Any]:
+    """Return a trace as plain JSON data."""
+    return {
+        "text": trace.text,
+        "normalised": trace.normalised,
+        "category": trace.match.category if trace.match else "none",
+        "winner": trace.winner.rule if trace.winner else None,
+        "reason": trace.reason,
+        "candidates": [vars(c) for c in trace.candidates],
+    }
+
+
+def print_trace(trace: Trace) -> None:
+    """Print a trace for a person."""
+    console = stdout()
+    console.print(f"text:       {trace.text}", markup=False)
+    console.print(f"normalised: {trace.normalised}", markup=False)
+    table = Table()
+    for column in ("rule", "category", "prio", "keywords", "all_of", "regex", "vetoed/negated", "verdict"):
+        table.add_column(column)
+    for c in trace.candidates:
+        table.add_row(
+            c.rule, c.category, str(c.priority), " ".join(c.keywords),
+            " | ".join(" ".join(g) for g in c.groups), " ".join(c.regex),
+            " ".join([*c.vetoes, *(f"¬{n}" for n in c.negated)]), c.verdict,
+            style="bold" if trace.winner is c else None,
+        )  # fmt: skip
+    if trace.candidates:
+        console.print(table)
+    category = trace.match.category if trace.match else "none"
+    console.print(f"category:   {category}", markup=False)
+    console.print(f"why:        {trace.reason}", markup=False)

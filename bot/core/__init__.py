@@ -1,0 +1,1 @@
+"""The pure core: decisions over plain data; no clock, socket or file."""

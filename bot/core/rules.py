@@ -1,0 +1,338 @@
+"""Rule files: their schema, and a whole directory built into one immutable RuleSet.
+
+A directory of YAML files, each a ``RuleFile``, merges into one RuleSet, or
+fails with every problem found, each located as ``file:line:column: field``.
+Keywords, veto words and negations are normalised here exactly as messages
+are before matching, so an administrator may write them in either script.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Annotated, Any
+
+import re2
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from bot.core.errors import InvalidRules, Problem
+from bot.core.matcher import Matcher
+from bot.core.models import NONE_CATEGORY, Lang, Severity, Tier, Visibility
+from bot.core.text import normalise
+from bot.core.yamldoc import Document
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_UNITS = (86400, 3600, 60, 1)
+
+
+def parse_duration(value: Any) -> int:
+    """Return seconds for ``90``, ``"15m"``, ``"2h"``, ``"3d"`` or ``"1d12h"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text such as 15m, 2h, 3d, 1d12h")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _DURATION_RE.match(str(value).strip())
+        if not match or not any(match.groups()):
+            raise ValueError(f"{value!r} is not a duration such as 15m, 2h, 3d or 1d12h")
+        seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _UNITS, strict=True) if n)
+    if seconds <= 0:
+        raise ValueError("a duration must be longer than zero")
+    return seconds
+
+
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    Field(json_schema_extra={"examples": ["15m", "2h", "3d"]}),
+]
+Term = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\n\r]*\S[^\n\r]*$")]
+Terms = Annotated[list[Term], Field(min_length=1)]
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeadlineOverride(_Strict):
+    """Replace one or both deadlines, in a tier or for a category."""
+
+    ack: Duration | None = None
+    resolve: Duration | None = None
+
+
+class SeverityDeadlines(_Strict):
+    """How long a tier has to acknowledge and to resolve a ticket of one severity."""
+
+    ack: Duration
+    resolve: Duration
+    tiers: dict[Tier, DeadlineOverride] = {}
+
+    @model_validator(mode="after")
+    def _ack_before_resolve(self) -> SeverityDeadlines:
+        if self.ack > self.resolve:
+            raise ValueError("ack must not be later than resolve")
+        return self
+
+
+class Deadlines(_Strict):
+    """Deadlines for every severity."""
+
+    critical: SeverityDeadlines
+    high: SeverityDeadlines
+    normal: SeverityDeadlines
+    low: SeverityDeadlines
+
+
+class CategorySpec(_Strict):
+    """What a category means for routing: where it starts, how urgent, who hears of it."""
+
+    names: dict[Lang, Annotated[str, Field(min_length=1)]]
+    start_tier: Tier
+    severity: Severity
+    departments: list[Identifier] = []
+    visibility: Visibility = Visibility.PUBLIC
+    reply_template: Identifier = "ticket_opened"
+    deadlines: DeadlineOverride | None = None
+
+    @model_validator(mode="after")
+    def _has_chinese_name(self) -> CategorySpec:
+        if Lang.ZH_HANS not in self.names:
+            raise ValueError("names needs a zh-Hans name")
+        return self
+
+
+class RuleSpec(_Strict):
+    """One rule: when it fires, and examples that prove it."""
+
+    id: RuleId
+    category: Annotated[str, Field(min_length=1)]
+    description: str | None = None
+    priority: Annotated[int, Field(ge=0, le=1000)] = 50
+    urgent: bool = False
+    keywords: Terms | None = None
+    all_of: list[Terms] = []
+    regex: list[Annotated[str, Field(min_length=1)]] = []
+    veto: list[Term] = []
+    must_match: list[str] = []
+    must_not_match: list[str] = []
+
+    @model_validator(mode="after")
+    def _has_trigger(self) -> RuleSpec:
+        if self.keywords is None and not self.regex:
+            raise ValueError("a rule needs keywords or regex")
+        return self
+
+
+class RuleFile(_Strict):
+    """One YAML file of the rules directory; every section is optional."""
+
+    categories: dict[Identifier, CategorySpec] = {}
+    deadlines: Deadlines | None = None
+    negations: list[Term] = Field(
+        default=[],
+        description="Words that cancel a keyword right after them (不是, 唔系): 不是停水 is no outage.",
+    )
+    negation_exceptions: list[Term] = Field(
+        default=[],
+        description="Phrases in which a negation asks rather than denies (是不是, 有冇).",
+    )
+    rules: list[RuleSpec] = []
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a rule file, for editors."""
+    schema = RuleFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Lianhu routing rules file"
+    return schema
+
+
+@dataclass(frozen=True)
+class Category:
+    """A category as the rest of the bot sees it."""
+
+    id: str
+    names: Mapping[Lang, str]
+    start_tier: Tier
+    severity: Severity
+    departments: tuple[str, ...]
+    visibility: Visibility
+    reply_template: str
+    deadlines: DeadlineOverride | None
+
+    def name(self, lang: Lang = Lang.ZH_HANS) -> str:
+        """Return the display name in ``lang``, falling back to Simplified Chinese."""
+        return self.names.get(lang) or self.names[Lang.ZH_HANS]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule, its terms normalised and its regexes compiled."""
+
+    id: str
+    category: str
+    priority: int
+    urgent: bool
+    keywords: tuple[str, ...]
+    all_of: tuple[tuple[str, ...], ...]
+    regex: tuple[Any, ...]
+    veto: tuple[str, ...]
+    must_match: tuple[str, ...]
+    must_not_match: tuple[str, ...]
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every category, deadline and rule of one directory, ready to classify with."""
+
+    categories: Mapping[str, Category]
+    rules: tuple[Rule, ...]
+    deadlines: Deadlines
+    negations: tuple[str, ...]
+    negation_exceptions: tuple[str, ...]
+    matcher: Matcher = field(repr=False)
+    regex_rules: tuple[int, ...] = ()
+
+    def deadline(self, category: str, tier: Tier) -> tuple[int, int]:
+        """Return (ack, resolve) seconds for a ticket of ``category`` at ``tier``."""
+        cat = self.categories[category]
+        base = getattr(self.deadlines, cat.severity.value)
+        ack, resolve = base.ack, base.resolve
+        for override in (cat.deadlines, base.tiers.get(tier)):
+            if override is not None:
+                ack = override.ack or ack
+                resolve = override.resolve or resolve
+        return ack, max(ack, resolve)
+
+
+def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -> RuleSet:
+    """Validate and merge parsed rule files; raise InvalidRules listing every problem."""
+    problems: list[Problem] = []
+    files: list[tuple[Document, RuleFile]] = []
+    for doc in documents:
+        if not isinstance(doc.data, dict):
+            problems.append(doc.problem((), "a rule file must be a mapping of sections"))
+            continue
+        try:
+            files.append((doc, RuleFile.model_validate(doc.data)))
+        except ValidationError as exc:
+            problems.extend(doc.validation_problems(exc))
+
+    categories: dict[str, Category] = {}
+    deadlines: Deadlines | None = None
+    negations: list[str] = []
+    exceptions: list[str] = []
+    specs: list[tuple[Document, int, RuleSpec]] = []
+    seen_rules: dict[str, str] = {}
+    for doc, parsed in files:
+        for cid, spec in parsed.categories.items():
+            if cid == NONE_CATEGORY:
+                problems.append(doc.problem(("categories", cid), "'none' is reserved"))
+            elif cid in categories:
+                problems.append(doc.problem(("categories", cid), f"duplicate category {cid!r}"))
+            else:
+                categories[cid] = Category(
+                    cid, MappingProxyType(dict(spec.names)), spec.start_tier, spec.severity,
+                    tuple(spec.departments), spec.visibility, spec.reply_template, spec.deadlines,
+                )  # fmt: skip
+        if parsed.deadlines is not None:
+            if deadlines is not None:
+                problems.append(doc.problem(("deadlines",), "deadlines are defined twice"))
+            deadlines = parsed.deadlines
+        negations.extend(_terms(doc, ("negations",), parsed.negations, problems))
+        exceptions.extend(_terms(doc, ("negation_exceptions",), parsed.negation_exceptions, problems))
+        for i, spec_rule in enumerate(parsed.rules):
+            if spec_rule.id in seen_rules:
+                message = f"duplicate rule id {spec_rule.id!r} (first in {seen_rules[spec_rule.id]})"
+                problems.append(doc.problem(("rules", i, "id"), message))
+                continue
+            seen_rules[spec_rule.id] = doc.source
+            specs.append((doc, i, spec_rule))
+
+    if files and deadlines is None:
+        problems.append(Problem(where, 1, 1, "deadlines", "no file defines deadlines"))
+    rules = [_compile_rule(doc, i, spec, categories, problems) for doc, i, spec in specs]
+    if problems:
+        raise InvalidRules(problems)
+    if deadlines is None:
+        raise InvalidRules([Problem(where, 1, 1, "", "no rule files found")])
+    compiled = tuple(r for r in rules if r is not None)
+    negation_terms = tuple(dict.fromkeys(negations))
+    exception_terms = tuple(dict.fromkeys(exceptions))
+    return RuleSet(
+        categories=MappingProxyType(categories),
+        rules=compiled,
+        deadlines=deadlines,
+        negations=negation_terms,
+        negation_exceptions=exception_terms,
+        matcher=Matcher(compiled, negation_terms, exception_terms),
+        regex_rules=tuple(i for i, rule in enumerate(compiled) if rule.regex),
+    )
+
+
+def _compile_rule(
+    doc: Document, index: int, spec: RuleSpec, categories: Mapping[str, Category],
+    problems: list[Problem],
+) -> Rule | None:  # fmt: skip
+    at = ("rules", index)
+    before = len(problems)
+    if spec.category != NONE_CATEGORY and spec.category not in categories:
+        problems.append(doc.problem((*at, "category"), f"unknown category {spec.category!r}"))
+    keywords = _terms(doc, (*at, "keywords"), spec.keywords or [], problems)
+    all_of = tuple(
+        tuple(_terms(doc, (*at, "all_of", g), group, problems))
+        for g, group in enumerate(spec.all_of)
+    )
+    veto = _terms(doc, (*at, "veto"), spec.veto, problems)
+    regexes = [_regex(doc, (*at, "regex", i), rx, problems) for i, rx in enumerate(spec.regex)]
+    if len(problems) > before:
+        return None
+    line, _ = doc.locate(at)
+    return Rule(
+        id=spec.id, category=spec.category, priority=spec.priority, urgent=spec.urgent,
+        keywords=tuple(dict.fromkeys(keywords)), all_of=all_of,
+        regex=tuple(r for r in regexes if r is not None), veto=tuple(dict.fromkeys(veto)),
+        must_match=tuple(spec.must_match), must_not_match=tuple(spec.must_not_match),
+        source=doc.source, line=line,
+    )  # fmt: skip
+
+
+def _terms(
+    doc: Document, at: tuple[str | int, ...], terms: Sequence[str], problems: list[Problem]
+) -> list[str]:
+    out = []
+    for i, term in enumerate(terms):
+        normal = normalise(term)
+        if not normal:
+            problems.append(doc.problem((*at, i), f"{term!r} is empty once normalised"))
+        else:
+            out.append(normal)
+    return out
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def _regex(
+    doc: Document, at: tuple[str | int, ...], pattern: str, problems: list[Problem]
+) -> Any | None:
+    # RE2 runs in time linear in the input and cannot backtrack, so no pattern
+    # can be catastrophic; it refuses backreferences and lookarounds instead.
+    try:
+        compiled = re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        problems.append(doc.problem(at, f"invalid regular expression (RE2 syntax): {detail}"))
+        return None
+    if compiled.search("") is not None:
+        problems.append(doc.problem(at, "regular expression matches empty text, so every message"))
+        return None
+    return compiled
