@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from bot.core.errors import InvalidConfig
+from bot.settings import Settings
 
 
 def default_rules_dir() -> Path:
-    """Return ``$LIANHU_RULES_DIR`` or ``routing_rules``."""
-    return Path(os.environ.get("LIANHU_RULES_DIR", "routing_rules"))
+    """Return the rules directory of the settings (``LIANHU_RULES_DIR``)."""
+    return Settings().rules_dir
 
 
 def default_org_file() -> Path:
-    """Return ``$LIANHU_ORG_FILE`` or the sample street."""
-    return Path(os.environ.get("LIANHU_ORG_FILE", "org/sample_street.yaml"))
+    """Return the organisation file of the settings (``LIANHU_ORG_FILE``)."""
+    return Settings().org_file
 
 
 def stdout() -> Console:

@@ -15,7 +15,15 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import re2
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from bot.core.errors import InvalidRules, Problem
 from bot.core.matcher import Matcher
@@ -215,24 +223,16 @@ class RuleSet:
 def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -> RuleSet:
     """Validate and merge parsed rule files; raise InvalidRules listing every problem."""
     problems: list[Problem] = []
-    files: list[tuple[Document, RuleFile]] = []
-    for doc in documents:
-        if not isinstance(doc.data, dict):
-            problems.append(doc.problem((), "a rule file must be a mapping of sections"))
-            continue
-        try:
-            files.append((doc, RuleFile.model_validate(doc.data)))
-        except ValidationError as exc:
-            problems.extend(doc.validation_problems(exc))
-
     categories: dict[str, Category] = {}
     deadlines: Deadlines | None = None
+    deadlines_seen = False
     negations: list[str] = []
     exceptions: list[str] = []
     specs: list[tuple[Document, int, RuleSpec]] = []
     seen_rules: dict[str, str] = {}
-    for doc, parsed in files:
-        for cid, spec in parsed.categories.items():
+    for doc in documents:
+        parts = _validate_file(doc, problems)
+        for cid, spec in parts.categories:
             if cid == NONE_CATEGORY:
                 problems.append(doc.problem(("categories", cid), "'none' is reserved"))
             elif cid in categories:
@@ -242,13 +242,14 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
                     cid, MappingProxyType(dict(spec.names)), spec.start_tier, spec.severity,
                     tuple(spec.departments), spec.visibility, spec.reply_template, spec.deadlines,
                 )  # fmt: skip
-        if parsed.deadlines is not None:
-            if deadlines is not None:
+        if parts.has_deadlines:
+            if deadlines_seen:
                 problems.append(doc.problem(("deadlines",), "deadlines are defined twice"))
-            deadlines = parsed.deadlines
-        negations.extend(_terms(doc, ("negations",), parsed.negations, problems))
-        exceptions.extend(_terms(doc, ("negation_exceptions",), parsed.negation_exceptions, problems))
-        for i, spec_rule in enumerate(parsed.rules):
+            deadlines_seen = True
+            deadlines = parts.deadlines or deadlines
+        negations.extend(_terms(doc, ("negations",), parts.negations, problems))
+        exceptions.extend(_terms(doc, ("negation_exceptions",), parts.exceptions, problems))
+        for i, spec_rule in parts.rules:
             if spec_rule.id in seen_rules:
                 message = f"duplicate rule id {spec_rule.id!r} (first in {seen_rules[spec_rule.id]})"
                 problems.append(doc.problem(("rules", i, "id"), message))
@@ -256,7 +257,7 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
             seen_rules[spec_rule.id] = doc.source
             specs.append((doc, i, spec_rule))
 
-    if files and deadlines is None:
+    if documents and not deadlines_seen:
         problems.append(Problem(where, 1, 1, "deadlines", "no file defines deadlines"))
     rules = [_compile_rule(doc, i, spec, categories, problems) for doc, i, spec in specs]
     if problems:
@@ -275,6 +276,67 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
         matcher=Matcher(compiled, negation_terms, exception_terms),
         regex_rules=tuple(i for i, rule in enumerate(compiled) if rule.regex),
     )
+
+
+@dataclass
+class _FileParts:
+    """The valid parts of one rule file."""
+
+    categories: list[tuple[str, CategorySpec]] = field(default_factory=list)
+    deadlines: Deadlines | None = None
+    has_deadlines: bool = False
+    negations: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+    rules: list[tuple[int, RuleSpec]] = field(default_factory=list)
+
+
+_CATEGORY_ID = TypeAdapter(Identifier)
+
+
+def _validate_file(doc: Document, problems: list[Problem]) -> _FileParts:
+    """Validate one file section by section and rule by rule.
+
+    One bad rule must not hide the errors of the others, so each category and
+    each rule is validated on its own; what is valid is kept for the checks
+    that span files (duplicates, unknown categories).
+    """
+    parts = _FileParts()
+    data = doc.data
+    if not isinstance(data, dict):
+        problems.append(doc.problem((), "a rule file must be a mapping of sections"))
+        return parts
+    rest = {k: v for k, v in data.items() if k not in ("categories", "rules")}
+    try:
+        head = RuleFile.model_validate(rest)
+    except ValidationError as exc:
+        problems.extend(doc.validation_problems(exc))
+        head = None
+    parts.has_deadlines = "deadlines" in data
+    if head is not None:
+        parts.deadlines = head.deadlines
+        parts.negations = list(head.negations)
+        parts.exceptions = list(head.negation_exceptions)
+    categories = data.get("categories", {})
+    if not isinstance(categories, dict):
+        problems.append(doc.problem(("categories",), "categories must be a mapping of id to category"))
+        categories = {}
+    for cid, raw in categories.items():
+        try:
+            parts.categories.append(
+                (_CATEGORY_ID.validate_python(cid), CategorySpec.model_validate(raw))
+            )
+        except ValidationError as exc:
+            problems.extend(doc.validation_problems(exc, ("categories", cid)))
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        problems.append(doc.problem(("rules",), "rules must be a list of rules"))
+        rules = []
+    for i, raw in enumerate(rules):
+        try:
+            parts.rules.append((i, RuleSpec.model_validate(raw)))
+        except ValidationError as exc:
+            problems.extend(doc.validation_problems(exc, ("rules", i)))
+    return parts
 
 
 def _compile_rule(

@@ -1,0 +1,138 @@
+"""``lianhu org check | show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from bot.cli.common import default_org_file, default_rules_dir, report_invalid, stdout
+from bot.core.errors import InvalidOrg, InvalidRules
+from bot.core.org import Node, OrgTree, Person, check_against_rules
+from bot.sources import load_org, load_ruleset
+
+
+def register(commands: Any) -> None:
+    """Add ``org`` and its subcommands."""
+    parser = commands.add_parser("org", help="check and show the organisation tree and roster")
+    sub = parser.add_subparsers(dest="org_command", metavar="SUBCOMMAND", required=True)
+    file_help = "organisation file (default: $LIANHU_ORG_FILE or org/sample_street.yaml)"
+
+    check = sub.add_parser("check", help="validate the tree and roster (exit 1 with every error)")
+    check.add_argument("file", nargs="?", type=Path, default=None, help=file_help)
+    check.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also check the departments the rules name (default: the rules directory, if any)",
+    )
+    check.set_defaults(func=cmd_check)
+
+    show = sub.add_parser("show", help="list the nodes and people")
+    show.add_argument("file", nargs="?", type=Path, default=None, help=file_help)
+    show.add_argument("--json", action="store_true", help="print one JSON document")
+    show.set_defaults(func=cmd_show)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the organisation file, and its departments against the rules."""
+    path: Path = args.file or default_org_file()
+    try:
+        tree = load_org(path)
+    except InvalidOrg as exc:
+        return report_invalid(exc, str(path))
+    rules_dir: Path | None = args.rules
+    if rules_dir is None and default_rules_dir().is_dir():
+        rules_dir = default_rules_dir()
+    if rules_dir is not None:
+        try:
+            ruleset = load_ruleset(rules_dir)
+        except InvalidRules as exc:
+            return report_invalid(exc, str(rules_dir))
+        missing = check_against_rules(tree, ruleset)
+        for message in missing:
+            print(f"{path}: {message} (rules: {rules_dir})", file=sys.stderr)
+        if missing:
+            count = len(missing)
+            print(f"{path}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+            return 1
+    print(f"{path}: {len(tree.nodes)} nodes, {len(tree.people)} people")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print the nodes and people, as tables or as JSON."""
+    path: Path = args.file or default_org_file()
+    try:
+        tree = load_org(path)
+    except InvalidOrg as exc:
+        return report_invalid(exc, str(path))
+    if args.json:
+        print(json.dumps(tree_json(tree), ensure_ascii=False, indent=2))
+    else:
+        print_tree(tree)
+    return 0
+
+
+def tree_json(tree: OrgTree) -> dict[str, Any]:
+    """Return the tree as plain JSON data."""
+    return {
+        "nodes": [node_json(node) for node in tree.nodes.values()],
+        "people": [person_json(person) for person in tree.people.values()],
+    }
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    """Return one node as plain JSON data."""
+    return {
+        "id": node.id,
+        "name": node.name,
+        "names": {str(lang): name for lang, name in node.names.items()},
+        "kind": str(node.kind),
+        "tier": None if node.tier is None else str(node.tier),
+        "parent": node.parent,
+        "department": node.department,
+        "chats": list(node.chats),
+        "staff_chat": node.staff_chat,
+    }
+
+
+def person_json(person: Person) -> dict[str, Any]:
+    """Return one person as plain JSON data."""
+    return {
+        "id": person.id,
+        "name": person.name,
+        "role": str(person.role),
+        "scope": person.scope,
+        "accounts": list(person.accounts),
+        "lang": str(person.lang),
+    }
+
+
+def print_tree(tree: OrgTree) -> None:
+    """Print a table of nodes and a table of people."""
+    # Cells are Text, not markup: a name with brackets must print as written.
+    nodes = Table("id", "name", "tier/kind", "parent", "chats", "staff chat", title="nodes")
+    for node in tree.nodes.values():
+        kind = f"department ({node.department})" if node.department else str(node.kind)
+        nodes.add_row(
+            *(Text(cell) for cell in (node.id, node.name, kind, node.parent or "")),
+            Text("\n".join(node.chats)),
+            Text(node.staff_chat or ""),
+        )
+    people = Table("id", "name", "role", "scope", "accounts", title="people")
+    for person in tree.people.values():
+        cells = (person.id, person.name, str(person.role), person.scope, "\n".join(person.accounts))
+        people.add_row(*(Text(cell) for cell in cells))
+    console = stdout()
+    # Piped output is read whole (grep, less): give tables room instead of cutting ids short.
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    console.print(nodes)
+    console.print(people)
