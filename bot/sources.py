@@ -41,8 +41,8 @@ def load_ruleset(directory: Path) -> RuleSet:
         problems.extend(found)
         if doc is not None:
             documents.append(doc)
-    if not documents and not problems:
-        raise InvalidRules([Problem(str(directory), 1, 1, "", "no rule files (*.yaml) found")])
+    if not documents:
+        raise InvalidRules(problems or [Problem(str(directory), 1, 1, "", "no rule files (*.yaml) found")])
     try:
         ruleset = build_ruleset(documents, where=str(directory))
     except InvalidRules as exc:

@@ -193,9 +193,9 @@ def print_report(report: Report, show_errors: bool) -> None:
     ]
     for name, value in summary:
         console.print(f"{name}: {value:.4f}")
-    if show_errors:
+    if show_errors:  # tab-separated, for grep and cut
         for e in report.errors:
-            console.print(f"{e.item.id}\t{e.item.category} -> {e.category}\t{e.item.text}", markup=False)
+            print(f"{e.item.id}\t{e.item.category} -> {e.category}\t{e.item.text}", flush=True)
 
 
 def trace_json(trace: Trace) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -54,7 +55,15 @@ def parse_duration(value: Any) -> int:
 Duration = Annotated[
     int,
     BeforeValidator(parse_duration),
-    Field(json_schema_extra={"examples": ["15m", "2h", "3d"]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "description": "seconds"},
+                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"},
+            ],
+            "examples": ["15m", "2h", "3d", "1d12h"],
+        }
+    ),
 ]
 Term = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\n\r]*\S[^\n\r]*$")]
 Terms = Annotated[list[Term], Field(min_length=1)]

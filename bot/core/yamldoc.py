@@ -133,5 +133,8 @@ def _message(item: Mapping[str, Any]) -> str:
         return "unknown field"
     if kind == "missing":
         return "field required"
+    if kind == "string_type" and isinstance(item.get("input"), bool | int | float):
+        value = item["input"]
+        return f"YAML read this as {value!r}, not text: put it in quotes"
     msg = str(item.get("msg", "invalid"))
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
