@@ -227,6 +227,6 @@ def test_missing_directory(tmp_path: Path) -> None:
 def test_yaml_scalars_that_are_not_text_get_a_hint(tmp_path: Path) -> None:
     text = RULE.replace("keywords: [停水]", "keywords: [停水, no, 119]")
     assert load(tmp_path, water=text) == [
-        "water.yaml:4:21: rules[0].keywords[1]: YAML read this as False, not text: put it in quotes",
-        "water.yaml:4:25: rules[0].keywords[2]: YAML read this as 119, not text: put it in quotes",
+        "water.yaml:4:20: rules[0].keywords[1]: YAML read this as False, not text: put it in quotes",
+        "water.yaml:4:24: rules[0].keywords[2]: YAML read this as 119, not text: put it in quotes",
     ]
