@@ -42,7 +42,9 @@ def load_ruleset(directory: Path) -> RuleSet:
         if doc is not None:
             documents.append(doc)
     if not documents:
-        raise InvalidRules(problems or [Problem(str(directory), 1, 1, "", "no rule files (*.yaml) found")])
+        raise InvalidRules(
+            problems or [Problem(str(directory), 1, 1, "", "no rule files (*.yaml) found")]
+        )
     try:
         ruleset = build_ruleset(documents, where=str(directory))
     except InvalidRules as exc:

@@ -65,24 +65,31 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
 
 def test_duplicate_rule_id_across_files(tmp_path: Path) -> None:
     errors = load(tmp_path, a=RULE, b="# second\n" + RULE)
-    assert errors == [f"b.yaml:3:5: rules[0].id: duplicate rule id 'water' (first in {tmp_path}/a.yaml)"]
+    assert errors == [
+        f"b.yaml:3:5: rules[0].id: duplicate rule id 'water' (first in {tmp_path}/a.yaml)"
+    ]
 
 
 def test_unknown_category(tmp_path: Path) -> None:
     text = RULE.replace("category: utilities", "category: utilties")
-    assert load(tmp_path, water=text) == ["water.yaml:3:5: rules[0].category: unknown category 'utilties'"]
+    assert load(tmp_path, water=text) == [
+        "water.yaml:3:5: rules[0].category: unknown category 'utilties'"
+    ]
 
 
 def test_unknown_tier_in_category(tmp_path: Path) -> None:
     text = CATEGORIES.replace("start_tier: village", "start_tier: town")
     errors = load(tmp_path, categories=text)
-    assert errors[0].startswith("categories.yaml:4:5: categories.utilities.start_tier: Input should be")
+    assert errors[0].startswith(
+        "categories.yaml:4:5: categories.utilities.start_tier: Input should be"
+    )
     assert "'household', 'grid', 'village' or 'street'" in errors[0]
 
 
 def test_unknown_tier_in_deadline_override(tmp_path: Path) -> None:
     text = CATEGORIES.replace(
-        "low: {ack: 2d, resolve: 7d}", "low:\n    ack: 2d\n    resolve: 7d\n    tiers:\n      county: {ack: 1d}"
+        "low: {ack: 2d, resolve: 7d}",
+        "low:\n    ack: 2d\n    resolve: 7d\n    tiers:\n      county: {ack: 1d}",
     )
     errors = load(tmp_path, categories=text, water=RULE)
     assert errors[0].startswith("categories.yaml:14:7: deadlines.low.tiers.county: Input should be")
@@ -98,24 +105,32 @@ def test_empty_keyword_list(tmp_path: Path) -> None:
 def test_blank_keyword(tmp_path: Path) -> None:
     text = RULE.replace("keywords: [停水]", "keywords:\n      - 停水\n      - '  '")
     errors = load(tmp_path, water=text)
-    assert errors == ["water.yaml:6:9: rules[0].keywords[1]: String should match pattern '^[^\\n\\r]*\\S[^\\n\\r]*$'"]
+    assert errors == [
+        "water.yaml:6:9: rules[0].keywords[1]: String should match pattern '^[^\\n\\r]*\\S[^\\n\\r]*$'"
+    ]
 
 
 def test_keyword_empty_once_normalised(tmp_path: Path) -> None:
     text = RULE.replace("keywords: [停水]", 'keywords: [停水, "\\u200b"]')
-    assert load(tmp_path, water=text) == ["water.yaml:4:20: rules[0].keywords[1]: '\\u200b' is empty once normalised"]
+    assert load(tmp_path, water=text) == [
+        "water.yaml:4:20: rules[0].keywords[1]: '\\u200b' is empty once normalised"
+    ]
 
 
 def test_rule_without_keywords_or_regex(tmp_path: Path) -> None:
     text = "rules:\n  - id: water\n    category: utilities\n    veto: [演练]\n"
-    assert load(tmp_path, water=text) == ["water.yaml:2:5: rules[0]: a rule needs keywords or regex"]
+    assert load(tmp_path, water=text) == [
+        "water.yaml:2:5: rules[0]: a rule needs keywords or regex"
+    ]
 
 
 def test_regex_that_does_not_compile(tmp_path: Path) -> None:
     text = RULE + "    regex: ['停(水']\n"
     errors = load(tmp_path, water=text)
     assert len(errors) == 1
-    assert errors[0].startswith("water.yaml:5:13: rules[0].regex[0]: invalid regular expression (RE2 syntax): ")
+    assert errors[0].startswith(
+        "water.yaml:5:13: rules[0].regex[0]: invalid regular expression (RE2 syntax): "
+    )
     assert "missing )" in errors[0]
 
 
@@ -128,7 +143,9 @@ def test_backtracking_constructs_are_refused(tmp_path: Path, pattern: str) -> No
 
 def test_regex_matching_empty_text_is_refused(tmp_path: Path) -> None:
     errors = load(tmp_path, water=RULE + "    regex: ['(停水)?']\n")
-    assert errors == ["water.yaml:5:13: rules[0].regex[0]: regular expression matches empty text, so every message"]
+    assert errors == [
+        "water.yaml:5:13: rules[0].regex[0]: regular expression matches empty text, so every message"
+    ]
 
 
 def test_catastrophic_pattern_runs_in_linear_time(tmp_path: Path) -> None:
@@ -147,22 +164,30 @@ def test_catastrophic_pattern_runs_in_linear_time(tmp_path: Path) -> None:
 
 def test_duplicate_yaml_key(tmp_path: Path) -> None:
     text = RULE + "    category: noise\n"
-    assert load(tmp_path, water=text) == ["water.yaml:5:5: rules[0].category: duplicate key 'category'"]
+    assert load(tmp_path, water=text) == [
+        "water.yaml:5:5: rules[0].category: duplicate key 'category'"
+    ]
 
 
 def test_duplicate_category_across_files(tmp_path: Path) -> None:
     extra = "categories:\n  utilities:\n    names: {zh-Hans: 水}\n    start_tier: grid\n    severity: low\n"
-    assert load(tmp_path, extra=extra) == ["extra.yaml:2:3: categories.utilities: duplicate category 'utilities'"]
+    assert load(tmp_path, extra=extra) == [
+        "extra.yaml:2:3: categories.utilities: duplicate category 'utilities'"
+    ]
 
 
 def test_none_is_reserved(tmp_path: Path) -> None:
-    extra = "categories:\n  none:\n    names: {zh-Hans: 无}\n    start_tier: grid\n    severity: low\n"
+    extra = (
+        "categories:\n  none:\n    names: {zh-Hans: 无}\n    start_tier: grid\n    severity: low\n"
+    )
     assert load(tmp_path, extra=extra) == ["extra.yaml:2:3: categories.none: 'none' is reserved"]
 
 
 def test_deadlines_defined_twice(tmp_path: Path) -> None:
     deadlines = CATEGORIES[CATEGORIES.index("deadlines:") :]
-    assert load(tmp_path, extra=deadlines) == ["extra.yaml:1:1: deadlines: deadlines are defined twice"]
+    assert load(tmp_path, extra=deadlines) == [
+        "extra.yaml:1:1: deadlines: deadlines are defined twice"
+    ]
 
 
 def test_deadlines_missing(tmp_path: Path) -> None:
@@ -173,7 +198,9 @@ def test_deadlines_missing(tmp_path: Path) -> None:
 
 def test_ack_after_resolve(tmp_path: Path) -> None:
     text = CATEGORIES.replace("high: {ack: 2h, resolve: 24h}", "high: {ack: 2d, resolve: 24h}")
-    assert load(tmp_path, categories=text) == ["categories.yaml:8:3: deadlines.high: ack must not be later than resolve"]
+    assert load(tmp_path, categories=text) == [
+        "categories.yaml:8:3: deadlines.high: ack must not be later than resolve"
+    ]
 
 
 def test_bad_duration(tmp_path: Path) -> None:
@@ -185,16 +212,22 @@ def test_bad_duration(tmp_path: Path) -> None:
 
 def test_category_needs_chinese_name(tmp_path: Path) -> None:
     text = CATEGORIES.replace("names: {zh-Hans: 水电气}", "names: {en: Utilities}")
-    assert load(tmp_path, categories=text) == ["categories.yaml:2:3: categories.utilities: names needs a zh-Hans name"]
+    assert load(tmp_path, categories=text) == [
+        "categories.yaml:2:3: categories.utilities: names needs a zh-Hans name"
+    ]
 
 
 def test_priority_out_of_range(tmp_path: Path) -> None:
     errors = load(tmp_path, water=RULE + "    priority: 5000\n")
-    assert errors == ["water.yaml:5:5: rules[0].priority: Input should be less than or equal to 1000"]
+    assert errors == [
+        "water.yaml:5:5: rules[0].priority: Input should be less than or equal to 1000"
+    ]
 
 
 def test_file_that_is_not_a_mapping(tmp_path: Path) -> None:
-    assert load(tmp_path, water="- just\n- a list\n") == ["water.yaml:1:1: -: a rule file must be a mapping of sections"]
+    assert load(tmp_path, water="- just\n- a list\n") == [
+        "water.yaml:1:1: -: a rule file must be a mapping of sections"
+    ]
 
 
 def test_every_error_is_listed_at_once(tmp_path: Path) -> None:

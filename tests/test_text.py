@@ -37,7 +37,12 @@ def test_normalise_is_idempotent() -> None:
 
 
 def test_traditional_and_simplified_meet() -> None:
-    pairs = [("煤氣洩漏", "煤气泄漏"), ("觸電", "触电"), ("電線着火", "电线著火"), ("噪音擾民", "噪音扰民")]
+    pairs = [
+        ("煤氣洩漏", "煤气泄漏"),
+        ("觸電", "触电"),
+        ("電線着火", "电线著火"),
+        ("噪音擾民", "噪音扰民"),
+    ]
     for traditional, simplified in pairs:
         assert normalise(traditional) == normalise(simplified)
 

@@ -52,7 +52,7 @@ def classify_line(line: str, number: int, ruleset: RuleSet) -> dict[str, Any]:
         row = None
     if not isinstance(row, dict) or not isinstance(row.get("text"), str):
         ident = row.get("id") if isinstance(row, dict) else None
-        return {"id": ident, "line": number, "error": "expected {\"id\": ..., \"text\": \"...\"}"}
+        return {"id": ident, "line": number, "error": 'expected {"id": ..., "text": "..."}'}
     match = classify(row["text"], ruleset)
     if match is None:
         return {

@@ -127,9 +127,11 @@ def read_corpus(path: Path) -> list[LabelledMessage]:
                 row = json.loads(line)
                 items.append(
                     LabelledMessage(
-                        str(row.get("id", number)), str(row["text"]), str(row["category"]),
+                        str(row.get("id", number)),
+                        str(row["text"]),
+                        str(row["category"]),
                         bool(row.get("urgent", False)),
-                    )  # fmt: skip
+                    )
                 )
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ValueError(f"line {number}: not a labelled message ({exc})") from None
@@ -149,9 +151,12 @@ def report_json(report: Report) -> dict[str, Any]:
         "start_tier_accuracy": round(report.start_tier_accuracy, 4),
         "categories": {
             s.category: {
-                "support": s.support, "predicted": s.predicted, "precision": round(s.precision, 4),
-                "recall": round(s.recall, 4), "f1": round(s.f1, 4),
-            }  # fmt: skip
+                "support": s.support,
+                "predicted": s.predicted,
+                "precision": round(s.precision, 4),
+                "recall": round(s.recall, 4),
+                "f1": round(s.f1, 4),
+            }
             for s in report.scores
         },
         "confusions": [{"gold": g, "predicted": p, "count": n} for g, p, n in report.confusions],
@@ -216,7 +221,16 @@ def print_trace(trace: Trace) -> None:
     console.print(f"text:       {trace.text}", markup=False)
     console.print(f"normalised: {trace.normalised}", markup=False)
     table = Table()
-    for column in ("rule", "category", "prio", "keywords", "all_of", "regex", "vetoed/negated", "verdict"):
+    for column in (
+        "rule",
+        "category",
+        "prio",
+        "keywords",
+        "all_of",
+        "regex",
+        "vetoed/negated",
+        "verdict",
+    ):
         table.add_column(column)
     for c in trace.candidates:
         table.add_row(

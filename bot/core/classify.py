@@ -126,12 +126,12 @@ def explain(message: str, ruleset: RuleSet) -> Trace:
         )  # fmt: skip
         key = (score, _severity_rank(ruleset, rule), -index)
         candidates.append((key, candidate, rule, terms))
-    fired = [c for c in candidates if c[1].fired]
-    if not fired:
+    winners = [c for c in candidates if c[1].fired]
+    if not winners:
         reason = "no rule fired" if candidates else "no rule saw anything"
         return Trace(message, text, tuple(c[1] for c in candidates), None, None, reason)
-    key, winner, rule, terms = max(fired, key=lambda c: c[0])
-    others = sorted((c for c in fired if c[1] is not winner), key=lambda c: c[0], reverse=True)
+    key, winner, rule, terms = max(winners, key=lambda c: c[0])
+    others = sorted((c for c in winners if c[1] is not winner), key=lambda c: c[0], reverse=True)
     reason = f"{rule.id} has the highest score ({key[0]})"
     if others:
         runner = others[0]
@@ -149,7 +149,7 @@ def explain(message: str, ruleset: RuleSet) -> Trace:
 def _fired(text: str, ruleset: RuleSet) -> list[tuple[int, Rule, Hits, tuple[str, ...]]]:
     """Return every rule that fires on the normalised ``text``, with what it found."""
     rules = ruleset.rules
-    out = []
+    out: list[tuple[int, Rule, Hits, tuple[str, ...]]] = []
     hits_by_rule = ruleset.matcher.scan(text)
     for index, hits in hits_by_rule.items():
         rule = rules[index]

@@ -24,8 +24,9 @@ class ExampleFailure:
     got: str
 
     def __str__(self) -> str:
-        want = f"{self.expected}" if self.kind == "must_match" else f"not {self.expected}"
-        return f"{self.source}:{self.line}: {self.rule}: {self.kind} {self.text!r}: want {want}, got {self.got}"
+        want = self.expected if self.kind == "must_match" else f"not {self.expected}"
+        where = f"{self.source}:{self.line}: {self.rule}"
+        return f"{where}: {self.kind} {self.text!r}: want {want}, got {self.got}"
 
 
 def check_examples(ruleset: RuleSet) -> tuple[int, list[ExampleFailure]]:
@@ -38,14 +39,18 @@ def check_examples(ruleset: RuleSet) -> tuple[int, list[ExampleFailure]]:
             got = category_of(text, ruleset)
             if got != rule.category:
                 failures.append(
-                    ExampleFailure(rule.id, rule.source, rule.line, "must_match", text, rule.category, got)
+                    ExampleFailure(
+                        rule.id, rule.source, rule.line, "must_match", text, rule.category, got
+                    )
                 )
         for text in rule.must_not_match:
             count += 1
             got = category_of(text, ruleset)
             if got == rule.category:
                 failures.append(
-                    ExampleFailure(rule.id, rule.source, rule.line, "must_not_match", text, rule.category, got)
+                    ExampleFailure(
+                        rule.id, rule.source, rule.line, "must_not_match", text, rule.category, got
+                    )
                 )
     return count, failures
 
@@ -162,7 +167,9 @@ def score(predictions: list[Prediction], ruleset: RuleSet) -> Report:
         macro_f1=macro,
         emergency_recall=rate(correct["emergency"], gold["emergency"]),
         urgent_recall=rate(sum(p.urgent for p in urgent), len(urgent)),
-        false_ticket_rate=rate(sum(p.category != NONE_CATEGORY for p in none_items), len(none_items))
+        false_ticket_rate=rate(
+            sum(p.category != NONE_CATEGORY for p in none_items), len(none_items)
+        )
         if none_items
         else 0.0,
         missed_rate=rate(sum(p.category == NONE_CATEGORY for p in requests), len(requests))
@@ -177,6 +184,8 @@ def score(predictions: list[Prediction], ruleset: RuleSet) -> Report:
 
 
 def _tiers(ruleset: RuleSet) -> Mapping[str, str | None]:
-    tiers: dict[str, str | None] = {cid: c.start_tier.value for cid, c in ruleset.categories.items()}
+    tiers: dict[str, str | None] = {
+        cid: c.start_tier.value for cid, c in ruleset.categories.items()
+    }
     tiers[NONE_CATEGORY] = None
     return tiers

@@ -30,9 +30,14 @@ NEGATION_REACH = 2
 class RuleTerms(Protocol):
     """The parts of a rule the matcher reads."""
 
-    keywords: tuple[str, ...]
-    all_of: tuple[tuple[str, ...], ...]
-    veto: tuple[str, ...]
+    @property
+    def keywords(self) -> tuple[str, ...]: ...
+
+    @property
+    def all_of(self) -> tuple[tuple[str, ...], ...]: ...
+
+    @property
+    def veto(self) -> tuple[str, ...]: ...
 
 
 @dataclass
@@ -122,7 +127,6 @@ class Matcher:
                 else:
                     rule_hits.groups.setdefault(group, []).append(term)
         return hits
-
 
     def _negation_spans(self, found: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
         """Return the spans of negations not inside an exception (是不是, 有冇: questions)."""

@@ -152,7 +152,7 @@ class RuleFile(_Strict):
     deadlines: Deadlines | None = None
     negations: list[Term] = Field(
         default=[],
-        description="Words that cancel a keyword right after them (不是, 唔系): 不是停水 is no outage.",
+        description="Words that cancel a keyword right after them: 不是停水 is no outage.",
     )
     negation_exceptions: list[Term] = Field(
         default=[],
@@ -260,7 +260,9 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
         exceptions.extend(_terms(doc, ("negation_exceptions",), parts.exceptions, problems))
         for i, spec_rule in parts.rules:
             if spec_rule.id in seen_rules:
-                message = f"duplicate rule id {spec_rule.id!r} (first in {seen_rules[spec_rule.id]})"
+                message = (
+                    f"duplicate rule id {spec_rule.id!r} (first in {seen_rules[spec_rule.id]})"
+                )
                 problems.append(doc.problem(("rules", i, "id"), message))
                 continue
             seen_rules[spec_rule.id] = doc.source
@@ -327,7 +329,9 @@ def _validate_file(doc: Document, problems: list[Problem]) -> _FileParts:
         parts.exceptions = list(head.negation_exceptions)
     categories = data.get("categories", {})
     if not isinstance(categories, dict):
-        problems.append(doc.problem(("categories",), "categories must be a mapping of id to category"))
+        problems.append(
+            doc.problem(("categories",), "categories must be a mapping of id to category")
+        )
         categories = {}
     for cid, raw in categories.items():
         try:

@@ -31,8 +31,14 @@ _FOLD = {
 # Control and format characters carry no meaning for matching (zero-width
 # spaces, bidi marks, BOMs); tabs and line breaks are whitespace.
 _CONTROL = [
-    *range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), 0xAD,
-    *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065), 0xFEFF,
+    *range(0x00, 0x09),
+    *range(0x0B, 0x20),
+    *range(0x7F, 0xA0),
+    0xAD,
+    *range(0x200B, 0x2010),
+    *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065),
+    0xFEFF,
     *range(0xD800, 0xE000),  # lone surrogates cannot be encoded for the converter
 ]
 

@@ -110,7 +110,10 @@ class _Builder:
                 if key in out:
                     self._add(key_node, child, f"duplicate key {key!r}")
                     continue
-                self.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                self.positions[child] = (
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
                 out[key] = self.build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):
