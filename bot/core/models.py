@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Tier(StrEnum):
@@ -56,3 +59,51 @@ class Lang(StrEnum):
 
 NONE_CATEGORY = "none"
 """The reserved category of messages that are not requests for help."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a person of the roster, an unknown resident, or the system."""
+
+    account: str  # "telegram:12345", "sim:p-wang", or "system"
+    name: str
+    person: str | None = None  # roster person id, when known
+    lang: Lang = Lang.ZH_HANS
+
+
+SYSTEM = Actor(account="system", name="Lianhu")
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One message or button press from a chat platform, already translated."""
+
+    chat: str  # "telegram:-1001234", "sim:H-01"
+    message_id: str  # unique within the chat
+    sender: Actor
+    text: str = ""
+    sent_at: float = 0.0
+    reply_to: str | None = None  # the message id this one answers
+    photos: tuple[str, ...] = ()
+    location: tuple[float, float] | None = None
+    callback: str | None = None  # button data such as "ack:42"
+    private: bool = False  # a one-to-one chat with the bot
+
+    @property
+    def key(self) -> str:
+        """Return the de-duplication key of this message."""
+        return f"{self.chat}/{self.message_id}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Something to send: a template to render for one chat, in one language."""
+
+    chat: str
+    template: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    lang: Lang = Lang.ZH_HANS
+    reply_to: str | None = None  # quote this message id
+    ticket: str | None = None  # the ticket this card or notice is about
+    buttons: tuple[str, ...] = ()  # actions offered: ack, resolve, escalate, confirm, reopen
+    card: bool = False  # a ticket card: replies to it act on the ticket

@@ -1,0 +1,240 @@
+"""A ticket is the fold of its events: nothing is overwritten, every change is an event.
+
+``evolve(ticket, event)`` is the only function that changes a ticket, and it
+does so by returning a new one; storage keeps the events (append-only) and,
+for speed, the latest snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class TicketState(StrEnum):
+    """Where a ticket is in its life."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    ESCALATED = "escalated"  # moved up a tier, open again there
+    REOPENED = "reopened"  # the resident said it is not settled
+    DISMISSED = "dismissed"
+
+    @property
+    def awaiting_ack(self) -> bool:
+        """Return whether a handler still has to acknowledge."""
+        return self in (TicketState.OPEN, TicketState.ESCALATED, TicketState.REOPENED)
+
+    @property
+    def active(self) -> bool:
+        """Return whether handlers still owe work (acknowledgement or resolution)."""
+        return self.awaiting_ack or self is TicketState.ACKNOWLEDGED
+
+    @property
+    def final(self) -> bool:
+        """Return whether the ticket's life is over."""
+        return self in (TicketState.CLOSED, TicketState.DISMISSED)
+
+
+class EventKind(StrEnum):
+    """What happened to a ticket."""
+
+    OPENED = "opened"
+    JOINED = "joined"  # another resident reported the same thing
+    ACKNOWLEDGED = "acknowledged"
+    NOTED = "noted"
+    ASSIGNED = "assigned"
+    HANDED = "handed"  # given to a department
+    RESOLVED = "resolved"
+    CONFIRMED = "confirmed"  # the resident says it is settled
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    DISMISSED = "dismissed"
+    ESCALATED = "escalated"
+    FLAGGED = "flagged"  # overdue at the top of the ladder: administrators told
+    RATED = "rated"
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Someone who reported the problem, and where to tell them of progress."""
+
+    account: str
+    name: str
+    chat: str
+    message_id: str
+    lang: str = "zh-Hans"
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """One change: who, what, when, from which chat, with plain data."""
+
+    ticket: str
+    seq: int
+    kind: EventKind
+    at: float
+    actor: str
+    actor_name: str
+    chat: str | None = None
+    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-ready data."""
+        return {
+            "ticket": self.ticket, "seq": self.seq, "kind": self.kind.value, "at": self.at,
+            "actor": self.actor, "actor_name": self.actor_name, "chat": self.chat,
+            "data": dict(self.data),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TicketEvent:
+        """Return the event stored as ``raw``."""
+        return cls(
+            ticket=str(raw["ticket"]), seq=int(raw["seq"]), kind=EventKind(raw["kind"]),
+            at=float(raw["at"]), actor=str(raw["actor"]), actor_name=str(raw["actor_name"]),
+            chat=raw.get("chat"), data=MappingProxyType(dict(raw.get("data") or {})),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Everything known of one request, as its events left it."""
+
+    id: str
+    category: str
+    severity: str
+    urgent: bool
+    visibility: str
+    text: str
+    origin: str  # the node where it was reported
+    origin_chat: str
+    node: str  # the node that handles it now
+    tier: str  # that node's tier ("department" for a department)
+    state: TicketState
+    reporters: tuple[Reporter, ...]
+    created_at: float
+    updated_at: float
+    stage: int = 1  # +1 each time it enters a node or reopens: deadlines belong to a stage
+    stage_started: float = 0.0
+    ack_due: float | None = None
+    resolve_due: float | None = None
+    close_due: float | None = None
+    acknowledged_at: float | None = None
+    resolved_at: float | None = None
+    closed_at: float | None = None
+    assignee: str | None = None
+    assignee_name: str | None = None
+    departments: tuple[str, ...] = ()  # department nodes told of it
+    escalations: int = 0
+    flagged: bool = False
+    rating: int | None = None
+    resolution: str = ""
+    seq: int = 0  # the number of events folded in
+    photos: tuple[str, ...] = ()
+    location: tuple[float, float] | None = None
+
+    @property
+    def reporter(self) -> Reporter:
+        """Return the first reporter."""
+        return self.reporters[0]
+
+    def reported_by(self, account: str) -> bool:
+        """Return whether ``account`` reported this ticket (first or joined)."""
+        return any(r.account == account for r in self.reporters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as JSON-ready data."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["state"] = self.state.value
+        out["reporters"] = [vars(r) for r in self.reporters]
+        out["departments"] = list(self.departments)
+        out["photos"] = list(self.photos)
+        out["location"] = list(self.location) if self.location else None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Ticket:
+        """Return the snapshot stored as ``raw``."""
+        data = dict(raw)
+        data["state"] = TicketState(data["state"])
+        data["reporters"] = tuple(Reporter(**r) for r in data["reporters"])
+        data["departments"] = tuple(data.get("departments") or ())
+        data["photos"] = tuple(data.get("photos") or ())
+        location = data.get("location")
+        data["location"] = (float(location[0]), float(location[1])) if location else None
+        return cls(**data)
+
+
+def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
+    """Return the ticket after ``event``; an OPENED event starts one from nothing."""
+    d = event.data
+    if event.kind is EventKind.OPENED:
+        if ticket is not None:
+            raise ValueError(f"ticket {event.ticket} is already open")
+        return Ticket(
+            id=event.ticket, category=d["category"], severity=d["severity"],
+            urgent=bool(d["urgent"]), visibility=d["visibility"], text=d["text"],
+            origin=d["origin"], origin_chat=event.chat or "", node=d["node"], tier=d["tier"],
+            state=TicketState.OPEN, reporters=(Reporter(**d["reporter"]),),
+            created_at=event.at, updated_at=event.at, stage=1, stage_started=event.at,
+            ack_due=d["ack_due"], resolve_due=d["resolve_due"],
+            departments=tuple(d.get("departments", ())), seq=event.seq,
+            photos=tuple(d.get("photos", ())),
+            location=tuple(d["location"]) if d.get("location") else None,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if ticket is None:
+        raise ValueError(f"event {event.kind} before the ticket {event.ticket} was opened")
+    if event.seq != ticket.seq + 1:
+        raise ValueError(f"ticket {ticket.id}: event {event.seq} after {ticket.seq}")
+    t = replace(ticket, seq=event.seq, updated_at=event.at)
+    kind = event.kind
+    if kind is EventKind.JOINED:
+        return replace(t, reporters=(*t.reporters, Reporter(**d["reporter"])))
+    if kind is EventKind.ACKNOWLEDGED:
+        return replace(t, state=TicketState.ACKNOWLEDGED, acknowledged_at=t.acknowledged_at or event.at)
+    if kind is EventKind.ASSIGNED:
+        return replace(t, assignee=d["person"], assignee_name=d.get("name"))
+    if kind in (EventKind.HANDED, EventKind.ESCALATED):
+        return replace(
+            t, node=d["node"], tier=d["tier"], state=TicketState.ESCALATED
+            if kind is EventKind.ESCALATED else TicketState.OPEN,
+            stage=t.stage + 1, stage_started=event.at, ack_due=d["ack_due"],
+            resolve_due=d["resolve_due"], assignee=None, assignee_name=None, flagged=False,
+            escalations=t.escalations + (kind is EventKind.ESCALATED),
+        )  # fmt: skip
+    if kind is EventKind.RESOLVED:
+        return replace(
+            t, state=TicketState.RESOLVED, resolved_at=event.at, resolution=d.get("note", ""),
+            acknowledged_at=t.acknowledged_at or event.at, close_due=d.get("close_due"),
+        )  # fmt: skip
+    if kind is EventKind.REOPENED:
+        return replace(
+            t, state=TicketState.REOPENED, stage=t.stage + 1, stage_started=event.at,
+            ack_due=d["ack_due"], resolve_due=d["resolve_due"], close_due=None, resolved_at=None,
+            flagged=False,
+        )  # fmt: skip
+    if kind in (EventKind.CONFIRMED, EventKind.CLOSED):
+        return replace(t, state=TicketState.CLOSED, closed_at=event.at, close_due=None)
+    if kind is EventKind.DISMISSED:
+        return replace(t, state=TicketState.DISMISSED, closed_at=event.at, close_due=None)
+    if kind is EventKind.FLAGGED:
+        return replace(t, flagged=True)
+    if kind is EventKind.RATED:
+        return replace(t, rating=int(d["rating"]))
+    return t  # NOTED: the history grows, the snapshot only moves on
+
+
+def replay(events: Iterable[TicketEvent]) -> Ticket:
+    """Return the ticket that ``events`` (in order, from OPENED) describe."""
+    ticket: Ticket | None = None
+    for event in events:
+        ticket = evolve(ticket, event)
+    if ticket is None:
+        raise ValueError("no events")
+    return ticket

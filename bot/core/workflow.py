@@ -1,0 +1,425 @@
+"""What a report, a command or a deadline does to a ticket: events and replies, or a refusal.
+
+Every function here is pure. The shell loads the ticket, calls one of them
+with ``now``, stores the events it returns in one transaction and queues the
+replies. A refusal changes nothing and says why, in the asker's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bot.core import deadlines as dl
+from bot.core.classify import Match
+from bot.core.commands import Command, Verb, Via
+from bot.core.models import Actor, IncomingMessage, Lang, Reply, Visibility
+from bot.core.org import (
+    HANDLER_ROLES,
+    Node,
+    NodeKind,
+    OrgTree,
+    Person,
+    Role,
+    ancestors,
+    departments_for,
+    handling_node,
+    may_act,
+    next_up,
+)
+from bot.core.privacy import mask
+from bot.core.rules import RuleSet
+from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent, TicketState, evolve
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the decisions read besides the ticket: rules, tree and time policy."""
+
+    ruleset: RuleSet
+    tree: OrgTree
+    policy: dl.Policy = field(default_factory=dl.Policy)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The ticket after a change, the events that made it, and what to send."""
+
+    ticket: Ticket
+    events: tuple[TicketEvent, ...] = ()
+    replies: tuple[Reply, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a command was not carried out; ``reason`` names a template."""
+
+    reason: str
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+HANDLER_BUTTONS = ("ack", "resolve", "escalate")
+RESIDENT_BUTTONS = ("confirm", "reopen")
+
+
+def reporter_of(message: IncomingMessage) -> Reporter:
+    """Return the reporter record of a message."""
+    s = message.sender
+    return Reporter(s.account, s.name, message.chat, message.message_id, s.lang.value)
+
+
+def open_ticket(
+    ctx: Context, ticket_id: str, message: IncomingMessage, match: Match, origin: Node, now: float
+) -> Decision:
+    """Open a ticket for a classified report made in ``origin``'s chat."""
+    category = ctx.ruleset.categories[match.category]
+    node = handling_node(ctx.tree, category.start_tier, origin.id)
+    tier = _tier(node)
+    ack_due, resolve_due = dl.due_times(ctx.ruleset, match.category, tier, now, ctx.policy)
+    departments = tuple(d.id for d in departments_for(ctx.tree, category, origin.id))
+    event = TicketEvent(
+        ticket_id, 1, EventKind.OPENED, now, message.sender.account, message.sender.name,
+        message.chat, MappingProxyType({
+            "category": match.category, "severity": category.severity.value,
+            "urgent": match.urgent, "visibility": category.visibility.value,
+            "text": message.text, "origin": origin.id, "node": node.id, "tier": tier,
+            "reporter": vars(reporter_of(message)), "ack_due": ack_due,
+            "resolve_due": resolve_due, "departments": list(departments),
+            "matched": list(match.matched), "photos": list(message.photos),
+            "location": list(message.location) if message.location else None,
+        }),
+    )  # fmt: skip
+    ticket = evolve(None, event)
+    replies = [
+        *_tell_reporters(ctx, ticket, category.reply_template, {}),
+        *_cards(ctx, ticket, node, "card"),
+    ]
+    for department in departments:
+        replies += _cards(ctx, ticket, ctx.tree.nodes[department], "department_card")
+    return Decision(ticket, (event,), tuple(replies))
+
+
+def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: float) -> Decision:
+    """Add another report of the same problem to an open ticket."""
+    event = _event(ticket, EventKind.JOINED, now, message.sender, message.chat,
+                   reporter=vars(reporter_of(message)), text=message.text)  # fmt: skip
+    after = evolve(ticket, event)
+    joined = after.reporters[-1]
+    reply = Reply(
+        joined.chat if after.visibility == Visibility.PUBLIC else joined.account,
+        "ticket_joined", _params(ctx, after, masked=True), Lang(joined.lang),
+        reply_to=joined.message_id, ticket=after.id,
+    )  # fmt: skip
+    return Decision(after, (event,), (reply,))
+
+
+def apply(
+    ctx: Context, ticket: Ticket, command: Command, actor: Actor, person: Person | None,
+    chat: str, now: float,
+) -> Decision | Refusal:  # fmt: skip
+    """Carry out ``command`` on ``ticket`` for ``actor`` (``person`` when on the roster)."""
+    verb = command.verb
+    handler = _may_handle(ctx, person, ticket)
+    reporter = ticket.reported_by(actor.account)
+    admin = person is not None and person.role is Role.ADMIN
+    if verb is Verb.STATUS:
+        if not (handler or reporter or _covers_origin(ctx, person, ticket)):
+            return Refusal("not_yours", {"id": ticket.id})
+        return Decision(ticket, (), (_reply(ctx, chat, "status", ticket, actor.lang),))
+    if verb in (Verb.CONFIRM, Verb.REOPEN, Verb.RATE):
+        if not (reporter or admin):
+            return Refusal("not_reporter", {"id": ticket.id})
+        return _resident(ctx, ticket, command, actor, chat, now)
+    if verb is Verb.NOTE and reporter and not handler:
+        if ticket.state.final:
+            return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
+        event = _event(ticket, EventKind.NOTED, now, actor, chat, note=command.text, by="reporter")
+        after = evolve(ticket, event)
+        node = ctx.tree.nodes[after.node]
+        return Decision(after, (event,), tuple(_notices(ctx, after, node, "noted", note=command.text)))
+    if not handler:
+        return Refusal(
+            "not_in_scope" if person is not None and person.role in HANDLER_ROLES else "not_handler",
+            {"id": ticket.id, "node": _name(ctx, ticket.node)},
+        )
+    return _handle(ctx, ticket, command, actor, chat, now)
+
+
+def _handle(
+    ctx: Context, ticket: Ticket, command: Command, actor: Actor, chat: str, now: float
+) -> Decision | Refusal:
+    verb, state = command.verb, ticket.state
+    if state.final:
+        return Refusal("ticket_final", {"id": ticket.id, "state": state.value})
+    if verb is Verb.NOTE:
+        events = []
+        if command.via is Via.REPLY and state.awaiting_ack:  # a handler's reply to the card
+            events.append(_event(ticket, EventKind.ACKNOWLEDGED, now, actor, chat))
+        return _chain(ctx, ticket, events, now, actor, chat, EventKind.NOTED,
+                      {"note": command.text, "by": "handler"}, "noted", {"note": command.text})  # fmt: skip
+    if state is TicketState.RESOLVED:
+        return Refusal("already_resolved", {"id": ticket.id})
+    if verb is Verb.ACK:
+        if not state.awaiting_ack:
+            return Refusal("already_acknowledged", {"id": ticket.id})
+        return _chain(ctx, ticket, [], now, actor, chat, EventKind.ACKNOWLEDGED, {}, "acknowledged", {})
+    if verb is Verb.RESOLVE:
+        close = dl.close_due(now, ctx.policy)
+        return _chain(ctx, ticket, [], now, actor, chat, EventKind.RESOLVED,
+                      {"note": command.text, "close_due": close}, "resolved",
+                      {"note": command.text}, buttons=RESIDENT_BUTTONS)  # fmt: skip
+    if verb is Verb.DISMISS:
+        return _chain(ctx, ticket, [], now, actor, chat, EventKind.DISMISSED,
+                      {"reason": command.text}, "dismissed", {"reason": command.text})  # fmt: skip
+    if verb is Verb.ESCALATE:
+        up = next_up(ctx.tree, ticket.node)
+        if up is None:
+            return Refusal("at_top", {"id": ticket.id})
+        return _move(ctx, ticket, up, EventKind.ESCALATED, now, actor, chat, command.text)
+    if verb is Verb.ASSIGN:
+        return _assign(ctx, ticket, command, actor, chat, now)
+    return Refusal("unknown_command", {"verb": verb.value})
+
+
+def _resident(
+    ctx: Context, ticket: Ticket, command: Command, actor: Actor, chat: str, now: float
+) -> Decision | Refusal:
+    verb, state = command.verb, ticket.state
+    if verb is Verb.RATE:
+        if state not in (TicketState.RESOLVED, TicketState.CLOSED):
+            return Refusal("not_resolved", {"id": ticket.id})
+        event = _event(ticket, EventKind.RATED, now, actor, chat, rating=command.rating)
+        after = evolve(ticket, event)
+        return Decision(after, (event,), (_reply(ctx, chat, "rated", after, actor.lang),))
+    if state is TicketState.CLOSED and verb is Verb.REOPEN:
+        return Refusal("closed_report_again", {"id": ticket.id})
+    if state is not TicketState.RESOLVED:
+        return Refusal("not_resolved", {"id": ticket.id})
+    if verb is Verb.CONFIRM:
+        event = _event(ticket, EventKind.CONFIRMED, now, actor, chat)
+        after = evolve(ticket, event)
+        replies = _tell_reporters(ctx, after, "closed", {"by": "reporter"}, rate=True)
+        replies += _notices(ctx, after, ctx.tree.nodes[after.node], "closed", by="reporter")
+        return Decision(after, (event,), tuple(replies))
+    ack_due, resolve_due = dl.due_times(ctx.ruleset, ticket.category, ticket.tier, now, ctx.policy)
+    event = _event(ticket, EventKind.REOPENED, now, actor, chat, reason=command.text,
+                   ack_due=ack_due, resolve_due=resolve_due)  # fmt: skip
+    after = evolve(ticket, event)
+    replies = _tell_reporters(ctx, after, "reopened", {"reason": command.text})
+    replies += _cards(ctx, after, ctx.tree.nodes[after.node], "card", reason=command.text)
+    return Decision(after, (event,), tuple(replies))
+
+
+def on_deadline(
+    ctx: Context, ticket: Ticket, kind: dl.DeadlineKind, stage: int, now: float
+) -> tuple[dl.Outcome, Decision | None]:
+    """Return what a deadline firing does: an outcome, and the decision when it acts."""
+    top = next_up(ctx.tree, ticket.node) is None
+    outcome = dl.check(ticket, kind, stage, now, top)
+    system = Actor("system", "Lianhu")
+    if outcome is dl.Outcome.ESCALATE:
+        up = next_up(ctx.tree, ticket.node)
+        assert up is not None
+        return outcome, _move(ctx, ticket, up, EventKind.ESCALATED, now, system, None, "",
+                              missed=kind.value)  # fmt: skip
+    if outcome is dl.Outcome.FLAG:
+        event = _event(ticket, EventKind.FLAGGED, now, system, None, missed=kind.value)
+        after = evolve(ticket, event)
+        replies = [
+            Reply(account, "flagged", _params(ctx, after, missed=kind.value), Lang(p.lang), ticket=after.id)
+            for p in ctx.tree.people.values() if p.role is Role.ADMIN for account in p.accounts[:1]
+        ]  # fmt: skip
+        replies += _notices(ctx, after, ctx.tree.nodes[after.node], "overdue", missed=kind.value)
+        return outcome, Decision(after, (event,), tuple(replies))
+    if outcome is dl.Outcome.CLOSE:
+        event = _event(ticket, EventKind.CLOSED, now, system, None, by="timeout")
+        after = evolve(ticket, event)
+        replies = _tell_reporters(ctx, after, "closed", {"by": "timeout"}, rate=True)
+        return outcome, Decision(after, (event,), tuple(replies))
+    return outcome, None
+
+
+def _assign(
+    ctx: Context, ticket: Ticket, command: Command, actor: Actor, chat: str, now: float
+) -> Decision | Refusal:
+    target = (command.target or "").lstrip("@")
+    department = _department(ctx, ticket, target)
+    if department is not None:
+        return _move(ctx, ticket, department, EventKind.HANDED, now, actor, chat, command.text)
+    person = _person(ctx, target)
+    if person is None:
+        return Refusal("unknown_person", {"target": command.target or ""})
+    if person.role not in HANDLER_ROLES or not may_act(ctx.tree, person, ticket.node):
+        return Refusal("assignee_out_of_scope", {"name": person.name, "id": ticket.id})
+    decision = _chain(ctx, ticket, [], now, actor, chat, EventKind.ASSIGNED,
+                      {"person": person.id, "name": person.name, "note": command.text},
+                      "assigned", {"assignee": person.name})  # fmt: skip
+    private = tuple(
+        Reply(account, "card", _params(ctx, decision.ticket, masked=False, assigned=True),
+              Lang(person.lang), ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True)
+        for account in person.accounts[:1]
+    )  # fmt: skip
+    return Decision(decision.ticket, decision.events, decision.replies + private)
+
+
+def _move(
+    ctx: Context, ticket: Ticket, to: Node, kind: EventKind, now: float, actor: Actor,
+    chat: str | None, reason: str, **extra: Any,
+) -> Decision:  # fmt: skip
+    """Escalate or hand ``ticket`` to ``to``: a new stage with new deadlines there."""
+    tier = _tier(to)
+    ack_due, resolve_due = dl.due_times(ctx.ruleset, ticket.category, tier, now, ctx.policy)
+    event = _event(ticket, kind, now, actor, chat, node=to.id, tier=tier, reason=reason,
+                   ack_due=ack_due, resolve_due=resolve_due, **{"from": ticket.node}, **extra)  # fmt: skip
+    after = evolve(ticket, event)
+    notice = "escalated" if kind is EventKind.ESCALATED else "handed"
+    info = {"from_name": _name(ctx, ticket.node), "reason": reason, **extra}
+    replies = _tell_reporters(ctx, after, notice, info)
+    replies += _notices(ctx, after, ctx.tree.nodes[ticket.node], notice, **info)
+    replies += _cards(ctx, after, to, "card", **info)
+    return Decision(after, (event,), tuple(replies))
+
+
+def _chain(
+    ctx: Context, ticket: Ticket, before: Sequence[TicketEvent], now: float, actor: Actor,
+    chat: str | None, kind: EventKind, data: Mapping[str, Any], notice: str,
+    info: Mapping[str, Any], buttons: tuple[str, ...] = (),
+) -> Decision:  # fmt: skip
+    """Apply ``before`` then one event of ``kind``; tell the reporters and the node's chat."""
+    events, current = [], ticket
+    for event in before:
+        current = evolve(current, event)
+        events.append(event)
+    event = _event(current, kind, now, actor, chat, **data)
+    after = evolve(current, event)
+    events.append(event)
+    info = {**info, "by": actor.name}
+    replies = _tell_reporters(ctx, after, notice, info, buttons=buttons)
+    replies += _notices(ctx, after, ctx.tree.nodes[after.node], notice, **info)
+    return Decision(after, tuple(events), tuple(replies))
+
+
+def _event(
+    ticket: Ticket, kind: EventKind, now: float, actor: Actor, chat: str | None, **data: Any
+) -> TicketEvent:
+    return TicketEvent(ticket.id, ticket.seq + 1, kind, now, actor.account, actor.name, chat,
+                       MappingProxyType(data))  # fmt: skip
+
+
+def _tell_reporters(
+    ctx: Context, ticket: Ticket, template: str, info: Mapping[str, Any],
+    buttons: tuple[str, ...] = (), rate: bool = False,
+) -> list[Reply]:  # fmt: skip
+    """Tell every reporter, in the group where they asked (privately for staff-only matters)."""
+    public = ticket.visibility == Visibility.PUBLIC
+    out = []
+    for r in ticket.reporters:
+        params = _params(ctx, ticket, masked=public, **info)
+        out.append(Reply(
+            r.chat if public else r.account, template, params, Lang(r.lang),
+            reply_to=r.message_id if public else None, ticket=ticket.id,
+            buttons=("rate",) if rate else buttons,
+        ))  # fmt: skip
+    return out
+
+
+def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any) -> list[Reply]:
+    """Return the ticket cards for a node: full in its staff chat, redacted if sensitive."""
+    staff_only = ticket.visibility == Visibility.STAFF
+    out = []
+    if node.staff_chat and staff_only:
+        out.append(Reply(node.staff_chat, template, _params(ctx, ticket, masked=False, **info),
+                         ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True))  # fmt: skip
+    for chat in node.chats:
+        params = _params(ctx, ticket, masked=True, redacted=staff_only, **info)
+        out.append(Reply(chat, template, params, ticket=ticket.id,
+                         buttons=HANDLER_BUTTONS, card=True))  # fmt: skip
+    return out
+
+
+def _notices(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any) -> list[Reply]:
+    """Return short notices of a change for a node's chats (no buttons)."""
+    staff_only = ticket.visibility == Visibility.STAFF
+    chats = [node.staff_chat] if staff_only and node.staff_chat else list(node.chats)
+    return [
+        Reply(chat, template, _params(ctx, ticket, masked=True, redacted=staff_only and chat != node.staff_chat, **info),
+              ticket=ticket.id)
+        for chat in chats
+    ]  # fmt: skip
+
+
+def _reply(ctx: Context, chat: str, template: str, ticket: Ticket, lang: Lang) -> Reply:
+    return Reply(chat, template, _params(ctx, ticket, masked=True), lang, ticket=ticket.id)
+
+
+def _params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any) -> dict[str, Any]:
+    """Return what templates may show of a ticket, masked for public chats."""
+    category = ctx.ruleset.categories.get(ticket.category)
+    return {
+        "id": ticket.id,
+        "category": ticket.category,
+        "category_names": dict(category.names) if category else {},
+        "severity": ticket.severity,
+        "urgent": ticket.urgent,
+        "state": ticket.state.value,
+        "text": mask(ticket.text) if masked else ticket.text,
+        "reporter": ticket.reporter.name,
+        "reporters": len(ticket.reporters),
+        "origin": ticket.origin,
+        "origin_name": _name(ctx, ticket.origin),
+        "node": ticket.node,
+        "node_name": _name(ctx, ticket.node),
+        "ack_due": ticket.ack_due,
+        "resolve_due": ticket.resolve_due,
+        "created_at": ticket.created_at,
+        "escalations": ticket.escalations,
+        "assignee": ticket.assignee_name,
+        "resolution": mask(ticket.resolution) if masked else ticket.resolution,
+        "rating": ticket.rating,
+        "photos": len(ticket.photos),
+        "has_location": ticket.location is not None,
+        **{k: (mask(v) if masked and isinstance(v, str) else v) for k, v in info.items()},
+    }
+
+
+def _may_handle(ctx: Context, person: Person | None, ticket: Ticket) -> bool:
+    if person is None:
+        return False
+    if person.role is Role.ADMIN:
+        return True
+    return person.role in HANDLER_ROLES and may_act(ctx.tree, person, ticket.node)
+
+
+def _covers_origin(ctx: Context, person: Person | None, ticket: Ticket) -> bool:
+    return person is not None and person.role in HANDLER_ROLES and may_act(ctx.tree, person, ticket.origin)
+
+
+def _department(ctx: Context, ticket: Ticket, target: str) -> Node | None:
+    """Return the department node named by id or kind, under the ticket's street."""
+    street = ancestors(ctx.tree, ticket.origin)[-1]
+    for node in ctx.tree.nodes.values():
+        if node.kind is NodeKind.DEPARTMENT and node.parent == street.id and target in (node.id, node.department):
+            return node
+    return None
+
+
+def _person(ctx: Context, target: str) -> Person | None:
+    """Return the person named by id, account or display name."""
+    people = ctx.tree.people
+    if target in people:
+        return people[target]
+    for person in people.values():
+        if target == person.name or target in person.accounts:
+            return person
+    return None
+
+
+def _tier(node: Node) -> str:
+    return node.tier.value if node.tier is not None else NodeKind.DEPARTMENT.value
+
+
+def _name(ctx: Context, node_id: str) -> str:
+    node = ctx.tree.nodes.get(node_id)
+    return node.name if node else node_id
