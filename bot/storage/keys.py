@@ -1,0 +1,73 @@
+"""Every Redis key Lianhu uses, as templates; no key is spelled anywhere else."""
+
+from __future__ import annotations
+
+PREFIX = "lianhu"
+
+TICKET_SEQ = f"{PREFIX}:seq:ticket"  # INCR: the next short ticket id
+TICKETS = f"{PREFIX}:tickets"  # ZSET id -> created_at: every ticket
+DEADLINES = f"{PREFIX}:deadlines"  # ZSET "id:stage:kind" -> due: our own index, for the sweeper
+OUTBOX = f"{PREFIX}:outbox:{{platform}}"  # STREAM of rendered replies, one per platform
+OUTBOX_GROUP = "senders"
+INBOX = f"{PREFIX}:inbox:{{platform}}"  # STREAM of raw platform updates, one per platform
+
+
+def ticket(ticket_id: str) -> str:
+    """Return the key of a ticket's latest snapshot (JSON)."""
+    return f"{PREFIX}:ticket:{ticket_id}"
+
+
+def events(ticket_id: str) -> str:
+    """Return the key of a ticket's append-only history (LIST of JSON events)."""
+    return f"{PREFIX}:ticket:{ticket_id}:events"
+
+
+def processed(message_key: str) -> str:
+    """Return the marker of an incoming message already handled (value: ticket id)."""
+    return f"{PREFIX}:msg:{message_key}"
+
+
+def active_at(node: str) -> str:
+    """Return the ZSET of tickets handlers still owe work on, at one node."""
+    return f"{PREFIX}:active:{node}"
+
+
+def by_reporter(account: str) -> str:
+    """Return the ZSET of tickets an account reported or joined."""
+    return f"{PREFIX}:reporter:{account}"
+
+
+def by_assignee(person: str) -> str:
+    """Return the ZSET of tickets assigned to a person."""
+    return f"{PREFIX}:assignee:{person}"
+
+
+def join(village: str, category: str) -> str:
+    """Return the pointer to the open ticket a new report of this kind here joins."""
+    return f"{PREFIX}:join:{village}:{category}"
+
+
+def card(chat: str, message_id: str) -> str:
+    """Return the pointer from a sent card or notice to its ticket."""
+    return f"{PREFIX}:card:{chat}:{message_id}"
+
+
+def sent(outbox_key: str) -> str:
+    """Return the marker of an outbox entry already delivered."""
+    return f"{PREFIX}:sent:{outbox_key}"
+
+
+def outbox(platform: str) -> str:
+    """Return the outbox stream of a platform."""
+    return OUTBOX.format(platform=platform)
+
+
+def deadline_member(ticket_id: str, stage: int, kind: str) -> str:
+    """Return the member of DEADLINES for one deadline."""
+    return f"{ticket_id}:{stage}:{kind}"
+
+
+def parse_deadline_member(member: str) -> tuple[str, int, str]:
+    """Return (ticket id, stage, kind) of a DEADLINES member."""
+    ticket_id, stage, kind = member.rsplit(":", 2)
+    return ticket_id, int(stage), kind

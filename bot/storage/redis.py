@@ -1,0 +1,235 @@
+"""The ticket store on Redis.
+
+Every change is committed by one Lua script: it checks its guards (the
+message was not handled yet; the ticket's history is as long as when it was
+read) and then makes every write — snapshot, events, indexes, deadlines,
+outbox — or none. One round trip, atomic, so a crash at any point leaves
+either everything or nothing, and a retry completes the work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.core.ticket import Ticket, TicketEvent, TicketState
+from bot.storage import keys
+
+PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
+OUTBOX_MAXLEN = 100_000
+
+_COMMIT = """
+local spec = cjson.decode(ARGV[1])
+for _, g in ipairs(spec.guards) do
+  if g[1] == 'absent' then
+    local v = redis.call('GET', KEYS[g[2]])
+    if v then return {'duplicate', v} end
+  elseif g[1] == 'llen' then
+    if redis.call('LLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
+  end
+end
+for _, op in ipairs(spec.ops) do
+  local name, key = op[1], KEYS[op[2]]
+  if name == 'set' then redis.call('SET', key, op[3])
+  elseif name == 'setex' then redis.call('SET', key, op[3], 'EX', op[4])
+  elseif name == 'rpush' then redis.call('RPUSH', key, unpack(op[3]))
+  elseif name == 'zadd' then redis.call('ZADD', key, op[3], op[4])
+  elseif name == 'zrem' then redis.call('ZREM', key, op[3])
+  elseif name == 'xadd' then redis.call('XADD', key, 'MAXLEN', '~', op[3], '*', unpack(op[4]))
+  end
+end
+return {'ok', ''}
+"""
+
+
+class CommitStatus(StrEnum):
+    """How a commit ended."""
+
+    OK = "ok"
+    DUPLICATE = "duplicate"  # the message was handled before: nothing written
+    CONFLICT = "conflict"  # the ticket changed since it was read: reload and decide again
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A rendered reply waiting for the sender of its platform."""
+
+    platform: str
+    key: str  # unique per change and recipient: the sender never sends one key twice
+    payload: dict[str, Any]
+
+
+@dataclass
+class _Ops:
+    """Guards and writes for the commit script, keys passed as KEYS."""
+
+    keys: list[str] = field(default_factory=list)
+    guards: list[list[Any]] = field(default_factory=list)
+    ops: list[list[Any]] = field(default_factory=list)
+
+    def key(self, name: str) -> int:
+        if name not in self.keys:
+            self.keys.append(name)
+        return self.keys.index(name) + 1  # Lua is 1-based
+
+    def op(self, name: str, key: str, *args: Any) -> None:
+        self.ops.append([name, self.key(key), *args])
+
+
+def dumps(data: Any) -> str:
+    """Return compact JSON; Chinese stays UTF-8 (3 bytes, not 6 for \\uXXXX)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def deadline_members(ticket: Ticket | None) -> dict[str, float]:
+    """Return the deadlines a ticket still owes, as DEADLINES members and due times."""
+    if ticket is None:
+        return {}
+    owed: dict[str, float] = {}
+    if ticket.state.awaiting_ack and ticket.ack_due is not None:
+        owed[keys.deadline_member(ticket.id, ticket.stage, "ack")] = ticket.ack_due
+    if ticket.state.active and ticket.resolve_due is not None and not ticket.flagged:
+        owed[keys.deadline_member(ticket.id, ticket.stage, "resolve")] = ticket.resolve_due
+    if ticket.state is TicketState.RESOLVED and ticket.close_due is not None:
+        owed[keys.deadline_member(ticket.id, ticket.stage, "close")] = ticket.close_due
+    return owed
+
+
+class RedisStore:
+    """Tickets, histories, indexes, deadlines and the outbox on one Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._commit = redis.register_script(_COMMIT)
+
+    async def next_id(self) -> str:
+        """Return a new short ticket id."""
+        return str(await self.redis.incr(keys.TICKET_SEQ))
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        """Return a ticket's snapshot, or None."""
+        raw = await self.redis.get(keys.ticket(ticket_id))
+        return Ticket.from_dict(json.loads(raw)) if raw else None
+
+    async def get_many(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """Return the tickets that exist among ``ticket_ids``, in that order."""
+        if not ticket_ids:
+            return []
+        raws = await self.redis.mget([keys.ticket(i) for i in ticket_ids])
+        return [Ticket.from_dict(json.loads(r)) for r in raws if r]
+
+    async def history(self, ticket_id: str) -> list[TicketEvent]:
+        """Return every event of a ticket, oldest first."""
+        raws = await self.redis.lrange(keys.events(ticket_id), 0, -1)
+        return [TicketEvent.from_dict(json.loads(r)) for r in raws]
+
+    async def lookup(self, message_key: str, join_key: str | None) -> tuple[str | None, str | None]:
+        """Return (ticket of an already handled message, open ticket to join) in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.processed(message_key))
+        pipe.get(join_key or keys.processed(message_key))
+        done, join = await pipe.execute()
+        return _text(done), _text(join) if join_key else None
+
+    async def was_processed(self, message_key: str) -> str | None:
+        """Return the value stored for a handled message, or None."""
+        return _text(await self.redis.get(keys.processed(message_key)))
+
+    async def card_ticket(self, chat: str, message_id: str) -> str | None:
+        """Return the ticket of a card or notice the bot sent, or None."""
+        return _text(await self.redis.get(keys.card(chat, message_id)))
+
+    async def ids(self, key: str, limit: int = 50) -> list[str]:
+        """Return the newest ids of a ticket index."""
+        return [_text(i) or "" for i in await self.redis.zrevrange(key, 0, limit - 1)]
+
+    async def active_at(self, nodes: Iterable[str], limit: int = 50) -> list[str]:
+        """Return tickets handlers owe work on at any of ``nodes``, oldest first."""
+        pipe = self.redis.pipeline(transaction=False)
+        for node in nodes:
+            pipe.zrange(keys.active_at(node), 0, limit - 1, withscores=True)
+        found: dict[str, float] = {}
+        for rows in await pipe.execute():
+            found.update({_text(m) or "": s for m, s in rows})
+        return sorted(found, key=lambda i: found[i])[:limit]
+
+    async def all_ids(self, since: float = 0.0) -> list[str]:
+        """Return every ticket created since ``since``."""
+        return [_text(i) or "" for i in await self.redis.zrangebyscore(keys.TICKETS, since, "+inf")]
+
+    async def due(self, until: float, limit: int = 500) -> list[tuple[str, int, str, float]]:
+        """Return deadlines due by ``until``: (ticket, stage, kind, due)."""
+        rows = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", until, 0, limit, withscores=True)
+        return [(*keys.parse_deadline_member(_text(m) or ""), s) for m, s in rows]
+
+    async def forget_deadline(self, ticket_id: str, stage: int, kind: str) -> None:
+        """Drop a deadline the ticket no longer owes from the index."""
+        await self.redis.zrem(keys.DEADLINES, keys.deadline_member(ticket_id, stage, kind))
+
+    async def commit(
+        self,
+        before: Ticket | None,
+        after: Ticket | None,
+        events: Sequence[TicketEvent] = (),
+        outbox: Sequence[OutboxEntry] = (),
+        message_key: str | None = None,
+        join: tuple[str, float] | None = None,
+    ) -> tuple[CommitStatus, str]:
+        """Write a change atomically; see the module docstring.
+
+        ``join`` is (join key, seconds) to point new reports of this problem here.
+        Returns the status and, for a duplicate, what the first handling stored.
+        """
+        ops = _Ops()
+        if message_key is not None:
+            marker = keys.processed(message_key)
+            ops.guards.append(["absent", ops.key(marker)])
+            ops.op("setex", marker, after.id if after else "-", PROCESSED_TTL)
+        if after is not None and events:
+            history = keys.events(after.id)
+            ops.guards.append(["llen", ops.key(history), before.seq if before else 0])
+            ops.op("set", keys.ticket(after.id), dumps(after.to_dict()))
+            ops.op("rpush", history, [dumps(e.to_dict()) for e in events])
+            self._indexes(ops, before, after)
+            if join is not None:
+                ops.op("setex", join[0], after.id, max(1, int(join[1])))
+        for entry in outbox:
+            ops.op("xadd", keys.outbox(entry.platform), OUTBOX_MAXLEN,
+                   ["key", entry.key, "payload", dumps(entry.payload)])  # fmt: skip
+        status, value = await self._commit(keys=ops.keys, args=[dumps({"guards": ops.guards, "ops": ops.ops})])
+        return CommitStatus(_text(status)), _text(value) or ""
+
+    @staticmethod
+    def _indexes(ops: _Ops, before: Ticket | None, after: Ticket) -> None:
+        if before is None:
+            ops.op("zadd", keys.TICKETS, after.created_at, after.id)
+        if before is not None and before.state.active and (before.node != after.node or not after.state.active):
+            ops.op("zrem", keys.active_at(before.node), after.id)
+        if after.state.active:
+            ops.op("zadd", keys.active_at(after.node), after.created_at, after.id)
+        known = {r.account for r in before.reporters} if before else set()
+        for reporter in after.reporters:
+            if reporter.account not in known:
+                ops.op("zadd", keys.by_reporter(reporter.account), after.created_at, after.id)
+        old = before.assignee if before else None
+        if old and old != after.assignee:
+            ops.op("zrem", keys.by_assignee(old), after.id)
+        if after.assignee and after.assignee != old:
+            ops.op("zadd", keys.by_assignee(after.assignee), after.created_at, after.id)
+        was, now = deadline_members(before), deadline_members(after)
+        for member in was.keys() - now.keys():
+            ops.op("zrem", keys.DEADLINES, member)
+        for member, due in now.items():
+            if was.get(member) != due:
+                ops.op("zadd", keys.DEADLINES, due, member)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
