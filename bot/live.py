@@ -50,7 +50,11 @@ class LiveConfig:
     def fingerprint(self) -> str:
         """Return a digest of the names, sizes and times of every watched file."""
         digest = hashlib.sha256()
-        paths = [*rule_files(self.rules_dir), self.org_file] if self.rules_dir.is_dir() else [self.org_file]
+        paths = (
+            [*rule_files(self.rules_dir), self.org_file]
+            if self.rules_dir.is_dir()
+            else [self.org_file]
+        )
         for path in paths:
             try:
                 stat = path.stat()

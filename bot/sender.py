@@ -42,9 +42,14 @@ class Sender:
     """The one writer of a platform: reads its outbox and sends through the gateway."""
 
     def __init__(
-        self, redis: Redis, gateway: ChatGateway, consumer: str = "sender", *,
-        retry_after: float = 5.0, max_attempts: int = 8,
-    ) -> None:  # fmt: skip
+        self,
+        redis: Redis,
+        gateway: ChatGateway,
+        consumer: str = "sender",
+        *,
+        retry_after: float = 5.0,
+        max_attempts: int = 8,
+    ) -> None:
         self.redis = redis
         self.gateway = gateway
         self.consumer = consumer
@@ -67,11 +72,16 @@ class Sender:
         """Send what is waiting: stale pending entries first, then new ones."""
         await self._ensure_group()
         total = SenderStats()
-        claimed = await self.redis.xautoclaim(
-            self.stream, keys.OUTBOX_GROUP, self.consumer, int(self.retry_after * 1000), "0-0", count
+        claimed: Any = await self.redis.xautoclaim(
+            self.stream,
+            keys.OUTBOX_GROUP,
+            self.consumer,
+            int(self.retry_after * 1000),
+            "0-0",
+            count,
         )
-        total = _add(total, await self._handle(claimed[1]))
-        fresh = await self.redis.xreadgroup(
+        total = _add(total, await self._handle(list(claimed[1])))
+        fresh: Any = await self.redis.xreadgroup(
             keys.OUTBOX_GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms
         )
         for _, entries in fresh or []:
@@ -99,7 +109,9 @@ class Sender:
                 await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
                 stats = _add(stats, SenderStats(skipped=1))
                 continue
-            message = Rendered(payload["text"], tuple((str(a), str(b)) for a, b in payload["buttons"]))
+            message = Rendered(
+                payload["text"], tuple((str(a), str(b)) for a, b in payload["buttons"])
+            )
             try:
                 sent = await self.gateway.send(payload["chat"], message, payload.get("reply_to"))
             except Exception as exc:
@@ -108,7 +120,9 @@ class Sender:
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(keys.sent(key), sent.message_id, ex=SENT_TTL)
             if payload.get("ticket"):
-                pipe.set(keys.card(payload["chat"], sent.message_id), payload["ticket"], ex=CARD_TTL)
+                pipe.set(
+                    keys.card(payload["chat"], sent.message_id), payload["ticket"], ex=CARD_TTL
+                )
             pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
             await pipe.execute()
             stats = _add(stats, SenderStats(sent=1))
@@ -118,20 +132,26 @@ class Sender:
         pending = await self.redis.xpending_range(
             self.stream, keys.OUTBOX_GROUP, min=entry_id, max=entry_id, count=1
         )
-        attempts = pending[0]["times_delivered"] if pending else 1
+        attempts = int(pending[0]["times_delivered"]) if pending else 1
         if attempts >= self.max_attempts:
-            log.error("outbox %s: dropping %s after %d attempts: %s", self.stream, key, attempts, exc)
+            log.error(
+                "outbox %s: dropping %s after %d attempts: %s", self.stream, key, attempts, exc
+            )
             pipe = self.redis.pipeline(transaction=True)
             pipe.rpush(f"{self.stream}:dead", key)
             pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
             await pipe.execute()
             return SenderStats(dropped=1)
-        log.warning("outbox %s: send of %s failed (attempt %d): %s", self.stream, key, attempts, exc)
+        log.warning(
+            "outbox %s: send of %s failed (attempt %d): %s", self.stream, key, attempts, exc
+        )
         return SenderStats(failed=1)
 
 
 def _add(a: SenderStats, b: SenderStats) -> SenderStats:
-    return SenderStats(a.sent + b.sent, a.skipped + b.skipped, a.failed + b.failed, a.dropped + b.dropped)
+    return SenderStats(
+        a.sent + b.sent, a.skipped + b.skipped, a.failed + b.failed, a.dropped + b.dropped
+    )
 
 
 def _text(value: Any) -> str:

@@ -31,7 +31,16 @@ from bot.core.org import (
 )
 from bot.core.stats import node_stats
 from bot.core.ticket import Ticket
-from bot.core.workflow import Context, Decision, Refusal, apply, join_ticket, on_deadline, open_ticket, ticket_params
+from bot.core.workflow import (
+    Context,
+    Decision,
+    Refusal,
+    apply,
+    join_ticket,
+    on_deadline,
+    open_ticket,
+    ticket_params,
+)
 from bot.live import LiveConfig
 from bot.ports import Clock, Render, Scheduler
 from bot.storage import keys
@@ -56,9 +65,13 @@ class Service:
     """Lianhu's use cases over a store, the live config, a renderer and a scheduler."""
 
     def __init__(
-        self, store: RedisStore, config: LiveConfig, render: Render, scheduler: Scheduler,
+        self,
+        store: RedisStore,
+        config: LiveConfig,
+        render: Render,
+        scheduler: Scheduler,
         clock: Clock = time.time,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.config = config
         self.render = render
@@ -145,9 +158,12 @@ class Service:
                 return await self._refuse(message, outcome.reason, dict(outcome.params))
             events = outcome.events
             result, _ = await self.store.commit(
-                ticket if events else None, outcome.ticket if events else None, events,
-                self._outbox(outcome, message), message.key,
-            )  # fmt: skip
+                ticket if events else None,
+                outcome.ticket if events else None,
+                events,
+                self._outbox(outcome, message),
+                message.key,
+            )
             if result is CommitStatus.OK:
                 if events:
                     await self._schedule(ticket, outcome.ticket)
@@ -173,7 +189,11 @@ class Service:
                 if result.problems:
                     return await self._answer(message, "rules_invalid", _problems(result.problems))
             rs = self.config.ruleset
-            return await self._answer(message, "rules_reloaded", {"rules": len(rs.rules), "categories": len(rs.categories)})
+            return await self._answer(
+                message,
+                "rules_reloaded",
+                {"rules": len(rs.rules), "categories": len(rs.categories)},
+            )
         if verb is Verb.MY or verb is Verb.MINE:
             ids: list[str] = []
             if verb is Verb.MY:
@@ -188,24 +208,41 @@ class Service:
             return await self._list(ctx, message, "open", await self.store.active_at(nodes))
         now = self.clock()
         scope = set(nodes)
-        tickets = [t for t in await self.store.get_many(await self.store.all_ids(now - STATS_WINDOW))
-                   if t.node in scope or t.origin in scope]  # fmt: skip
+        tickets = [
+            t
+            for t in await self.store.get_many(await self.store.all_ids(now - STATS_WINDOW))
+            if t.node in scope or t.origin in scope
+        ]
         histories = [await self.store.history(t.id) for t in tickets]
         rows = node_stats(tickets, histories, ctx.tree, now)
-        return await self._answer(message, "stats", {"rows": [vars(r) for r in rows if r.node in scope or r.node.startswith("tier:")]})
+        return await self._answer(
+            message,
+            "stats",
+            {"rows": [vars(r) for r in rows if r.node in scope or r.node.startswith("tier:")]},
+        )
 
-    async def _list(self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]) -> Handled:
+    async def _list(
+        self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]
+    ) -> Handled:
         tickets = await self.store.get_many(list(ids))
         params = [ticket_params(ctx, t, masked=True) for t in tickets]
         return await self._answer(message, "ticket_list", {"title": title, "tickets": params})
 
-    async def _answer(self, message: IncomingMessage, template: str, params: dict[str, Any]) -> Handled:
-        reply = Reply(message.chat, template, params, message.sender.lang, reply_to=message.message_id)
+    async def _answer(
+        self, message: IncomingMessage, template: str, params: dict[str, Any]
+    ) -> Handled:
+        reply = Reply(
+            message.chat, template, params, message.sender.lang, reply_to=message.message_id
+        )
         await self._commit_replies(message, [reply])
         return Handled("done", detail=template)
 
-    async def _refuse(self, message: IncomingMessage, reason: str, params: dict[str, Any]) -> Handled:
-        reply = Reply(message.chat, reason, params, message.sender.lang, reply_to=message.message_id)
+    async def _refuse(
+        self, message: IncomingMessage, reason: str, params: dict[str, Any]
+    ) -> Handled:
+        reply = Reply(
+            message.chat, reason, params, message.sender.lang, reply_to=message.message_id
+        )
         await self._commit_replies(message, [reply])
         return Handled("refused", params.get("id"), reason)
 
@@ -233,12 +270,18 @@ class Service:
             if decision is None:
                 await self.store.forget_deadline(ticket_id, stage, kind)
                 return outcome
-            result, _ = await self.store.commit(ticket, decision.ticket, decision.events, self._outbox(decision))
+            result, _ = await self.store.commit(
+                ticket, decision.ticket, decision.events, self._outbox(decision)
+            )
             if result is CommitStatus.OK:
-                log.info("ticket %s: %s deadline of stage %s: %s", ticket_id, kind, stage, outcome.value)
+                log.info(
+                    "ticket %s: %s deadline of stage %s: %s", ticket_id, kind, stage, outcome.value
+                )
                 await self._schedule(ticket, decision.ticket)
                 return outcome
-        raise RuntimeError(f"deadline {ticket_id}:{stage}:{kind}: gave up after {ATTEMPTS} conflicts")
+        raise RuntimeError(
+            f"deadline {ticket_id}:{stage}:{kind}: gave up after {ATTEMPTS} conflicts"
+        )
 
     async def sweep(self, grace: float = 5.0) -> int:
         """Check every deadline overdue by more than ``grace`` seconds; return how many."""
@@ -264,8 +307,10 @@ class Service:
             tree = self.config.tree
             replies = [
                 Reply(account, "rules_invalid", _problems(result.problems), p.lang)
-                for p in tree.people.values() if p.role is Role.ADMIN for account in p.accounts[:1]
-            ]  # fmt: skip
+                for p in tree.people.values()
+                if p.role is Role.ADMIN
+                for account in p.accounts[:1]
+            ]
             marker = f"config:{result.fingerprint}"  # each broken state is reported once
             await self.store.commit(None, None, (), self._entries(replies, marker), marker)
         elif result.changed:
@@ -274,7 +319,9 @@ class Service:
 
     # -- outbox --------------------------------------------------------------------------
 
-    def _outbox(self, decision: Decision, message: IncomingMessage | None = None) -> list[OutboxEntry]:
+    def _outbox(
+        self, decision: Decision, message: IncomingMessage | None = None
+    ) -> list[OutboxEntry]:
         if decision.events:
             prefix = f"t:{decision.ticket.id}:{decision.events[-1].seq}"
         else:
@@ -288,10 +335,15 @@ class Service:
             rendered = self.render(reply)
             platform = reply.chat.split(":", 1)[0]
             payload = {
-                "chat": reply.chat, "text": rendered.text, "buttons": [list(b) for b in rendered.buttons],
-                "reply_to": reply.reply_to, "ticket": reply.ticket, "card": reply.card,
-                "template": reply.template, "lang": reply.lang.value,
-            }  # fmt: skip
+                "chat": reply.chat,
+                "text": rendered.text,
+                "buttons": [list(b) for b in rendered.buttons],
+                "reply_to": reply.reply_to,
+                "ticket": reply.ticket,
+                "card": reply.card,
+                "template": reply.template,
+                "lang": reply.lang.value,
+            }
             entries.append(OutboxEntry(platform, f"{prefix}:{i}", payload))
         return entries
 

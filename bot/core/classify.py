@@ -16,6 +16,7 @@ message is not a request, and classify returns None.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from bot.core.matcher import Hits
@@ -69,6 +70,7 @@ class Trace:
     reason: str = field(default="")
 
 
+@functools.lru_cache(maxsize=65536)
 def term_weight(term: str) -> int:
     """Return how much one found term counts towards a rule's evidence."""
     weight = 2 * len(term.split()) if term.isascii() else len(term)
@@ -79,17 +81,15 @@ def classify(message: str, ruleset: RuleSet) -> Match | None:
     """Return the category of ``message``, or None when it is not a request."""
     text = normalise(message)
     best: tuple[int, int, int] | None = None
-    best_rule: Rule | None = None
+    best_index = -1
     best_terms: tuple[str, ...] = ()
-    for index, rule, hits, regex_found in _fired(text, ruleset):
-        terms = _evidence(hits, regex_found)
-        score = rule.priority + sum(term_weight(t) for t in terms)
-        key = (score, _severity_rank(ruleset, rule), -index)
+    for index, score, terms in _fired(text, ruleset):
+        key = (score, ruleset.severity_ranks[index], -index)
         if best is None or key > best:
-            best, best_rule, best_terms = key, rule, terms
-    if best_rule is None or best is None or best_rule.category == NONE_CATEGORY:
+            best, best_index, best_terms = key, index, terms
+    if best is None or ruleset.rules[best_index].category == NONE_CATEGORY:
         return None
-    return _match(ruleset, best_rule, best[0], best_terms)
+    return _match(ruleset, ruleset.rules[best_index], best[0], best_terms)
 
 
 def explain(message: str, ruleset: RuleSet) -> Trace:
@@ -124,7 +124,7 @@ def explain(message: str, ruleset: RuleSet) -> Trace:
             vetoes=tuple(dict.fromkeys(hits.vetoes)), negated=tuple(dict.fromkeys(hits.negated)),
             score=score if fired else 0, fired=fired, verdict=verdict,
         )  # fmt: skip
-        key = (score, _severity_rank(ruleset, rule), -index)
+        key = (score, ruleset.severity_ranks[index], -index)
         candidates.append((key, candidate, rule, terms))
     winners = [c for c in candidates if c[1].fired]
     if not winners:
@@ -146,23 +146,32 @@ def explain(message: str, ruleset: RuleSet) -> Trace:
     return Trace(message, text, tuple(c[1] for c in candidates), winner, match, reason)
 
 
-def _fired(text: str, ruleset: RuleSet) -> list[tuple[int, Rule, Hits, tuple[str, ...]]]:
-    """Return every rule that fires on the normalised ``text``, with what it found."""
-    rules = ruleset.rules
-    out: list[tuple[int, Rule, Hits, tuple[str, ...]]] = []
-    hits_by_rule = ruleset.matcher.scan(text)
-    for index, hits in hits_by_rule.items():
+def _fired(text: str, ruleset: RuleSet) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Return (rule index, score, distinct terms) of every rule that fires on ``text``."""
+    rules, matcher = ruleset.rules, ruleset.matcher
+    keywords, groups, vetoed = matcher.evidence(text, ruleset.regex_rules)
+    out = []
+    for index in keywords.keys() | ruleset.regex_rules if ruleset.regex_rules else keywords:
         rule = rules[index]
-        if hits.vetoes or len(hits.groups) < len(rule.all_of):
+        found_groups = groups.get(index)
+        if index in vetoed or (rule.all_of and len(found_groups or ()) < len(rule.all_of)):
             continue
-        if hits.keywords:
-            out.append((index, rule, hits, ()))
-        elif rule.regex and (found := _regex_found(rule, text)):
-            out.append((index, rule, hits, found))
-    for index in ruleset.regex_rules:
-        rule = rules[index]
-        if index not in hits_by_rule and not rule.all_of and (found := _regex_found(rule, text)):
-            out.append((index, rule, Hits(), found))
+        patterns = keywords.get(index)
+        if patterns is None:  # a regex rule without a keyword: its regexes must match
+            found = _regex_found(rule, text)
+            if not found:
+                continue
+            distinct: dict[int, None] = {}
+            extra = tuple(dict.fromkeys(found))
+        else:
+            distinct = dict.fromkeys(patterns)  # in the order found, as explain() lists them
+            extra = ()
+        if found_groups:
+            for group in found_groups.values():
+                distinct.update(dict.fromkeys(group))
+        terms = extra + tuple(matcher.term(p) for p in distinct)
+        score = rule.priority + sum(term_weight(t) for t in terms)
+        out.append((index, score, terms))
     return out
 
 
@@ -180,11 +189,6 @@ def _evidence(hits: Hits, regex_found: tuple[str, ...]) -> tuple[str, ...]:
     for group in hits.groups.values():
         terms.extend(group)
     return tuple(dict.fromkeys(terms))
-
-
-def _severity_rank(ruleset: RuleSet, rule: Rule) -> int:
-    category = ruleset.categories.get(rule.category)
-    return category.severity.rank if category else 0
 
 
 def _match(ruleset: RuleSet, rule: Rule, score: int, terms: tuple[str, ...]) -> Match:

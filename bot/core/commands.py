@@ -47,22 +47,41 @@ class Via(StrEnum):
 
 # Verbs that act on one ticket, and those whose text part is required when typed.
 TICKET_VERBS = frozenset(
-    {Verb.ACK, Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.ASSIGN, Verb.DISMISS, Verb.STATUS,
-     Verb.CONFIRM, Verb.REOPEN, Verb.RATE}
-)  # fmt: skip
+    {
+        Verb.ACK,
+        Verb.NOTE,
+        Verb.RESOLVE,
+        Verb.ESCALATE,
+        Verb.ASSIGN,
+        Verb.DISMISS,
+        Verb.STATUS,
+        Verb.CONFIRM,
+        Verb.REOPEN,
+        Verb.RATE,
+    }
+)
 TEXT_REQUIRED = frozenset({Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.DISMISS, Verb.REOPEN})
-BUTTON_VERBS = frozenset({Verb.ACK, Verb.RESOLVE, Verb.ESCALATE, Verb.CONFIRM, Verb.REOPEN, Verb.RATE})
+BUTTON_VERBS = frozenset(
+    {Verb.ACK, Verb.RESOLVE, Verb.ESCALATE, Verb.CONFIRM, Verb.REOPEN, Verb.RATE}
+)
 
 ALIASES: dict[str, Verb] = {
-    "受理": Verb.ACK, "接单": Verb.ACK,
-    "备注": Verb.NOTE, "跟进": Verb.NOTE,
-    "办结": Verb.RESOLVE, "已办结": Verb.RESOLVE,
+    "受理": Verb.ACK,
+    "接单": Verb.ACK,
+    "备注": Verb.NOTE,
+    "跟进": Verb.NOTE,
+    "办结": Verb.RESOLVE,
+    "已办结": Verb.RESOLVE,
     "上报": Verb.ESCALATE,
-    "转派": Verb.ASSIGN, "指派": Verb.ASSIGN, "交办": Verb.ASSIGN,
+    "转派": Verb.ASSIGN,
+    "指派": Verb.ASSIGN,
+    "交办": Verb.ASSIGN,
     "驳回": Verb.DISMISS,
-    "查询": Verb.STATUS, "进度": Verb.STATUS,
+    "查询": Verb.STATUS,
+    "进度": Verb.STATUS,
     "我的": Verb.MY,
-    "我负责的": Verb.MINE, "我的待办": Verb.MINE,
+    "我负责的": Verb.MINE,
+    "我的待办": Verb.MINE,
     "待办": Verb.OPEN,
     "统计": Verb.STATS,
     "确认": Verb.CONFIRM,
@@ -71,7 +90,7 @@ ALIASES: dict[str, Verb] = {
     "帮助": Verb.HELP,
     "重载规则": Verb.RELOAD,
     "规则": Verb.RULES,
-}  # fmt: skip
+}
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 
 _ALIAS_LENGTHS = sorted({len(a) for a in ALIASES}, reverse=True)

@@ -215,7 +215,8 @@ class RuleSet:
     negations: tuple[str, ...]
     negation_exceptions: tuple[str, ...]
     matcher: Matcher = field(repr=False)
-    regex_rules: tuple[int, ...] = ()
+    regex_rules: frozenset[int] = frozenset()  # indexes of the rules with regexes
+    severity_ranks: tuple[int, ...] = ()  # per rule: its category's severity rank (none: 0)
 
     def deadline(self, category: str, tier: Tier) -> tuple[int, int]:
         """Return (ack, resolve) seconds for a ticket of ``category`` at ``tier``."""
@@ -285,7 +286,11 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
         negations=negation_terms,
         negation_exceptions=exception_terms,
         matcher=Matcher(compiled, negation_terms, exception_terms),
-        regex_rules=tuple(i for i, rule in enumerate(compiled) if rule.regex),
+        regex_rules=frozenset(i for i, rule in enumerate(compiled) if rule.regex),
+        severity_ranks=tuple(
+            categories[r.category].severity.rank if r.category in categories else 0
+            for r in compiled
+        ),
     )
 
 

@@ -66,24 +66,38 @@ def node_stats(
             due = ticket.ack_due if ticket.state.awaiting_ack else ticket.resolve_due
             tally.overdue += due is not None and now > due
             seen[ticket.node].add(ticket.id)
-    rows = [_row(node, _name(tree, node), _tier(tree, node), tally, len(seen[node]))
-            for node, tally in sorted(tallies.items())]  # fmt: skip
+    rows = [
+        _row(node, _name(tree, node), _tier(tree, node), tally, len(seen[node]))
+        for node, tally in sorted(tallies.items())
+    ]
     by_tier: dict[str, _Tally] = defaultdict(_Tally)
     tier_tickets: dict[str, set[str]] = defaultdict(set)
     for node, tally in tallies.items():
         total, tier = by_tier[_tier(tree, node)], _tier(tree, node)
-        for name in ("acked_in_time", "ack_decided", "resolved_in_time", "resolve_decided",
-                     "satisfied", "rated", "open", "overdue"):  # fmt: skip
+        for name in (
+            "acked_in_time",
+            "ack_decided",
+            "resolved_in_time",
+            "resolve_decided",
+            "satisfied",
+            "rated",
+            "open",
+            "overdue",
+        ):
             setattr(total, name, getattr(total, name) + getattr(tally, name))
         total.ack_times += tally.ack_times
         total.resolve_times += tally.resolve_times
         tier_tickets[tier] |= seen[node]
-    rows += [_row(f"tier:{tier}", tier, tier, tally, len(tier_tickets[tier]))
-             for tier, tally in sorted(by_tier.items())]  # fmt: skip
+    rows += [
+        _row(f"tier:{tier}", tier, tier, tally, len(tier_tickets[tier]))
+        for tier, tally in sorted(by_tier.items())
+    ]
     return rows
 
 
-def _judge(events: Sequence[TicketEvent], tallies: dict[str, _Tally], seen: dict[str, set[str]]) -> None:
+def _judge(
+    events: Sequence[TicketEvent], tallies: dict[str, _Tally], seen: dict[str, set[str]]
+) -> None:
     """Walk one history, judging each stage at the node that held it."""
     node, started, ack_due, resolve_due = "", 0.0, 0.0, 0.0
     acked = resolved = False
@@ -91,7 +105,12 @@ def _judge(events: Sequence[TicketEvent], tallies: dict[str, _Tally], seen: dict
     for e in events:
         d = e.data
         if e.kind in (EventKind.OPENED, EventKind.ESCALATED, EventKind.HANDED, EventKind.REOPENED):
-            if e.kind is not EventKind.OPENED and node and not resolved and e.kind is not EventKind.REOPENED:
+            if (
+                e.kind is not EventKind.OPENED
+                and node
+                and not resolved
+                and e.kind is not EventKind.REOPENED
+            ):
                 tally = tallies[node]
                 if not acked:
                     tally.ack_decided += 1  # it left unacknowledged: a missed response
@@ -129,14 +148,18 @@ def _row(node: str, name: str, tier: str, t: _Tally, tickets: int) -> StatsRow:
         return hits / of if of else None
 
     return StatsRow(
-        node=node, node_name=name, tier=tier, open=t.open, overdue=t.overdue,
+        node=node,
+        node_name=name,
+        tier=tier,
+        open=t.open,
+        overdue=t.overdue,
         response_rate=rate(t.acked_in_time, t.ack_decided),
         resolution_rate=rate(t.resolved_in_time, t.resolve_decided),
         satisfaction_rate=rate(t.satisfied, t.rated),
         median_ack=statistics.median(t.ack_times) if t.ack_times else None,
         median_resolve=statistics.median(t.resolve_times) if t.resolve_times else None,
         tickets=tickets,
-    )  # fmt: skip
+    )
 
 
 def _tier(tree: OrgTree, node_id: str) -> str:

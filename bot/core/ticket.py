@@ -87,19 +87,29 @@ class TicketEvent:
     def to_dict(self) -> dict[str, Any]:
         """Return the event as JSON-ready data."""
         return {
-            "ticket": self.ticket, "seq": self.seq, "kind": self.kind.value, "at": self.at,
-            "actor": self.actor, "actor_name": self.actor_name, "chat": self.chat,
+            "ticket": self.ticket,
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "at": self.at,
+            "actor": self.actor,
+            "actor_name": self.actor_name,
+            "chat": self.chat,
             "data": dict(self.data),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TicketEvent:
         """Return the event stored as ``raw``."""
         return cls(
-            ticket=str(raw["ticket"]), seq=int(raw["seq"]), kind=EventKind(raw["kind"]),
-            at=float(raw["at"]), actor=str(raw["actor"]), actor_name=str(raw["actor_name"]),
-            chat=raw.get("chat"), data=MappingProxyType(dict(raw.get("data") or {})),
-        )  # fmt: skip
+            ticket=str(raw["ticket"]),
+            seq=int(raw["seq"]),
+            kind=EventKind(raw["kind"]),
+            at=float(raw["at"]),
+            actor=str(raw["actor"]),
+            actor_name=str(raw["actor_name"]),
+            chat=raw.get("chat"),
+            data=MappingProxyType(dict(raw.get("data") or {})),
+        )
 
 
 @dataclass(frozen=True)
@@ -178,16 +188,31 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
         if ticket is not None:
             raise ValueError(f"ticket {event.ticket} is already open")
         return Ticket(
-            id=event.ticket, category=d["category"], severity=d["severity"],
-            urgent=bool(d["urgent"]), visibility=d["visibility"], text=d["text"],
-            origin=d["origin"], origin_chat=event.chat or "", node=d["node"], tier=d["tier"],
-            state=TicketState.OPEN, reporters=(Reporter(**d["reporter"]),),
-            created_at=event.at, updated_at=event.at, stage=1, stage_started=event.at,
-            ack_due=d["ack_due"], resolve_due=d["resolve_due"],
-            departments=tuple(d.get("departments", ())), seq=event.seq,
+            id=event.ticket,
+            category=d["category"],
+            severity=d["severity"],
+            urgent=bool(d["urgent"]),
+            visibility=d["visibility"],
+            text=d["text"],
+            origin=d["origin"],
+            origin_chat=event.chat or "",
+            node=d["node"],
+            tier=d["tier"],
+            state=TicketState.OPEN,
+            reporters=(Reporter(**d["reporter"]),),
+            created_at=event.at,
+            updated_at=event.at,
+            stage=1,
+            stage_started=event.at,
+            ack_due=d["ack_due"],
+            resolve_due=d["resolve_due"],
+            departments=tuple(d.get("departments", ())),
+            seq=event.seq,
             photos=tuple(d.get("photos", ())),
-            location=tuple(d["location"]) if d.get("location") else None,  # type: ignore[arg-type]
-        )  # fmt: skip
+            location=(float(d["location"][0]), float(d["location"][1]))
+            if d.get("location")
+            else None,
+        )
     if ticket is None:
         raise ValueError(f"event {event.kind} before the ticket {event.ticket} was opened")
     if event.seq != ticket.seq + 1:
@@ -197,28 +222,47 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
     if kind is EventKind.JOINED:
         return replace(t, reporters=(*t.reporters, Reporter(**d["reporter"])))
     if kind is EventKind.ACKNOWLEDGED:
-        return replace(t, state=TicketState.ACKNOWLEDGED, acknowledged_at=t.acknowledged_at or event.at)
+        return replace(
+            t, state=TicketState.ACKNOWLEDGED, acknowledged_at=t.acknowledged_at or event.at
+        )
     if kind is EventKind.ASSIGNED:
         return replace(t, assignee=d["person"], assignee_name=d.get("name"))
     if kind in (EventKind.HANDED, EventKind.ESCALATED):
         return replace(
-            t, node=d["node"], tier=d["tier"], state=TicketState.ESCALATED
-            if kind is EventKind.ESCALATED else TicketState.OPEN,
-            stage=t.stage + 1, stage_started=event.at, ack_due=d["ack_due"],
-            resolve_due=d["resolve_due"], assignee=None, assignee_name=None, flagged=False,
+            t,
+            node=d["node"],
+            tier=d["tier"],
+            state=TicketState.ESCALATED if kind is EventKind.ESCALATED else TicketState.OPEN,
+            stage=t.stage + 1,
+            stage_started=event.at,
+            ack_due=d["ack_due"],
+            resolve_due=d["resolve_due"],
+            assignee=None,
+            assignee_name=None,
+            flagged=False,
             escalations=t.escalations + (kind is EventKind.ESCALATED),
-        )  # fmt: skip
+        )
     if kind is EventKind.RESOLVED:
         return replace(
-            t, state=TicketState.RESOLVED, resolved_at=event.at, resolution=d.get("note", ""),
-            acknowledged_at=t.acknowledged_at or event.at, close_due=d.get("close_due"),
-        )  # fmt: skip
+            t,
+            state=TicketState.RESOLVED,
+            resolved_at=event.at,
+            resolution=d.get("note", ""),
+            acknowledged_at=t.acknowledged_at or event.at,
+            close_due=d.get("close_due"),
+        )
     if kind is EventKind.REOPENED:
         return replace(
-            t, state=TicketState.REOPENED, stage=t.stage + 1, stage_started=event.at,
-            ack_due=d["ack_due"], resolve_due=d["resolve_due"], close_due=None, resolved_at=None,
+            t,
+            state=TicketState.REOPENED,
+            stage=t.stage + 1,
+            stage_started=event.at,
+            ack_due=d["ack_due"],
+            resolve_due=d["resolve_due"],
+            close_due=None,
+            resolved_at=None,
             flagged=False,
-        )  # fmt: skip
+        )
     if kind in (EventKind.CONFIRMED, EventKind.CLOSED):
         return replace(t, state=TicketState.CLOSED, closed_at=event.at, close_due=None)
     if kind is EventKind.DISMISSED:

@@ -80,17 +80,33 @@ def open_ticket(
     ack_due, resolve_due = dl.due_times(ctx.ruleset, match.category, tier, now, ctx.policy)
     departments = tuple(d.id for d in departments_for(ctx.tree, category, origin.id))
     event = TicketEvent(
-        ticket_id, 1, EventKind.OPENED, now, message.sender.account, message.sender.name,
-        message.chat, MappingProxyType({
-            "category": match.category, "severity": category.severity.value,
-            "urgent": match.urgent, "visibility": category.visibility.value,
-            "text": message.text, "origin": origin.id, "node": node.id, "tier": tier,
-            "reporter": vars(reporter_of(message)), "ack_due": ack_due,
-            "resolve_due": resolve_due, "departments": list(departments),
-            "matched": list(match.matched), "photos": list(message.photos),
-            "location": list(message.location) if message.location else None,
-        }),
-    )  # fmt: skip
+        ticket_id,
+        1,
+        EventKind.OPENED,
+        now,
+        message.sender.account,
+        message.sender.name,
+        message.chat,
+        MappingProxyType(
+            {
+                "category": match.category,
+                "severity": category.severity.value,
+                "urgent": match.urgent,
+                "visibility": category.visibility.value,
+                "text": message.text,
+                "origin": origin.id,
+                "node": node.id,
+                "tier": tier,
+                "reporter": vars(reporter_of(message)),
+                "ack_due": ack_due,
+                "resolve_due": resolve_due,
+                "departments": list(departments),
+                "matched": list(match.matched),
+                "photos": list(message.photos),
+                "location": list(message.location) if message.location else None,
+            }
+        ),
+    )
     ticket = evolve(None, event)
     replies = [
         *_tell_reporters(ctx, ticket, category.reply_template, {}),
@@ -105,25 +121,46 @@ def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: flo
     """Add another report of the same problem to an open ticket."""
     if ticket.reported_by(message.sender.account):  # the same person again: just remind them
         params = ticket_params(ctx, ticket, masked=True, again=True)
-        reply = Reply(message.chat, "ticket_joined", params, message.sender.lang,
-                      reply_to=message.message_id, ticket=ticket.id)  # fmt: skip
+        reply = Reply(
+            message.chat,
+            "ticket_joined",
+            params,
+            message.sender.lang,
+            reply_to=message.message_id,
+            ticket=ticket.id,
+        )
         return Decision(ticket, (), (reply,))
-    event = _event(ticket, EventKind.JOINED, now, message.sender, message.chat,
-                   reporter=vars(reporter_of(message)), text=message.text)  # fmt: skip
+    event = _event(
+        ticket,
+        EventKind.JOINED,
+        now,
+        message.sender,
+        message.chat,
+        reporter=vars(reporter_of(message)),
+        text=message.text,
+    )
     after = evolve(ticket, event)
     joined = after.reporters[-1]
     reply = Reply(
         joined.chat if after.visibility == Visibility.PUBLIC else joined.account,
-        "ticket_joined", ticket_params(ctx, after, masked=True), Lang(joined.lang),
-        reply_to=joined.message_id, ticket=after.id,
-    )  # fmt: skip
+        "ticket_joined",
+        ticket_params(ctx, after, masked=True),
+        Lang(joined.lang),
+        reply_to=joined.message_id,
+        ticket=after.id,
+    )
     return Decision(after, (event,), (reply,))
 
 
 def apply(
-    ctx: Context, ticket: Ticket, command: Command, actor: Actor, person: Person | None,
-    chat: str, now: float,
-) -> Decision | Refusal:  # fmt: skip
+    ctx: Context,
+    ticket: Ticket,
+    command: Command,
+    actor: Actor,
+    person: Person | None,
+    chat: str,
+    now: float,
+) -> Decision | Refusal:
     """Carry out ``command`` on ``ticket`` for ``actor`` (``person`` when on the roster)."""
     verb = command.verb
     handler = _may_handle(ctx, person, ticket)
@@ -143,10 +180,14 @@ def apply(
         event = _event(ticket, EventKind.NOTED, now, actor, chat, note=command.text, by="reporter")
         after = evolve(ticket, event)
         node = ctx.tree.nodes[after.node]
-        return Decision(after, (event,), tuple(_notices(ctx, after, node, "noted", note=command.text)))
+        return Decision(
+            after, (event,), tuple(_notices(ctx, after, node, "noted", note=command.text))
+        )
     if not handler:
         return Refusal(
-            "not_in_scope" if person is not None and person.role in HANDLER_ROLES else "not_handler",
+            "not_in_scope"
+            if person is not None and person.role in HANDLER_ROLES
+            else "not_handler",
             {"id": ticket.id, "node": _name(ctx, ticket.node)},
         )
     return _handle(ctx, ticket, command, actor, chat, now)
@@ -162,22 +203,54 @@ def _handle(
         events = []
         if command.via is Via.REPLY and state.awaiting_ack:  # a handler's reply to the card
             events.append(_event(ticket, EventKind.ACKNOWLEDGED, now, actor, chat))
-        return _chain(ctx, ticket, events, now, actor, chat, EventKind.NOTED,
-                      {"note": command.text, "by": "handler"}, "noted", {"note": command.text})  # fmt: skip
+        return _chain(
+            ctx,
+            ticket,
+            events,
+            now,
+            actor,
+            chat,
+            EventKind.NOTED,
+            {"note": command.text, "by": "handler"},
+            "noted",
+            {"note": command.text},
+        )
     if state is TicketState.RESOLVED:
         return Refusal("already_resolved", {"id": ticket.id})
     if verb is Verb.ACK:
         if not state.awaiting_ack:
             return Refusal("already_acknowledged", {"id": ticket.id})
-        return _chain(ctx, ticket, [], now, actor, chat, EventKind.ACKNOWLEDGED, {}, "acknowledged", {})
+        return _chain(
+            ctx, ticket, [], now, actor, chat, EventKind.ACKNOWLEDGED, {}, "acknowledged", {}
+        )
     if verb is Verb.RESOLVE:
         close = dl.close_due(now, ctx.policy)
-        return _chain(ctx, ticket, [], now, actor, chat, EventKind.RESOLVED,
-                      {"note": command.text, "close_due": close}, "resolved",
-                      {"note": command.text}, buttons=RESIDENT_BUTTONS)  # fmt: skip
+        return _chain(
+            ctx,
+            ticket,
+            [],
+            now,
+            actor,
+            chat,
+            EventKind.RESOLVED,
+            {"note": command.text, "close_due": close},
+            "resolved",
+            {"note": command.text},
+            buttons=RESIDENT_BUTTONS,
+        )
     if verb is Verb.DISMISS:
-        return _chain(ctx, ticket, [], now, actor, chat, EventKind.DISMISSED,
-                      {"reason": command.text}, "dismissed", {"reason": command.text})  # fmt: skip
+        return _chain(
+            ctx,
+            ticket,
+            [],
+            now,
+            actor,
+            chat,
+            EventKind.DISMISSED,
+            {"reason": command.text},
+            "dismissed",
+            {"reason": command.text},
+        )
     if verb is Verb.ESCALATE:
         up = next_up(ctx.tree, ticket.node)
         if up is None:
@@ -209,8 +282,16 @@ def _resident(
         replies += _notices(ctx, after, ctx.tree.nodes[after.node], "closed", by="reporter")
         return Decision(after, (event,), tuple(replies))
     ack_due, resolve_due = dl.due_times(ctx.ruleset, ticket.category, ticket.tier, now, ctx.policy)
-    event = _event(ticket, EventKind.REOPENED, now, actor, chat, reason=command.text,
-                   ack_due=ack_due, resolve_due=resolve_due)  # fmt: skip
+    event = _event(
+        ticket,
+        EventKind.REOPENED,
+        now,
+        actor,
+        chat,
+        reason=command.text,
+        ack_due=ack_due,
+        resolve_due=resolve_due,
+    )
     after = evolve(ticket, event)
     replies = _tell_reporters(ctx, after, "reopened", {"reason": command.text})
     replies += _cards(ctx, after, ctx.tree.nodes[after.node], "card", reason=command.text)
@@ -227,15 +308,24 @@ def on_deadline(
     if outcome is dl.Outcome.ESCALATE:
         up = next_up(ctx.tree, ticket.node)
         assert up is not None
-        return outcome, _move(ctx, ticket, up, EventKind.ESCALATED, now, system, None, "",
-                              missed=kind.value)  # fmt: skip
+        return outcome, _move(
+            ctx, ticket, up, EventKind.ESCALATED, now, system, None, "", missed=kind.value
+        )
     if outcome is dl.Outcome.FLAG:
         event = _event(ticket, EventKind.FLAGGED, now, system, None, missed=kind.value)
         after = evolve(ticket, event)
         replies = [
-            Reply(account, "flagged", ticket_params(ctx, after, missed=kind.value), Lang(p.lang), ticket=after.id)
-            for p in ctx.tree.people.values() if p.role is Role.ADMIN for account in p.accounts[:1]
-        ]  # fmt: skip
+            Reply(
+                account,
+                "flagged",
+                ticket_params(ctx, after, missed=kind.value),
+                Lang(p.lang),
+                ticket=after.id,
+            )
+            for p in ctx.tree.people.values()
+            if p.role is Role.ADMIN
+            for account in p.accounts[:1]
+        ]
         replies += _notices(ctx, after, ctx.tree.nodes[after.node], "overdue", missed=kind.value)
         return outcome, Decision(after, (event,), tuple(replies))
     if outcome is dl.Outcome.CLOSE:
@@ -258,26 +348,61 @@ def _assign(
         return Refusal("unknown_person", {"target": command.target or ""})
     if person.role not in HANDLER_ROLES or not may_act(ctx.tree, person, ticket.node):
         return Refusal("assignee_out_of_scope", {"name": person.name, "id": ticket.id})
-    decision = _chain(ctx, ticket, [], now, actor, chat, EventKind.ASSIGNED,
-                      {"person": person.id, "name": person.name, "note": command.text},
-                      "assigned", {"assignee": person.name})  # fmt: skip
+    decision = _chain(
+        ctx,
+        ticket,
+        [],
+        now,
+        actor,
+        chat,
+        EventKind.ASSIGNED,
+        {"person": person.id, "name": person.name, "note": command.text},
+        "assigned",
+        {"assignee": person.name},
+    )
     private = tuple(
-        Reply(account, "card", ticket_params(ctx, decision.ticket, masked=False, assigned=True),
-              Lang(person.lang), ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True)
+        Reply(
+            account,
+            "card",
+            ticket_params(ctx, decision.ticket, masked=False, assigned=True),
+            Lang(person.lang),
+            ticket=ticket.id,
+            buttons=HANDLER_BUTTONS,
+            card=True,
+        )
         for account in person.accounts[:1]
-    )  # fmt: skip
+    )
     return Decision(decision.ticket, decision.events, decision.replies + private)
 
 
 def _move(
-    ctx: Context, ticket: Ticket, to: Node, kind: EventKind, now: float, actor: Actor,
-    chat: str | None, reason: str, **extra: Any,
-) -> Decision:  # fmt: skip
+    ctx: Context,
+    ticket: Ticket,
+    to: Node,
+    kind: EventKind,
+    now: float,
+    actor: Actor,
+    chat: str | None,
+    reason: str,
+    **extra: Any,
+) -> Decision:
     """Escalate or hand ``ticket`` to ``to``: a new stage with new deadlines there."""
     tier = _tier(to)
     ack_due, resolve_due = dl.due_times(ctx.ruleset, ticket.category, tier, now, ctx.policy)
-    event = _event(ticket, kind, now, actor, chat, node=to.id, tier=tier, reason=reason,
-                   ack_due=ack_due, resolve_due=resolve_due, **{"from": ticket.node}, **extra)  # fmt: skip
+    event = _event(
+        ticket,
+        kind,
+        now,
+        actor,
+        chat,
+        node=to.id,
+        tier=tier,
+        reason=reason,
+        ack_due=ack_due,
+        resolve_due=resolve_due,
+        **{"from": ticket.node},
+        **extra,
+    )
     after = evolve(ticket, event)
     notice = "escalated" if kind is EventKind.ESCALATED else "handed"
     info = {"from_name": _name(ctx, ticket.node), "reason": reason, **extra}
@@ -288,10 +413,18 @@ def _move(
 
 
 def _chain(
-    ctx: Context, ticket: Ticket, before: Sequence[TicketEvent], now: float, actor: Actor,
-    chat: str | None, kind: EventKind, data: Mapping[str, Any], notice: str,
-    info: Mapping[str, Any], buttons: tuple[str, ...] = (),
-) -> Decision:  # fmt: skip
+    ctx: Context,
+    ticket: Ticket,
+    before: Sequence[TicketEvent],
+    now: float,
+    actor: Actor,
+    chat: str | None,
+    kind: EventKind,
+    data: Mapping[str, Any],
+    notice: str,
+    info: Mapping[str, Any],
+    buttons: tuple[str, ...] = (),
+) -> Decision:
     """Apply ``before`` then one event of ``kind``; tell the reporters and the node's chat."""
     events, current = [], ticket
     for event in before:
@@ -309,24 +442,42 @@ def _chain(
 def _event(
     ticket: Ticket, kind: EventKind, now: float, actor: Actor, chat: str | None, **data: Any
 ) -> TicketEvent:
-    return TicketEvent(ticket.id, ticket.seq + 1, kind, now, actor.account, actor.name, chat,
-                       MappingProxyType(data))  # fmt: skip
+    return TicketEvent(
+        ticket.id,
+        ticket.seq + 1,
+        kind,
+        now,
+        actor.account,
+        actor.name,
+        chat,
+        MappingProxyType(data),
+    )
 
 
 def _tell_reporters(
-    ctx: Context, ticket: Ticket, template: str, info: Mapping[str, Any],
-    buttons: tuple[str, ...] = (), rate: bool = False,
-) -> list[Reply]:  # fmt: skip
+    ctx: Context,
+    ticket: Ticket,
+    template: str,
+    info: Mapping[str, Any],
+    buttons: tuple[str, ...] = (),
+    rate: bool = False,
+) -> list[Reply]:
     """Tell every reporter, in the group where they asked (privately for staff-only matters)."""
     public = ticket.visibility == Visibility.PUBLIC
     out = []
     for r in ticket.reporters:
         params = ticket_params(ctx, ticket, masked=public, **info)
-        out.append(Reply(
-            r.chat if public else r.account, template, params, Lang(r.lang),
-            reply_to=r.message_id if public else None, ticket=ticket.id,
-            buttons=("rate",) if rate else buttons,
-        ))  # fmt: skip
+        out.append(
+            Reply(
+                r.chat if public else r.account,
+                template,
+                params,
+                Lang(r.lang),
+                reply_to=r.message_id if public else None,
+                ticket=ticket.id,
+                buttons=("rate",) if rate else buttons,
+            )
+        )
     return out
 
 
@@ -335,12 +486,21 @@ def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any)
     staff_only = ticket.visibility == Visibility.STAFF
     out = []
     if node.staff_chat and staff_only:
-        out.append(Reply(node.staff_chat, template, ticket_params(ctx, ticket, masked=False, **info),
-                         ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True))  # fmt: skip
+        out.append(
+            Reply(
+                node.staff_chat,
+                template,
+                ticket_params(ctx, ticket, masked=False, **info),
+                ticket=ticket.id,
+                buttons=HANDLER_BUTTONS,
+                card=True,
+            )
+        )
     for chat in node.chats:
         params = ticket_params(ctx, ticket, masked=True, redacted=staff_only, **info)
-        out.append(Reply(chat, template, params, ticket=ticket.id,
-                         buttons=HANDLER_BUTTONS, card=True))  # fmt: skip
+        out.append(
+            Reply(chat, template, params, ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True)
+        )
     return out
 
 
@@ -349,19 +509,23 @@ def _notices(ctx: Context, ticket: Ticket, node: Node, template: str, **info: An
     staff_only = ticket.visibility == Visibility.STAFF
     chats = [node.staff_chat] if staff_only and node.staff_chat else list(node.chats)
     return [
-        Reply(chat, template, ticket_params(ctx, ticket, masked=True, redacted=staff_only and chat != node.staff_chat, **info),
-              ticket=ticket.id)
+        Reply(
+            chat,
+            template,
+            ticket_params(
+                ctx, ticket, masked=True, redacted=staff_only and chat != node.staff_chat, **info
+            ),
+            ticket=ticket.id,
+        )
         for chat in chats
-    ]  # fmt: skip
+    ]
 
 
 def _reply(ctx: Context, chat: str, template: str, ticket: Ticket, lang: Lang) -> Reply:
     return Reply(chat, template, ticket_params(ctx, ticket, masked=True), lang, ticket=ticket.id)
 
 
-def ticket_params(
-    ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
-) -> dict[str, Any]:
+def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any) -> dict[str, Any]:
     """Return what templates may show of a ticket, masked for public chats."""
     category = ctx.ruleset.categories.get(ticket.category)
     return {
@@ -400,14 +564,22 @@ def _may_handle(ctx: Context, person: Person | None, ticket: Ticket) -> bool:
 
 
 def _covers_origin(ctx: Context, person: Person | None, ticket: Ticket) -> bool:
-    return person is not None and person.role in HANDLER_ROLES and may_act(ctx.tree, person, ticket.origin)
+    return (
+        person is not None
+        and person.role in HANDLER_ROLES
+        and may_act(ctx.tree, person, ticket.origin)
+    )
 
 
 def _department(ctx: Context, ticket: Ticket, target: str) -> Node | None:
     """Return the department node named by id or kind, under the ticket's street."""
     street = ancestors(ctx.tree, ticket.origin)[-1]
     for node in ctx.tree.nodes.values():
-        if node.kind is NodeKind.DEPARTMENT and node.parent == street.id and target in (node.id, node.department):
+        if (
+            node.kind is NodeKind.DEPARTMENT
+            and node.parent == street.id
+            and target in (node.id, node.department)
+        ):
             return node
     return None
 

@@ -164,8 +164,14 @@ class RedisStore:
 
     async def due(self, until: float, limit: int = 500) -> list[tuple[str, int, str, float]]:
         """Return deadlines due by ``until``: (ticket, stage, kind, due)."""
-        rows = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", until, 0, limit, withscores=True)
-        return [(*keys.parse_deadline_member(_text(m) or ""), s) for m, s in rows]
+        rows: Any = await self.redis.zrangebyscore(
+            keys.DEADLINES, "-inf", until, 0, limit, withscores=True
+        )
+        out = []
+        for member, score in rows:
+            ticket_id, stage, kind = keys.parse_deadline_member(_text(member) or "")
+            out.append((ticket_id, stage, kind, float(score)))
+        return out
 
     async def forget_deadline(self, ticket_id: str, stage: int, kind: str) -> None:
         """Drop a deadline the ticket no longer owes from the index."""
@@ -199,16 +205,25 @@ class RedisStore:
             if join is not None:
                 ops.op("setex", join[0], after.id, max(1, int(join[1])))
         for entry in outbox:
-            ops.op("xadd", keys.outbox(entry.platform), OUTBOX_MAXLEN,
-                   ["key", entry.key, "payload", dumps(entry.payload)])  # fmt: skip
-        status, value = await self._commit(keys=ops.keys, args=[dumps({"guards": ops.guards, "ops": ops.ops})])
-        return CommitStatus(_text(status)), _text(value) or ""
+            ops.op(
+                "xadd",
+                keys.outbox(entry.platform),
+                OUTBOX_MAXLEN,
+                ["key", entry.key, "payload", dumps(entry.payload)],
+            )
+        spec = dumps({"guards": ops.guards, "ops": ops.ops})
+        status, value = await self._commit(keys=ops.keys, args=[spec])
+        return CommitStatus(_text(status) or ""), _text(value) or ""
 
     @staticmethod
     def _indexes(ops: _Ops, before: Ticket | None, after: Ticket) -> None:
         if before is None:
             ops.op("zadd", keys.TICKETS, after.created_at, after.id)
-        if before is not None and before.state.active and (before.node != after.node or not after.state.active):
+        if (
+            before is not None
+            and before.state.active
+            and (before.node != after.node or not after.state.active)
+        ):
             ops.op("zrem", keys.active_at(before.node), after.id)
         if after.state.active:
             ops.op("zadd", keys.active_at(after.node), after.created_at, after.id)
