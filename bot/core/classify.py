@@ -16,20 +16,18 @@ message is not a request, and classify returns None.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Set
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from bot.core.matcher import Hits
+from bot.core.matcher import Hits, term_weight
 from bot.core.models import NONE_CATEGORY, Severity, Tier
 from bot.core.rules import Rule, RuleSet
 from bot.core.text import normalise
 
-MAX_TERM_WEIGHT = 6
 
-
-@dataclass(frozen=True)
-class Match:
-    """The category a message belongs to, and why."""
+class Match(NamedTuple):
+    """The category a message belongs to, and why (a tuple: built on every message, fast)."""
 
     category: str
     rule: str
@@ -70,26 +68,25 @@ class Trace:
     reason: str = field(default="")
 
 
-@functools.lru_cache(maxsize=65536)
-def term_weight(term: str) -> int:
-    """Return how much one found term counts towards a rule's evidence."""
-    weight = 2 * len(term.split()) if term.isascii() else len(term)
-    return min(weight, MAX_TERM_WEIGHT)
-
-
 def classify(message: str, ruleset: RuleSet) -> Match | None:
     """Return the category of ``message``, or None when it is not a request."""
     text = normalise(message)
     best: tuple[int, int, int] | None = None
-    best_index = -1
-    best_terms: tuple[str, ...] = ()
-    for index, score, terms in _fired(text, ruleset):
-        key = (score, ruleset.severity_ranks[index], -index)
+    winner: tuple[int, int, Set[int], tuple[str, ...]] | None = None
+    ranks = ruleset.severity_ranks
+    for fired in _fired(text, ruleset):
+        index, score = fired[0], fired[1]
+        key = (score, ranks[index], -index)
         if best is None or key > best:
-            best, best_index, best_terms = key, index, terms
-    if best is None or ruleset.rules[best_index].category == NONE_CATEGORY:
+            best, winner = key, fired
+    if winner is None:
         return None
-    return _match(ruleset, ruleset.rules[best_index], best[0], best_terms)
+    index, score, patterns, extra = winner
+    rule = ruleset.rules[index]
+    if rule.category == NONE_CATEGORY:
+        return None
+    matcher = ruleset.matcher
+    return _match(ruleset, rule, score, extra + tuple(sorted(matcher.term(p) for p in patterns)))
 
 
 def explain(message: str, ruleset: RuleSet) -> Trace:
@@ -146,32 +143,21 @@ def explain(message: str, ruleset: RuleSet) -> Trace:
     return Trace(message, text, tuple(c[1] for c in candidates), winner, match, reason)
 
 
-def _fired(text: str, ruleset: RuleSet) -> list[tuple[int, int, tuple[str, ...]]]:
-    """Return (rule index, score, distinct terms) of every rule that fires on ``text``."""
-    rules, matcher = ruleset.rules, ruleset.matcher
-    keywords, groups, vetoed = matcher.evidence(text, ruleset.regex_rules)
+def _fired(text: str, ruleset: RuleSet) -> list[tuple[int, int, Set[int], tuple[str, ...]]]:
+    """Return (rule index, score, patterns, regex matches) of every rule that fires on ``text``."""
+    rules, matcher, weights = ruleset.rules, ruleset.matcher, ruleset.matcher.weights
     out = []
-    for index in keywords.keys() | ruleset.regex_rules if ruleset.regex_rules else keywords:
+    for index, patterns in matcher.fire(text, ruleset.regex_rules):
         rule = rules[index]
-        found_groups = groups.get(index)
-        if index in vetoed or (rule.all_of and len(found_groups or ()) < len(rule.all_of)):
-            continue
-        patterns = keywords.get(index)
-        if patterns is None:  # a regex rule without a keyword: its regexes must match
-            found = _regex_found(rule, text)
-            if not found:
+        extra: tuple[str, ...] = ()
+        if ruleset.regex_rules and not patterns & matcher.keyword_set(index):
+            extra = tuple(dict.fromkeys(_regex_found(rule, text)))  # fired through a regex
+            if not extra:
                 continue
-            distinct: dict[int, None] = {}
-            extra = tuple(dict.fromkeys(found))
-        else:
-            distinct = dict.fromkeys(patterns)  # in the order found, as explain() lists them
-            extra = ()
-        if found_groups:
-            for group in found_groups.values():
-                distinct.update(dict.fromkeys(group))
-        terms = extra + tuple(matcher.term(p) for p in distinct)
-        score = rule.priority + sum(term_weight(t) for t in terms)
-        out.append((index, score, terms))
+        score = rule.priority + sum([weights[p] for p in patterns])
+        if extra:
+            score += sum(term_weight(t) for t in extra)
+        out.append((index, score, patterns, extra))
     return out
 
 
@@ -185,10 +171,11 @@ def _regex_found(rule: Rule, text: str) -> tuple[str, ...]:
 
 
 def _evidence(hits: Hits, regex_found: tuple[str, ...]) -> tuple[str, ...]:
-    terms = [*hits.keywords, *regex_found]
+    """Return the distinct terms found: regex matches, then terms in sorted order (as classify)."""
+    terms = set(hits.keywords)
     for group in hits.groups.values():
-        terms.extend(group)
-    return tuple(dict.fromkeys(terms))
+        terms.update(group)
+    return tuple(dict.fromkeys(regex_found)) + tuple(sorted(terms))
 
 
 def _match(ruleset: RuleSet, rule: Rule, score: int, terms: tuple[str, ...]) -> Match:

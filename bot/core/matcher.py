@@ -7,7 +7,7 @@ veto word and negation at once, overlapping matches included (a veto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -30,6 +30,15 @@ Any other character breaks the link: in 没发工资 the negation belongs to the
 verb 发, and the wages are the complaint, not denied.
 """
 NEGATION_REACH = 2
+
+
+MAX_TERM_WEIGHT = 6
+
+
+def term_weight(term: str) -> int:
+    """Return how much one found term counts towards a rule's evidence."""
+    weight = 2 * len(term.split()) if term.isascii() else len(term)
+    return min(weight, MAX_TERM_WEIGHT)
 
 
 class RuleTerms(Protocol):
@@ -92,13 +101,29 @@ class Matcher:
         # English terms match whole words only: "ok" must not fire inside "karaoke".
         self._bounded = [(_word_char(t[0]), _word_char(t[-1])) for t in self._patterns]
         self._english = frozenset(i for i, (a, b) in enumerate(self._bounded) if a or b)
+        self.weights = tuple(term_weight(t) for t in self._patterns)
+        # Per rule, as sets of pattern indexes, for fire(): set operations run in C.
+        count = len(rules)
+        kw_sets: list[set[int]] = [set() for _ in range(count)]
+        group_sets: list[list[set[int]]] = [[set() for _ in r.all_of] for r in rules]
+        veto_sets: list[set[int]] = [set() for _ in range(count)]
+        for p, entries in enumerate(roles):
+            for r, role, g in entries:
+                (kw_sets[r] if role is Role.KEYWORD else veto_sets[r] if role is Role.VETO
+                 else group_sets[r][g]).add(p)  # fmt: skip
+        self._kw_sets = [frozenset(x) for x in kw_sets]
+        self._group_sets = [tuple(frozenset(g) for g in groups) for groups in group_sets]
+        self._veto_sets = [frozenset(x) for x in veto_sets]
+        self._kw_rule_sets = [
+            frozenset(r for r, role, _ in e if role is Role.KEYWORD) for e in roles
+        ]
+
         self._roles = [tuple(entries) for entries in roles]
-        # The same entries split by role, for the lean path of classify().
-        self._keyword_rules = [tuple(r for r, role, _ in e if role is Role.KEYWORD) for e in roles]
-        self._group_rules = [tuple((r, g) for r, role, g in e if role is Role.GROUP) for e in roles]
-        self._veto_rules = [tuple(r for r, role, _ in e if role is Role.VETO) for e in roles]
         self._negations = frozenset(negation_ids)
         self._exceptions = frozenset(exception_ids)
+        # Patterns that make a hit depend on its place: negations (and their exceptions)
+        # and English terms. Without them a message needs no hit-by-hit pass.
+        self._special = self._english | self._negations | self._exceptions
         self._automaton = (
             ahocorasick_rs.AhoCorasick(self._patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
             if self._patterns
@@ -110,52 +135,57 @@ class Matcher:
         """Return the number of distinct terms in the automaton."""
         return len(self._patterns)
 
+    def fire(self, text: str, also: frozenset[int] = frozenset()) -> list[tuple[int, Set[int]]]:
+        """Return (rule index, matched pattern indexes) of every rule that fires on ``text``.
+
+        ``also`` are rules to consider without a keyword hit (rules with regexes);
+        for them the caller checks the regexes.
+        """
+        found = (
+            self._automaton.find_matches_as_indexes(text, overlapping=True)
+            if self._automaton is not None and text
+            else []
+        )
+        if not found and not also:
+            return []
+        present = {p for p, _, _ in found}
+        if not present.isdisjoint(self._special):
+            present = set(self._valid(text, found))
+        kw_rule_sets = self._kw_rule_sets
+        candidates = set(also).union(*[kw_rule_sets[p] for p in present])
+        out: list[tuple[int, Set[int]]] = []
+        veto_sets, group_sets, kw_sets = self._veto_sets, self._group_sets, self._kw_sets
+        for r in candidates:
+            if not veto_sets[r].isdisjoint(present):
+                continue
+            matched = kw_sets[r] & present
+            for g in group_sets[r]:
+                found_in_group = g & present
+                if not found_in_group:
+                    break
+                matched |= found_in_group
+            else:
+                out.append((r, matched))
+        return out
+
+    def _valid(self, text: str, found: list[tuple[int, int, int]]) -> list[int]:
+        """Return the patterns found that stand as words and are not negated."""
+        negations = self._negation_ends(found)
+        english = self._english
+        return [
+            p
+            for p, start, end in found
+            if not (p in english and not self._whole_word(text, p, start, end))
+            and not (negations and _negated_at(text, start, negations))
+        ]
+
     def term(self, pattern: int) -> str:
         """Return the term of a pattern index."""
         return self._patterns[pattern]
 
-    def evidence(
-        self, text: str, also: frozenset[int] = frozenset()
-    ) -> tuple[dict[int, list[int]], dict[int, dict[int, list[int]]], set[int]]:
-        """Return what classify needs, for rules with a keyword hit and the rules in ``also``.
-
-        (keyword patterns per rule, all-of patterns per rule and group, vetoed rules),
-        patterns as indexes (see ``term``). Rules that saw only all-of terms cannot
-        fire and are never tracked.
-        """
-        keywords: dict[int, list[int]] = {}
-        groups: dict[int, dict[int, list[int]]] = {}
-        vetoed: set[int] = set()
-        if self._automaton is None or not text:
-            return keywords, groups, vetoed
-        found = self._automaton.find_matches_as_indexes(text, overlapping=True)
-        if not found:
-            return keywords, groups, vetoed
-        negations = self._negation_ends(found)
-        english, keyword_rules = self._english, self._keyword_rules
-        valid = []
-        for p, start, end in found:
-            if p in english and not self._whole_word(text, p, start, end):
-                continue
-            if negations and _negated_at(text, start, negations):
-                continue
-            valid.append(p)
-            for r in keyword_rules[p]:
-                if r in keywords:
-                    keywords[r].append(p)
-                else:
-                    keywords[r] = [p]
-        tracked = keywords.keys() | also
-        if not tracked:
-            return keywords, groups, vetoed
-        for p in valid:
-            for r, g in self._group_rules[p]:
-                if r in tracked:
-                    groups.setdefault(r, {}).setdefault(g, []).append(p)
-            for r in self._veto_rules[p]:
-                if r in tracked:
-                    vetoed.add(r)
-        return keywords, groups, vetoed
+    def keyword_set(self, rule: int) -> frozenset[int]:
+        """Return the keyword patterns of a rule."""
+        return self._kw_sets[rule]
 
     def scan(self, text: str) -> dict[int, Hits]:
         """Return the hits of every rule that has any, keyed by rule index."""

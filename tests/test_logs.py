@@ -1,0 +1,102 @@
+"""Logs never show a phone or ID number in clear."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot.logs import HANDLER_NAME, MaskingFilter, setup_logging
+
+PHONE = "13812345678"
+ID_NUMBER = "440301199003071234"
+
+
+@pytest.fixture
+def logged(request: pytest.FixtureRequest) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """Return a logger whose only handler writes through the filter into a buffer."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(MaskingFilter())
+    logger = logging.getLogger(f"lianhu.test.{request.node.name}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield logger, out
+    logger.removeHandler(handler)
+
+
+def test_numbers_in_the_message_are_masked(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = logged
+    logger.info(f"report from {PHONE}, ID {ID_NUMBER}")
+    text = out.getvalue()
+    assert PHONE not in text and ID_NUMBER not in text
+    assert "138****5678" in text and "440301" in text
+
+
+def test_numbers_in_args_are_masked(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = logged
+    logger.warning("report from %s (ID %s), %d photos", PHONE, ID_NUMBER, 2)
+    logger.warning("mapping args: %(phone)s", {"phone": int(PHONE)})
+    text = out.getvalue()
+    assert PHONE not in text and ID_NUMBER not in text
+    assert "2 photos" in text and "mapping args: 138****5678" in text
+
+
+def test_tracebacks_are_masked(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = logged
+    try:
+        raise ValueError(f"bad ID {ID_NUMBER}")
+    except ValueError:
+        logger.exception("failed for %s", PHONE)
+    text = out.getvalue()
+    assert "Traceback" in text and "ValueError: bad ID 440301" in text
+    assert PHONE not in text and ID_NUMBER not in text
+
+
+def test_a_bad_format_neither_raises_nor_leaks(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = logged
+    logger.error("count %d", PHONE)
+    text = out.getvalue()
+    assert "count %d" in text and PHONE not in text
+
+
+def test_text_without_numbers_is_untouched(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = logged
+    logger.info("ticket %s escalated to %s", "42", "海湾街道")
+    assert out.getvalue() == "INFO ticket 42 escalated to 海湾街道\n"
+
+
+@pytest.fixture
+def root() -> Iterator[logging.Logger]:
+    """Return the root logger, restored after the test."""
+    logger = logging.getLogger()
+    handlers, level = list(logger.handlers), logger.level
+    yield logger
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_setup_logging_is_idempotent(root: logging.Logger) -> None:
+    setup_logging("info")
+    setup_logging("DEBUG")
+    ours = [h for h in root.handlers if h.get_name() == HANDLER_NAME]
+    assert len(ours) == 1
+    assert root.level == logging.DEBUG
+    (handler,) = ours
+    assert isinstance(handler, logging.StreamHandler)
+    assert any(isinstance(f, MaskingFilter) for f in handler.filters)
+
+
+def test_setup_logging_masks_what_reaches_the_root(root: logging.Logger) -> None:
+    setup_logging()
+    (handler,) = [h for h in root.handlers if h.get_name() == HANDLER_NAME]
+    assert isinstance(handler, logging.StreamHandler)
+    out = io.StringIO()
+    handler.setStream(out)
+    logging.getLogger("lianhu.test.propagated").warning("call %s", PHONE)
+    text = out.getvalue()
+    assert "call 138****5678" in text and PHONE not in text
