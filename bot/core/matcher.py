@@ -121,9 +121,9 @@ class Matcher:
         self._roles = [tuple(entries) for entries in roles]
         self._negations = frozenset(negation_ids)
         self._exceptions = frozenset(exception_ids)
-        # Patterns that make a hit depend on its place: negations (and their exceptions)
-        # and English terms. Without them a message needs no hit-by-hit pass.
-        self._special = self._english | self._negations | self._exceptions
+        # Patterns that make a hit depend on its place: negations and English terms.
+        # Without them a message needs no hit-by-hit pass.
+        self._special = self._english | self._negations
         self._automaton = (
             ahocorasick_rs.AhoCorasick(self._patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
             if self._patterns
@@ -171,13 +171,17 @@ class Matcher:
     def _valid(self, text: str, found: list[tuple[int, int, int]]) -> list[int]:
         """Return the patterns found that stand as words and are not negated."""
         negations = self._negation_ends(found)
+        # Only a hit starting within reach of a negation's end can be negated.
+        reach = {e + k for e in negations for k in range(NEGATION_REACH + 1)}
         english = self._english
-        return [
-            p
-            for p, start, end in found
-            if not (p in english and not self._whole_word(text, p, start, end))
-            and not (negations and _negated_at(text, start, negations))
-        ]
+        out = []
+        for p, start, end in found:
+            if p in english and not self._whole_word(text, p, start, end):
+                continue
+            if start in reach and _negated_at(text, start, negations):
+                continue
+            out.append(p)
+        return out
 
     def term(self, pattern: int) -> str:
         """Return the term of a pattern index."""
