@@ -86,7 +86,7 @@ def classify(message: str, ruleset: RuleSet) -> Match | None:
     if rule.category == NONE_CATEGORY:
         return None
     matcher = ruleset.matcher
-    return _match(ruleset, rule, score, extra + tuple(sorted(matcher.term(p) for p in patterns)))
+    return _match(ruleset, rule, score, extra + tuple(sorted(map(matcher.term, patterns))))
 
 
 def explain(message: str, ruleset: RuleSet) -> Trace:
@@ -154,7 +154,7 @@ def _fired(text: str, ruleset: RuleSet) -> list[tuple[int, int, Set[int], tuple[
             extra = tuple(dict.fromkeys(_regex_found(rule, text)))  # fired through a regex
             if not extra:
                 continue
-        score = rule.priority + sum([weights[p] for p in patterns])
+        score = rule.priority + sum(map(weights.__getitem__, patterns))
         if extra:
             score += sum(term_weight(t) for t in extra)
         out.append((index, score, patterns, extra))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from enum import IntEnum
+from operator import itemgetter
 from typing import Protocol
 
 import ahocorasick_rs
@@ -33,6 +34,7 @@ NEGATION_REACH = 2
 
 
 MAX_TERM_WEIGHT = 6
+_PATTERN = itemgetter(0)  # the pattern index of an (index, start, end) match
 
 
 def term_weight(term: str) -> int:
@@ -148,11 +150,10 @@ class Matcher:
         )
         if not found and not also:
             return []
-        present = {p for p, _, _ in found}
+        present = set(map(_PATTERN, found))
         if not present.isdisjoint(self._special):
             present = set(self._valid(text, found))
-        kw_rule_sets = self._kw_rule_sets
-        candidates = set(also).union(*[kw_rule_sets[p] for p in present])
+        candidates = set(also).union(*map(self._kw_rule_sets.__getitem__, present))
         out: list[tuple[int, Set[int]]] = []
         veto_sets, group_sets, kw_sets = self._veto_sets, self._group_sets, self._kw_sets
         for r in candidates:
