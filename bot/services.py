@@ -231,20 +231,21 @@ class Service:
     async def _answer(
         self, message: IncomingMessage, template: str, params: dict[str, Any]
     ) -> Handled:
-        reply = Reply(
-            message.chat, template, params, message.sender.lang, reply_to=message.message_id
-        )
-        await self._commit_replies(message, [reply])
+        await self._say(message, template, params)
         return Handled("done", detail=template)
 
     async def _refuse(
         self, message: IncomingMessage, reason: str, params: dict[str, Any]
     ) -> Handled:
+        await self._say(message, reason, params)
+        return Handled("refused", params.get("id"), reason)
+
+    async def _say(self, message: IncomingMessage, template: str, params: dict[str, Any]) -> None:
+        """Answer a message in its chat, quoting it, in the sender's language."""
         reply = Reply(
-            message.chat, reason, params, message.sender.lang, reply_to=message.message_id
+            message.chat, template, params, message.sender.lang, reply_to=message.message_id
         )
         await self._commit_replies(message, [reply])
-        return Handled("refused", params.get("id"), reason)
 
     async def _commit_replies(self, message: IncomingMessage, replies: Sequence[Reply]) -> None:
         outbox = self._entries(replies, f"m:{message.key}")
