@@ -1,0 +1,252 @@
+"""The ticket services on a real Redis: reports, commands, deadlines, duplicates and crashes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from bot.core.deadlines import Outcome, Policy
+from bot.core.models import Actor, IncomingMessage, Lang
+from bot.core.org import OrgTree, Person, Role
+from bot.core.ticket import EventKind, TicketState
+from bot.live import LiveConfig
+from bot.render import Renderer
+from bot.services import Service
+from bot.storage import keys
+from bot.storage.redis import RedisStore
+from tests.conftest import ROOT, RULES_DIR
+
+ORG = ROOT / "org" / "sample_street.yaml"
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand (time is an edge of the system)."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Schedules:
+    """The scheduler port, recording what would be handed to rq."""
+
+    calls: list[tuple[str, int, str, float]] = field(default_factory=list)
+
+    async def schedule(self, ticket_id: str, stage: int, kind: str, due: float) -> None:
+        self.calls.append((ticket_id, stage, kind, due))
+
+
+@dataclass
+class World:
+    service: Service
+    store: RedisStore
+    redis: redis.asyncio.Redis
+    clock: Clock
+    schedules: Schedules
+    tree: OrgTree
+    counter: int = 0
+
+    def person(self, role: Role, scope: str | None = None) -> Person:
+        return next(
+            p for p in self.tree.people.values()
+            if p.role is role and (scope is None or p.scope == scope)
+        )  # fmt: skip
+
+    def message(
+        self, person: Person, text: str, chat: str | None = None, **extra: Any
+    ) -> IncomingMessage:
+        self.counter += 1
+        node = self.tree.nodes[person.scope]
+        return IncomingMessage(
+            chat=chat or node.chats[0], message_id=str(self.counter),
+            sender=Actor(person.accounts[0], person.name, person.id, Lang(person.lang)),
+            text=text, sent_at=self.clock.now, **extra,
+        )  # fmt: skip
+
+    async def outbox(self, platform: str = "telegram") -> list[dict[str, Any]]:
+        rows = await self.redis.xrange(keys.outbox(platform))
+        return [json.loads(fields[b"payload"]) for _, fields in rows]
+
+
+@pytest.fixture
+async def world(redis_async: redis.asyncio.Redis) -> AsyncIterator[World]:
+    config = LiveConfig(RULES_DIR, ORG, Policy(scale=1.0))
+    store = RedisStore(redis_async)
+    clock, schedules = Clock(), Schedules()
+    service = Service(store, config, Renderer(), schedules, clock)
+    yield World(service, store, redis_async, clock, schedules, config.tree)
+
+
+REPORT = "村口的路灯坏了半个月，晚上黑漆漆的，有事打我电话13812345678"
+
+
+async def test_a_report_opens_a_ticket_with_a_card_and_deadlines(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    handled = await world.service.handle_message(world.message(resident, REPORT))
+    assert handled.status == "opened"
+    ticket = await world.store.get(handled.ticket or "")
+    assert ticket is not None
+    assert (ticket.category, ticket.node, ticket.state) == (
+        "public_facilities",
+        "V-01",
+        TicketState.OPEN,
+    )
+    assert [e.kind for e in await world.store.history(ticket.id)] == [EventKind.OPENED]
+    sent = await world.outbox()
+    chats = {p["chat"] for p in sent}
+    assert world.tree.nodes["V-01"].chats[0] in chats  # the card goes to the village group
+    assert world.tree.nodes["H-01"].chats[0] in chats  # the resident is answered where they asked
+    assert all("13812345678" not in p["text"] for p in sent)  # masked in public chats
+    assert any("138****5678" in p["text"] for p in sent if p["card"])
+    assert {(c[2], c[1]) for c in world.schedules.calls} == {("ack", 1), ("resolve", 1)}
+
+
+async def test_chatter_stores_and_sends_nothing(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    before = await world.redis.dbsize()
+    for text in ["大家早上好", "谢谢网格员，路灯已经修好了", "今晚的火锅太好吃了🔥", ""]:
+        assert (
+            await world.service.handle_message(world.message(resident, text))
+        ).status == "ignored"
+    assert await world.redis.dbsize() == before
+
+
+async def test_the_same_message_twice_opens_one_ticket(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    message = world.message(resident, REPORT)
+    first = await world.service.handle_message(message)
+    second = await world.service.handle_message(message)
+    assert (first.status, second.status) == ("opened", "duplicate")
+    assert second.ticket == first.ticket
+    assert await world.store.all_ids() == [first.ticket]
+    assert await world.redis.xlen(keys.outbox("telegram")) == 2  # reply + card, once
+
+
+async def test_a_second_resident_joins_the_open_ticket(world: World) -> None:
+    first = world.person(Role.RESIDENT, "H-01")
+    others = [
+        p for p in world.tree.people.values() if p.role is Role.RESIDENT and p.scope != "H-01"
+    ]
+    same_village = next(p for p in others if world.tree.nodes[p.scope].parent in ("G-01", "G-02"))
+    opened = await world.service.handle_message(world.message(first, REPORT))
+    joined = await world.service.handle_message(
+        world.message(same_village, "路灯坏了好多天了，晚上好黑")
+    )
+    assert joined.status == "joined" and joined.ticket == opened.ticket
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None and [r.account for r in ticket.reporters] == [
+        first.accounts[0], same_village.accounts[0],
+    ]  # fmt: skip
+
+
+async def test_acknowledge_escalate_resolve_confirm(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, REPORT))
+    ticket_id = opened.ticket or ""
+    # A resident cannot acknowledge; a grid worker is out of scope at the village; a cadre may.
+    refused = await world.service.handle_message(world.message(resident, f"/ack {ticket_id}"))
+    assert refused.status == "refused" and refused.detail == "not_handler"
+    worker = world.person(Role.GRID_WORKER, "G-01")
+    refused = await world.service.handle_message(world.message(worker, f"受理 {ticket_id}"))
+    assert refused.detail == "not_in_scope"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and ticket.state is TicketState.OPEN  # refusals changed nothing
+    # The acknowledgement deadline passes: the ticket climbs to the street.
+    assert ticket.ack_due is not None
+    world.clock.now = ticket.ack_due + 1
+    assert await world.service.handle_deadline(ticket_id, 1, "ack") is Outcome.ESCALATE
+    assert await world.service.handle_deadline(ticket_id, 1, "ack") is Outcome.MOVED_ON  # once only
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and (ticket.node, ticket.state, ticket.stage) == (
+        "S-01",
+        TicketState.ESCALATED,
+        2,
+    )
+    staff = world.person(Role.STREET_STAFF)
+    assert (
+        await world.service.handle_message(world.message(staff, f"/ack {ticket_id}"))
+    ).status == "done"
+    done = await world.service.handle_message(world.message(staff, f"办结 {ticket_id} 已更换灯泡"))
+    assert done.status == "done"
+    confirm = world.message(resident, "", callback=f"confirm:{ticket_id}")
+    assert (await world.service.handle_message(confirm)).status == "done"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and ticket.state is TicketState.CLOSED
+    kinds = [e.kind for e in await world.store.history(ticket_id)]
+    assert kinds == [
+        EventKind.OPENED, EventKind.ESCALATED, EventKind.ACKNOWLEDGED, EventKind.RESOLVED,
+        EventKind.CONFIRMED,
+    ]  # fmt: skip
+    assert await world.redis.zcard(keys.DEADLINES) == 0  # nothing left owed
+    assert await world.redis.zcard(keys.active_at("S-01")) == 0
+
+
+async def test_an_early_deadline_reschedules_itself(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, REPORT))
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None and ticket.ack_due is not None
+    world.clock.now = ticket.ack_due - 0.8  # the rq scheduler fires up to a second early
+    world.schedules.calls.clear()
+    assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.EARLY
+    assert world.schedules.calls == [(ticket.id, 1, "ack", ticket.ack_due)]
+    assert (await world.store.get(ticket.id)) == ticket
+
+
+async def test_the_sweeper_recovers_a_lost_deadline_job(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, REPORT))
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None and ticket.ack_due is not None
+    world.clock.now = ticket.ack_due + 60  # the job never ran
+    assert await world.service.sweep() == 1
+    after = await world.store.get(ticket.id)
+    assert after is not None and after.state is TicketState.ESCALATED
+    assert await world.service.sweep() == 0
+
+
+async def test_a_crash_before_the_commit_leaves_nothing_and_the_retry_completes(
+    world: World,
+) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    message = world.message(resident, REPORT)
+    real_commit = world.store.commit
+
+    async def crash(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("injected")
+
+    world.store.commit = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.service.handle_message(message)
+    assert await world.redis.exists(keys.processed(message.key)) == 0
+    assert await world.redis.xlen(keys.outbox("telegram")) == 0
+    world.store.commit = real_commit  # type: ignore[method-assign]
+    retried = await world.service.handle_message(message)
+    assert retried.status == "opened"
+    assert len(await world.store.all_ids()) == 1
+
+
+async def test_a_crash_after_the_commit_is_finished_by_the_retry(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    message = world.message(resident, REPORT)
+    real_schedule = world.schedules.schedule
+
+    async def crash(*args: Any) -> None:
+        raise ConnectionError("injected")
+
+    world.schedules.schedule = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.service.handle_message(message)
+    world.schedules.schedule = real_schedule  # type: ignore[method-assign]
+    retried = await world.service.handle_message(message)
+    assert retried.status == "duplicate"
+    assert {c[2] for c in world.schedules.calls} == {"ack", "resolve"}  # the retry scheduled them
+    assert len(await world.store.all_ids()) == 1
