@@ -266,7 +266,9 @@ class Service:
             if outcome is dl.Outcome.EARLY:
                 due = dl.due_of(ticket, dl.DeadlineKind(kind))
                 assert due is not None
-                await self.scheduler.schedule(ticket_id, stage, kind, due)
+                # A second later than due: a job id names its second, and this job (with the
+                # due second's id) is still running, so the new one needs a new id.
+                await self.scheduler.schedule(ticket_id, stage, kind, due + 1.0)
                 return outcome
             if decision is None:
                 await self.store.forget_deadline(ticket_id, stage, kind)

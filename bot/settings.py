@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("data"), description="Where the embedded Redis keeps its files."
     )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias="REDIS_URL",
+        description="Redis to use (REDIS_URL); unset: start an embedded redis-server in the data dir.",
+    )
+    queue: str = Field(default="lianhu", description="Name of the rq queue for deadline jobs.")
     deadline_scale: float = Field(
         default=1.0,
         gt=0,

@@ -1,0 +1,84 @@
+"""``lianhu worker``: the rq worker with its scheduler, and the deadline sweeper."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import threading
+from typing import Any
+
+import redis
+import redis.asyncio
+from rq import Queue, SimpleWorker, Worker
+
+from bot.jobs import _shared
+from bot.logs import setup_logging
+from bot.scheduling import RqScheduler
+from bot.services import Service
+from bot.settings import Settings
+from bot.storage.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY = 30.0
+
+
+def register(commands: Any) -> None:
+    """Add ``worker``."""
+    parser = commands.add_parser("worker", help="run the rq worker (deadlines) with its scheduler")
+    parser.add_argument("--burst", action="store_true", help="run what is due, then exit")
+    parser.add_argument(
+        "--simple", action="store_true", help="run jobs in this process (no fork per job)"
+    )
+    parser.set_defaults(func=cmd_worker)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the worker until stopped (or, with --burst, until nothing is due)."""
+    settings = Settings()
+    if not settings.redis_url:
+        print("lianhu worker: set REDIS_URL to the Redis the bot uses", file=sys.stderr)
+        return 2
+    setup_logging()
+    connection = redis.Redis.from_url(settings.redis_url)
+    queue = Queue(settings.queue, connection=connection)
+    kind = SimpleWorker if args.simple else Worker
+    stop = threading.Event()
+    sweeper = threading.Thread(target=_sweep_forever, args=(settings, stop), daemon=True)
+    if not args.burst:
+        sweeper.start()
+    try:
+        kind([queue], connection=connection).work(burst=args.burst, with_scheduler=True)
+        if args.burst:
+            asyncio.run(sweep(settings))
+    finally:
+        stop.set()
+        connection.close()
+    return 0
+
+
+async def sweep(settings: Settings) -> int:
+    """Check every deadline whose job is overdue (lost or delayed); return how many."""
+    assert settings.redis_url
+    config, renderer = _shared(settings)
+    config.reload()
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    sync = redis.Redis.from_url(settings.redis_url)
+    try:
+        service = Service(RedisStore(client), config, renderer, RqScheduler(sync, settings.queue))
+        return await service.sweep()
+    finally:
+        await client.aclose()
+        sync.close()
+
+
+def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
+    while not stop.wait(SWEEP_EVERY):
+        try:
+            found = asyncio.run(sweep(settings))
+            if found:
+                log.warning("sweeper: %d overdue deadlines had lost their jobs", found)
+        except Exception:
+            log.exception("sweeper failed; trying again in %.0f s", SWEEP_EVERY)

@@ -1,0 +1,47 @@
+"""rq entry points: top-level functions with primitive arguments.
+
+rq runs each coroutine job in a fresh event loop, so every job builds its own
+Redis client and closes it. The rules, tree and templates are loaded once per
+worker process and reloaded when their files change.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+import redis.asyncio
+
+from bot.core.deadlines import Policy
+from bot.live import LiveConfig
+from bot.render import Renderer
+from bot.scheduling import RqScheduler
+from bot.services import Service
+from bot.settings import Settings
+from bot.storage.redis import RedisStore
+
+
+@functools.cache
+def _shared(settings: Settings) -> tuple[LiveConfig, Renderer]:
+    config = LiveConfig(
+        settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale)
+    )
+    return config, Renderer()
+
+
+async def check_deadline(ticket_id: str, stage: int, kind: str) -> str:
+    """Check one deadline of a ticket; escalate, flag or close it if it is really due."""
+    settings = Settings()
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set for the worker")
+    config, renderer = _shared(settings)
+    config.reload()
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    sync = redis.Redis.from_url(settings.redis_url)
+    try:
+        service = Service(RedisStore(client), config, renderer, RqScheduler(sync, settings.queue))
+        outcome = await service.handle_deadline(ticket_id, stage, kind)
+    finally:
+        await client.aclose()
+        sync.close()
+    return outcome.value

@@ -1,0 +1,100 @@
+"""Deadlines through a real rq worker process (burst mode) on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from bot.core.deadlines import Policy
+from bot.core.models import Actor, IncomingMessage, Lang
+from bot.core.org import Role
+from bot.core.ticket import EventKind, TicketState
+from bot.live import LiveConfig
+from bot.render import Renderer
+from bot.scheduling import RqScheduler
+from bot.services import Service
+from bot.storage.redis import RedisStore
+from tests.conftest import ROOT, RULES_DIR
+
+ORG = ROOT / "org" / "sample_street.yaml"
+SCALE = 2e-5  # 24 h of acknowledgement time become 1.7 s
+
+
+def run_worker(redis_url: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
+        "LIANHU_ORG_FILE": str(ORG), "LIANHU_DEADLINE_SCALE": str(SCALE),
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "worker", "--burst"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+async def wait_until(when: float) -> None:
+    await asyncio.sleep(max(0.0, when - time.time()))
+
+
+async def test_a_missed_deadline_escalates_through_rq(
+    redis_url: str, redis_async: redis.asyncio.Redis, tmp_path: Path
+) -> None:
+    sync = redis.Redis.from_url(redis_url)
+    try:
+        config = LiveConfig(RULES_DIR, ORG, Policy(scale=SCALE))
+        service = Service(RedisStore(redis_async), config, Renderer(), RqScheduler(sync))
+        resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
+        message = IncomingMessage(
+            config.tree.nodes[resident.scope].chats[0], "1",
+            Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang)),
+            "村口的路灯坏了半个月，晚上黑漆漆的", time.time(),
+        )  # fmt: skip
+        opened = await service.handle_message(message)
+        ticket = await service.store.get(opened.ticket or "")
+        assert ticket is not None and ticket.ack_due is not None
+        scheduled = ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids()
+        assert sorted(j.rsplit("-", 1)[0] for j in scheduled) == [
+            f"deadline-{ticket.id}-1-ack", f"deadline-{ticket.id}-1-resolve",
+        ]  # fmt: skip
+        # Nothing is due yet: a burst changes nothing.
+        assert run_worker(redis_url).returncode == 0
+        assert (await service.store.get(ticket.id)) == ticket
+        await wait_until(ticket.ack_due + 1.2)
+        result = run_worker(redis_url)
+        assert result.returncode == 0, result.stderr
+        after = await service.store.get(ticket.id)
+        assert after is not None
+        assert (after.state, after.node, after.stage) == (TicketState.ESCALATED, "S-01", 2)
+        history = [e.kind for e in await service.store.history(ticket.id)]
+        assert history == [EventKind.OPENED, EventKind.ESCALATED]
+        # The same job run again (at-least-once) changes nothing.
+        result = run_worker(redis_url)
+        assert [e.kind for e in await service.store.history(ticket.id)] == history
+    finally:
+        sync.close()
+
+
+def test_worker_needs_redis_url() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "worker", "--burst"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "set REDIS_URL" in proc.stderr
+
+
+@pytest.mark.parametrize("second", [0, 1_800_000_000])
+def test_job_ids_use_only_allowed_characters(second: int) -> None:
+    from bot.scheduling import job_id
+
+    assert all(c.isalnum() or c in "-_" for c in job_id("42", 3, "resolve", second))
