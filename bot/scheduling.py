@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 
 import redis
@@ -41,8 +42,7 @@ class RqScheduler:
             failure_ttl=FAILURE_TTL,
         )
         when = dt.datetime.fromtimestamp(second, dt.UTC)
-        try:
-            # enqueue_in/enqueue_at ignore uniqueness; schedule_job(unique=True) honours it.
+        # enqueue_in/enqueue_at ignore uniqueness; schedule_job(unique=True) honours it.
+        # Already scheduled is fine: at-least-once is all a deadline needs.
+        with contextlib.suppress(DuplicateJobError):
             self.queue.schedule_job(job, when, unique=True)
-        except DuplicateJobError:
-            pass  # already scheduled: at-least-once is all a deadline needs

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias="REDIS_URL",
-        description="Redis to use (REDIS_URL); unset: start an embedded redis-server in the data dir.",
+        description="Redis to use; unset: an embedded redis-server in the data dir.",
     )
     queue: str = Field(default="lianhu", description="Name of the rq queue for deadline jobs.")
     deadline_scale: float = Field(
