@@ -1,0 +1,138 @@
+"""Nothing is lost: a Redis restart keeps tickets, histories and deadlines; the sender never sends twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import redis.asyncio
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from bot.core.deadlines import Policy
+from bot.core.models import Actor, IncomingMessage, Lang
+from bot.core.org import Role
+from bot.live import LiveConfig
+from bot.ports import Rendered, Sent
+from bot.redis_server import EmbeddedRedis
+from bot.render import Renderer
+from bot.scheduling import RqScheduler
+from bot.sender import Sender
+from bot.services import Service
+from bot.storage import keys
+from bot.storage.redis import RedisStore
+from tests.conftest import ROOT, RULES_DIR
+
+ORG = ROOT / "org" / "sample_street.yaml"
+
+
+def report(config: LiveConfig, message_id: str, text: str) -> IncomingMessage:
+    resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
+    return IncomingMessage(
+        config.tree.nodes[resident.scope].chats[0], message_id,
+        Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang)), text, time.time(),
+    )  # fmt: skip
+
+
+async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Path) -> None:
+    config = LiveConfig(RULES_DIR, ORG, Policy())
+    server = EmbeddedRedis(tmp_path / "data", appendfsync="always")
+    url = server.start()
+    try:
+        client, sync = redis.asyncio.Redis.from_url(url), redis.Redis.from_url(url)
+        service = Service(RedisStore(client), config, Renderer(), RqScheduler(sync))
+        texts = ["村口的路灯坏了半个月", "楼下KTV每晚唱到凌晨三点", "又停水了，成栋楼冇水"]
+        opened = [
+            await service.handle_message(report(config, str(i), t)) for i, t in enumerate(texts)
+        ]
+        before = {t: await service.store.history(t) for t in await service.store.all_ids()}
+        deadlines = await client.zrange(keys.DEADLINES, 0, -1, withscores=True)
+        jobs = sorted(ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids())
+        await client.aclose()
+        sync.close()
+        assert len(before) == 3 and len(deadlines) == 6 and len(jobs) == 6
+        os.kill(server.pid or 0, signal.SIGKILL)  # no SHUTDOWN, no final fsync
+        server.stop()
+        url = server.start()
+        client, sync = redis.asyncio.Redis.from_url(url), redis.Redis.from_url(url)
+        store = RedisStore(client)
+        assert {t: await store.history(t) for t in await store.all_ids()} == before
+        assert [h.ticket for h in opened] == sorted(before, key=int)
+        assert await client.zrange(keys.DEADLINES, 0, -1, withscores=True) == deadlines
+        assert (
+            sorted(ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids())
+            == jobs
+        )
+        await client.aclose()
+        sync.close()
+    finally:
+        server.stop()
+
+
+@dataclass
+class Gateway:
+    """The chat platform's edge: records what was delivered, and fails when told to."""
+
+    platform: str = "telegram"
+    delivered: list[tuple[str, str]] = field(default_factory=list)
+    failures: int = 0
+
+    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("platform unavailable")
+        self.delivered.append((chat, message.text))
+        return Sent(str(len(self.delivered)))
+
+
+async def test_the_sender_retries_and_never_sends_twice(redis_async: redis.asyncio.Redis) -> None:
+    config = LiveConfig(RULES_DIR, ORG, Policy())
+
+    @dataclass
+    class NoJobs:
+        async def schedule(self, *args: object) -> None:
+            return None
+
+    service = Service(RedisStore(redis_async), config, Renderer(), NoJobs())
+    opened = await service.handle_message(report(config, "1", "村口的路灯坏了半个月"))
+    queued = await redis_async.xlen(keys.outbox("telegram"))
+    assert queued == 2  # the answer to the resident and the card to the village group
+    gateway = Gateway(failures=1)
+    sender = Sender(redis_async, gateway, retry_after=0.0)
+    first = await sender.drain()
+    assert (first.sent, first.failed) == (1, 1)
+    second = await sender.drain()  # the failed one is claimed again
+    assert second.sent == 1
+    assert len(gateway.delivered) == 2
+    # A redelivery of an entry already sent (a crash before XACK) is skipped, not sent again.
+    entries = await redis_async.xrange(keys.outbox("telegram"))
+    await redis_async.xadd(keys.outbox("telegram"), entries[0][1])
+    third = await sender.drain()
+    assert (third.sent, third.skipped) == (0, 1)
+    assert len(gateway.delivered) == 2
+    # Replies to a sent card reach its ticket.
+    card_chat = config.tree.nodes["V-01"].chats[0]
+    card_message = next(
+        str(i + 1) for i, (chat, _) in enumerate(gateway.delivered) if chat == card_chat
+    )
+    assert await service.store.card_ticket(card_chat, card_message) == opened.ticket
+
+
+async def test_a_send_that_keeps_failing_is_dropped_not_retried_forever(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    await redis_async.xadd(
+        keys.outbox("telegram"),
+        {"key": "k1", "payload": '{"chat": "telegram:1", "text": "x", "buttons": []}'},
+    )
+    gateway = Gateway(failures=100)
+    sender = Sender(redis_async, gateway, retry_after=0.0, max_attempts=3)
+    results = [await sender.drain() for _ in range(4)]
+    assert sum(r.dropped for r in results) == 1
+    assert await redis_async.lrange(f"{keys.outbox('telegram')}:dead", 0, -1) == [b"k1"]
+    assert gateway.delivered == []
+    assert (await sender.drain()).failed == 0  # nothing pending any more
