@@ -82,6 +82,7 @@ class Service:
 
     async def handle_message(self, message: IncomingMessage) -> Handled:
         """Handle one message or button press from a chat."""
+        log.debug("message %s from %s: %s", message.key, message.sender.account, message.text)
         ctx = self.config.context
         reply_ticket = None
         if message.reply_to:
@@ -122,7 +123,12 @@ class Service:
                 join = (join_key, ctx.policy.join_window)
                 status = "opened"
             result, value = await self.store.commit(
-                before, decision.ticket, decision.events, self._outbox(decision), message.key, join
+                before,
+                decision.ticket,
+                decision.events,
+                self._outbox(decision, message),
+                message.key,
+                join,
             )
             if result is CommitStatus.OK:
                 await self._schedule(before, decision.ticket)
