@@ -199,3 +199,16 @@ def test_classify_with_invalid_rules_exits_1(tmp_path: Path) -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "rules" in capsys.readouterr().err
+
+
+def test_config_show(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LIANHU_DEADLINE_SCALE", "0.001")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    assert main(["config", "show", "--json"]) == 0
+    rows = {r["variable"]: r["value"] for r in json.loads(capsys.readouterr().out)}
+    assert rows["LIANHU_DEADLINE_SCALE"] == "0.001"
+    assert rows["REDIS_URL"] == "redis://127.0.0.1:6399/0"
+    assert {"LIANHU_RULES_DIR", "LIANHU_ORG_FILE", "LIANHU_DATA_DIR", "LIANHU_QUEUE"} <= rows.keys()
+    monkeypatch.setenv("LIANHU_DEADLINE_SCALE", "-1")
+    assert main(["config", "show"]) == 1
+    assert "deadline_scale: Input should be greater than 0" in capsys.readouterr().err
