@@ -8,14 +8,17 @@ ticket still owes what the deadline stands for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core import deadlines as dl
-from bot.core.classify import classify
+from bot.core.classify import Match, classify
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.models import IncomingMessage, Lang, Reply
 from bot.core.org import (
@@ -48,7 +51,7 @@ from bot.storage.redis import CommitStatus, OutboxEntry, RedisStore, deadline_me
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 8  # commits that lose a race reload and decide again; this many times at most
+ATTEMPTS = 30  # commits that lose a race reload and decide again; this many times at most
 STATS_WINDOW = 30 * 24 * 3600.0
 
 
@@ -77,6 +80,15 @@ class Service:
         self.render = render
         self.scheduler = scheduler
         self.clock = clock
+        # Work on one ticket (or one village's problem) in turn within this process;
+        # the commit guards still settle races with other processes.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     # -- incoming messages -------------------------------------------------------------
 
@@ -105,8 +117,22 @@ class Service:
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
+        if ctx.policy.join_window <= 0:  # joining switched off: every report is its own ticket
+            return await self._open_or_join(ctx, message, match, origin, None)
         join_key = keys.join(_join_scope(ctx.tree, origin).id, match.category)
-        for _ in range(ATTEMPTS):
+        async with self._lock(join_key):
+            return await self._open_or_join(ctx, message, match, origin, join_key)
+
+    async def _open_or_join(
+        self,
+        ctx: Context,
+        message: IncomingMessage,
+        match: Match,
+        origin: Node,
+        join_key: str | None,
+    ) -> Handled:
+        for attempt in range(ATTEMPTS):
+            await _back_off(attempt)
             now = self.clock()
             done, join_id = await self.store.lookup(message.key, join_key)
             if done is not None:
@@ -120,7 +146,7 @@ class Service:
             else:
                 before = None
                 decision = open_ticket(ctx, await self.store.next_id(), message, match, origin, now)
-                join = (join_key, ctx.policy.join_window)
+                join = (join_key, ctx.policy.join_window) if join_key else None
                 status = "opened"
             result, value = await self.store.commit(
                 before,
@@ -148,7 +174,15 @@ class Service:
         self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
     ) -> Handled:
         assert command.ticket is not None
-        for _ in range(ATTEMPTS):
+        async with self._lock(command.ticket):
+            return await self._command_on(ctx, message, command, person)
+
+    async def _command_on(
+        self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
+    ) -> Handled:
+        assert command.ticket is not None
+        for attempt in range(ATTEMPTS):
+            await _back_off(attempt)
             now = self.clock()
             if (done := await self.store.was_processed(message.key)) is not None:
                 return Handled("duplicate", done if done != "-" else None)
@@ -262,7 +296,12 @@ class Service:
     async def handle_deadline(self, ticket_id: str, stage: int, kind: str) -> dl.Outcome:
         """Check one deadline of a ticket and act if it is really missed."""
         ctx = self.config.context
-        for _ in range(ATTEMPTS):
+        async with self._lock(ticket_id):
+            return await self._deadline(ctx, ticket_id, stage, kind)
+
+    async def _deadline(self, ctx: Context, ticket_id: str, stage: int, kind: str) -> dl.Outcome:
+        for attempt in range(ATTEMPTS):
+            await _back_off(attempt)
             now = self.clock()
             ticket = await self.store.get(ticket_id)
             if ticket is None:
@@ -300,11 +339,17 @@ class Service:
         return len(due)
 
     async def _schedule(self, before: Ticket | None, after: Ticket) -> None:
-        was = deadline_members(before)
-        for member, due in deadline_members(after).items():
-            if was.get(member) != due:
-                ticket_id, stage, kind = keys.parse_deadline_member(member)
-                await self.scheduler.schedule(ticket_id, stage, kind, due)
+        """Give the ticket's earliest owed deadline an rq job, when it changed.
+
+        One job at a time per ticket: the next is scheduled when that one is settled
+        (acknowledged, escalated, resolved). The DEADLINES index holds every owed
+        deadline, so the sweeper finds any whose job was lost.
+        """
+        nearest = _earliest(deadline_members(after))
+        if nearest is not None and nearest != _earliest(deadline_members(before)):
+            member, due = nearest
+            ticket_id, stage, kind = keys.parse_deadline_member(member)
+            await self.scheduler.schedule(ticket_id, stage, kind, due)
 
     # -- configuration -----------------------------------------------------------------
 
@@ -355,6 +400,17 @@ class Service:
             }
             entries.append(OutboxEntry(platform, f"{prefix}:{i}", payload))
         return entries
+
+
+def _earliest(owed: dict[str, float]) -> tuple[str, float] | None:
+    """Return the owed deadline due first, or None."""
+    return min(owed.items(), key=lambda item: item[1]) if owed else None
+
+
+async def _back_off(attempt: int) -> None:
+    """Wait a little, more each time, before trying a lost race again (none the first time)."""
+    if attempt:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
 
 
 def _join_scope(tree: OrgTree, origin: Node) -> Node:

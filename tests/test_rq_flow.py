@@ -62,9 +62,7 @@ async def test_a_missed_deadline_escalates_through_rq(
         ticket = await service.store.get(opened.ticket or "")
         assert ticket is not None and ticket.ack_due is not None
         scheduled = ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids()
-        assert sorted(j.rsplit("-", 1)[0] for j in scheduled) == [
-            f"deadline-{ticket.id}-1-ack", f"deadline-{ticket.id}-1-resolve",
-        ]  # fmt: skip
+        assert [j.rsplit("-", 1)[0] for j in scheduled] == [f"deadline-{ticket.id}-1-ack"]
         # Nothing is due yet: a burst changes nothing.
         assert run_worker(redis_url).returncode == 0
         assert (await service.store.get(ticket.id)) == ticket
@@ -76,9 +74,12 @@ async def test_a_missed_deadline_escalates_through_rq(
         assert (after.state, after.node, after.stage) == (TicketState.ESCALATED, "S-01", 2)
         history = [e.kind for e in await service.store.history(ticket.id)]
         assert history == [EventKind.OPENED, EventKind.ESCALATED]
-        # The same job run again (at-least-once) changes nothing.
+        # Running the worker again never escalates twice. (Time is compressed 50,000x: the
+        # street's 8 h to acknowledge pass in 0.6 s, so the ticket may be flagged overdue.)
         result = run_worker(redis_url)
-        assert [e.kind for e in await service.store.history(ticket.id)] == history
+        again = [e.kind for e in await service.store.history(ticket.id)]
+        assert again[:2] == history and again.count(EventKind.ESCALATED) == 1
+        assert set(again[2:]) <= {EventKind.FLAGGED}
     finally:
         sync.close()
 

@@ -31,6 +31,8 @@ for _, g in ipairs(spec.guards) do
     if v then return {'duplicate', v} end
   elseif g[1] == 'llen' then
     if redis.call('LLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
+  elseif g[1] == 'free' then
+    if redis.call('EXISTS', KEYS[g[2]]) == 1 then return {'conflict', ''} end
   end
 end
 for _, op in ipairs(spec.ops) do
@@ -202,7 +204,8 @@ class RedisStore:
             ops.op("set", keys.ticket(after.id), dumps(after.to_dict()))
             ops.op("rpush", history, [dumps(e.to_dict()) for e in events])
             self._indexes(ops, before, after)
-            if join is not None:
+            if join is not None:  # opening: nobody else may have opened this problem meanwhile
+                ops.guards.append(["free", ops.key(join[0])])
                 ops.op("setex", join[0], after.id, max(1, int(join[1])))
         for entry in outbox:
             ops.op(
