@@ -43,6 +43,7 @@ demo: system-deps install
 
 bench: install
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
