@@ -252,3 +252,116 @@ async def test_a_crash_after_the_commit_is_finished_by_the_retry(world: World) -
     assert retried.status == "duplicate"
     assert [c[2] for c in world.schedules.calls] == ["ack"]  # the retry scheduled it
     assert len(await world.store.all_ids()) == 1
+
+
+async def opened_at_grid(world: World) -> str:
+    resident = world.person(Role.RESIDENT, "H-01")
+    handled = await world.service.handle_message(
+        world.message(resident, "楼下KTV每晚唱到凌晨三点，吵得睡不着")
+    )
+    assert handled.status == "opened"
+    ticket = await world.store.get(handled.ticket or "")
+    assert ticket is not None and ticket.node == "G-01"
+    return ticket.id
+
+
+async def test_resolve_then_reopen_then_confirm(world: World) -> None:
+    ticket_id = await opened_at_grid(world)
+    worker = world.person(Role.GRID_WORKER, "G-01")
+    resident = world.person(Role.RESIDENT, "H-01")
+    assert (
+        await world.service.handle_message(world.message(worker, f"/resolve {ticket_id} 已劝停"))
+    ).status == "done"
+    reopen = await world.service.handle_message(
+        world.message(resident, f"重开 {ticket_id} 今晚又吵了")
+    )
+    assert reopen.status == "done"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and (ticket.state, ticket.stage) == (TicketState.REOPENED, 2)
+    assert (
+        await world.service.handle_message(world.message(worker, f"办结 {ticket_id} 已罚款"))
+    ).status == "done"
+    assert (
+        await world.service.handle_message(world.message(resident, f"确认 {ticket_id}"))
+    ).status == "done"
+    rate = world.message(resident, "", callback=f"rate:{ticket_id}:5")
+    assert (await world.service.handle_message(rate)).status == "done"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and (ticket.state, ticket.rating) == (TicketState.CLOSED, 5)
+    late = await world.service.handle_message(world.message(resident, f"重开 {ticket_id} 又吵"))
+    assert (late.status, late.detail) == ("refused", "closed_report_again")
+
+
+async def test_dismiss_with_a_reason(world: World) -> None:
+    ticket_id = await opened_at_grid(world)
+    worker = world.person(Role.GRID_WORKER, "G-01")
+    bare = await world.service.handle_message(world.message(worker, f"驳回 {ticket_id}"))
+    assert (bare.status, bare.detail) == ("refused", "needs_text")
+    done = await world.service.handle_message(world.message(worker, f"驳回 {ticket_id} 重复投诉"))
+    assert done.status == "done"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and ticket.state is TicketState.DISMISSED
+    assert await world.redis.zcard(keys.active_at("G-01")) == 0
+    assert await world.redis.zcard(keys.DEADLINES) == 0
+
+
+async def test_assign_a_colleague_and_hand_to_a_department(world: World) -> None:
+    ticket_id = await opened_at_grid(world)
+    leader = world.person(Role.GRID_LEADER)
+    worker = world.person(Role.GRID_WORKER, "G-01")
+    outsider = world.person(Role.GRID_WORKER, "G-03")
+    refused = await world.service.handle_message(
+        world.message(worker, f"转派 {ticket_id} @{outsider.name}")
+    )
+    assert (refused.status, refused.detail) == ("refused", "assignee_out_of_scope")
+    assigned = await world.service.handle_message(
+        world.message(leader, f"/assign {ticket_id} {worker.id}")
+    )
+    assert assigned.status == "done"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and ticket.assignee == worker.id
+    assert await world.store.ids(keys.by_assignee(worker.id)) == [ticket_id]
+    handed = await world.service.handle_message(
+        world.message(worker, f"/assign {ticket_id} @enforcement 夜间执法")
+    )
+    assert handed.status == "done"
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and (ticket.node, ticket.tier, ticket.assignee) == (
+        "D-enforcement",
+        "department",
+        None,
+    )
+    assert await world.store.ids(keys.by_assignee(worker.id)) == []
+    staff = next(
+        p
+        for p in world.tree.people.values()
+        if p.role is Role.DEPARTMENT_STAFF and p.scope == "D-enforcement"
+    )
+    assert (
+        await world.service.handle_message(
+            world.message(
+                staff, f"/ack {ticket_id}", chat=world.tree.nodes["D-enforcement"].chats[0]
+            )
+        )
+    ).status == "done"
+    sent = await world.outbox()
+    assert any(p["chat"] == world.tree.nodes["D-enforcement"].chats[0] and p["card"] for p in sent)
+
+
+async def test_lists_and_stats(world: World) -> None:
+    ticket_id = await opened_at_grid(world)
+    resident = world.person(Role.RESIDENT, "H-01")
+    worker = world.person(Role.GRID_WORKER, "G-01")
+    await world.service.handle_message(world.message(worker, f"/ack {ticket_id}"))
+    mine = await world.service.handle_message(world.message(resident, "我的"))
+    assert mine.detail == "ticket_list"
+    todo = await world.service.handle_message(world.message(worker, "待办"))
+    assert todo.detail == "ticket_list"
+    stats = await world.service.handle_message(world.message(worker, "/stats"))
+    assert stats.detail == "stats"
+    refused = await world.service.handle_message(world.message(resident, "/stats"))
+    assert (refused.status, refused.detail) == ("refused", "not_handler")
+    sent = {p["template"]: p for p in await world.outbox()}
+    assert f"{ticket_id}" in sent["ticket_list"]["text"]
+    assert "【东联村第一网格】待办 1，超时 0" in sent["stats"]["text"]
+    assert "及时受理 100%" in sent["stats"]["text"]  # acknowledged before its deadline
