@@ -90,3 +90,18 @@ def test_urgent_keywords_match_in_every_script(ruleset: RuleSet) -> None:
 def test_schema_file_is_in_sync() -> None:
     on_disk = json.loads((RULES_DIR / "schema.json").read_text(encoding="utf-8"))
     assert on_disk == json_schema(), "run: python -m bot rules schema > routing_rules/schema.json"
+
+
+def test_regression_corpus(ruleset: RuleSet) -> None:
+    """Messages the team wrote (tests/data/README.md) stay classified as before."""
+    path = RULES_DIR.parent / "tests" / "data" / "regression.jsonl"
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    report = evaluate(
+        [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset
+    )
+    assert report.total == 667
+    assert report.macro_f1 >= 0.97
+    assert report.emergency_recall == 1.0
+    assert report.false_ticket_rate <= 0.01
