@@ -7,7 +7,9 @@ worker process and reloaded when their files change.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import AsyncIterator
 
 import redis
 import redis.asyncio
@@ -29,9 +31,9 @@ def _shared(settings: Settings) -> tuple[LiveConfig, Renderer]:
     return config, Renderer()
 
 
-async def check_deadline(ticket_id: str, stage: int, kind: str) -> str:
-    """Check one deadline of a ticket; escalate, flag or close it if it is really due."""
-    settings = Settings()
+@contextlib.asynccontextmanager
+async def worker_service(settings: Settings) -> AsyncIterator[Service]:
+    """Yield a Service on fresh clients (rq runs each job in a new event loop), then close them."""
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set for the worker")
     config, renderer = _shared(settings)
@@ -39,9 +41,14 @@ async def check_deadline(ticket_id: str, stage: int, kind: str) -> str:
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     sync = redis.Redis.from_url(settings.redis_url)
     try:
-        service = Service(RedisStore(client), config, renderer, RqScheduler(sync, settings.queue))
-        outcome = await service.handle_deadline(ticket_id, stage, kind)
+        yield Service(RedisStore(client), config, renderer, RqScheduler(sync, settings.queue))
     finally:
         await client.aclose()
         sync.close()
+
+
+async def check_deadline(ticket_id: str, stage: int, kind: str) -> str:
+    """Check one deadline of a ticket; escalate, flag or close it if it is really due."""
+    async with worker_service(Settings()) as service:
+        outcome = await service.handle_deadline(ticket_id, stage, kind)
     return outcome.value

@@ -20,7 +20,7 @@ from typing import Any
 from bot.core import deadlines as dl
 from bot.core.classify import Match, classify
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
-from bot.core.models import IncomingMessage, Lang, Reply
+from bot.core.models import IncomingMessage, Reply
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -423,6 +423,3 @@ def _join_scope(tree: OrgTree, origin: Node) -> Node:
 
 def _problems(problems: Sequence[Any]) -> dict[str, Any]:
     return {"problems": [str(p) for p in problems[:20]], "count": len(problems)}
-
-
-__all__ = ["Handled", "Lang", "Service"]

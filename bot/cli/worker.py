@@ -10,15 +10,11 @@ import threading
 from typing import Any
 
 import redis
-import redis.asyncio
 from rq import Queue, SimpleWorker, Worker
 
-from bot.jobs import _shared
+from bot.jobs import worker_service
 from bot.logs import setup_logging
-from bot.scheduling import RqScheduler
-from bot.services import Service
 from bot.settings import Settings
-from bot.storage.redis import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +57,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 async def sweep(settings: Settings) -> int:
     """Check every deadline whose job is overdue (lost or delayed); return how many."""
-    assert settings.redis_url
-    config, renderer = _shared(settings)
-    config.reload()
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
-    sync = redis.Redis.from_url(settings.redis_url)
-    try:
-        service = Service(RedisStore(client), config, renderer, RqScheduler(sync, settings.queue))
+    async with worker_service(settings) as service:
         return await service.sweep()
-    finally:
-        await client.aclose()
-        sync.close()
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:

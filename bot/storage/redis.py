@@ -132,11 +132,13 @@ class RedisStore:
 
     async def lookup(self, message_key: str, join_key: str | None) -> tuple[str | None, str | None]:
         """Return (ticket of an already handled message, open ticket to join) in one round trip."""
+        if join_key is None:
+            return await self.was_processed(message_key), None
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.processed(message_key))
-        pipe.get(join_key or keys.processed(message_key))
+        pipe.get(join_key)
         done, join = await pipe.execute()
-        return _text(done), _text(join) if join_key else None
+        return _text(done), _text(join)
 
     async def was_processed(self, message_key: str) -> str | None:
         """Return the value stored for a handled message, or None."""
