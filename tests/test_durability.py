@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from bot.core.deadlines import Policy
-from bot.core.models import Actor, IncomingMessage, Lang
-from bot.core.org import Role
 from bot.live import LiveConfig
 from bot.ports import Rendered, Sent
 from bot.redis_server import EmbeddedRedis
@@ -26,16 +23,9 @@ from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
+from tests.helpers import NoJobs, resident_message
 
 ORG = ROOT / "org" / "sample_street.yaml"
-
-
-def report(config: LiveConfig, message_id: str, text: str) -> IncomingMessage:
-    resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
-    return IncomingMessage(
-        config.tree.nodes[resident.scope].chats[0], message_id,
-        Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang)), text, time.time(),
-    )  # fmt: skip
 
 
 async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Path) -> None:
@@ -47,7 +37,8 @@ async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Pa
         service = Service(RedisStore(client), config, Renderer(), RqScheduler(sync))
         texts = ["村口的路灯坏了半个月", "楼下KTV每晚唱到凌晨三点", "又停水了，成栋楼冇水"]
         opened = [
-            await service.handle_message(report(config, str(i), t)) for i, t in enumerate(texts)
+            await service.handle_message(resident_message(config, str(i), t))
+            for i, t in enumerate(texts)
         ]
         before = {t: await service.store.history(t) for t in await service.store.all_ids()}
         deadlines = await client.zrange(keys.DEADLINES, 0, -1, withscores=True)
@@ -92,13 +83,8 @@ class Gateway:
 async def test_the_sender_retries_and_never_sends_twice(redis_async: redis.asyncio.Redis) -> None:
     config = LiveConfig(RULES_DIR, ORG, Policy())
 
-    @dataclass
-    class NoJobs:
-        async def schedule(self, *args: object) -> None:
-            return None
-
     service = Service(RedisStore(redis_async), config, Renderer(), NoJobs())
-    opened = await service.handle_message(report(config, "1", "村口的路灯坏了半个月"))
+    opened = await service.handle_message(resident_message(config, "1", "村口的路灯坏了半个月"))
     queued = await redis_async.xlen(keys.outbox("telegram"))
     assert queued == 2  # the answer to the resident and the card to the village group
     gateway = Gateway(failures=1)

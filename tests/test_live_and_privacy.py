@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import redis.asyncio
 
 from bot.core.classify import classify
 from bot.core.deadlines import Policy
-from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Role
 from bot.live import LiveConfig
 from bot.logs import MaskingFilter
@@ -24,11 +22,7 @@ from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
-
-
-class NoJobs:
-    async def schedule(self, *args: object) -> None:
-        return None
+from tests.helpers import NoJobs, resident_message
 
 
 @pytest.fixture
@@ -40,20 +34,20 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     return rules, org
 
 
-def message(config: LiveConfig, message_id: str, text: str) -> IncomingMessage:
-    resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
-    return IncomingMessage(
-        config.tree.nodes[resident.scope].chats[0], message_id,
-        Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang)), text, time.time(),
-    )  # fmt: skip
+@pytest.fixture
+def live(
+    files: tuple[Path, Path], redis_async: redis.asyncio.Redis
+) -> tuple[Path, LiveConfig, Service]:
+    """Return the rules folder (a copy), its live config and a service on the real Redis."""
+    rules, org = files
+    config = LiveConfig(rules, org, Policy())
+    return rules, config, Service(RedisStore(redis_async), config, Renderer(), NoJobs())
 
 
 async def test_an_invalid_change_keeps_the_last_good_rules_and_tells_the_admins(
-    files: tuple[Path, Path], redis_async: redis.asyncio.Redis
+    live: tuple[Path, LiveConfig, Service], redis_async: redis.asyncio.Redis
 ) -> None:
-    rules, org = files
-    config = LiveConfig(rules, org, Policy())
-    service = Service(RedisStore(redis_async), config, Renderer(), NoJobs())
+    rules, config, service = live
     good = config.ruleset
     (rules / "noise.yaml").write_text(
         "rules:\n  - id: broken\n    category: noise\n    keywords: []\n"
@@ -72,19 +66,17 @@ async def test_an_invalid_change_keeps_the_last_good_rules_and_tells_the_admins(
     assert await redis_async.xlen(keys.outbox("telegram")) == 1
     # A reported message is still classified by the last good rules.
     handled = await service.handle_message(
-        message(config, "1", "楼下KTV每晚唱到凌晨三点，吵得睡不着")
+        resident_message(config, "1", "楼下KTV每晚唱到凌晨三点，吵得睡不着")
     )
     assert handled.status == "opened"
 
 
 async def test_a_valid_change_takes_effect_and_tickets_keep_their_deadlines(
-    files: tuple[Path, Path], redis_async: redis.asyncio.Redis
+    live: tuple[Path, LiveConfig, Service], redis_async: redis.asyncio.Redis
 ) -> None:
-    rules, org = files
-    config = LiveConfig(rules, org, Policy())
-    service = Service(RedisStore(redis_async), config, Renderer(), NoJobs())
+    rules, config, service = live
     opened = await service.handle_message(
-        message(config, "1", "楼下KTV每晚唱到凌晨三点，吵得睡不着")
+        resident_message(config, "1", "楼下KTV每晚唱到凌晨三点，吵得睡不着")
     )
     before = await service.store.get(opened.ticket or "")
     assert before is not None
@@ -107,7 +99,7 @@ async def test_a_valid_change_takes_effect_and_tickets_keep_their_deadlines(
     match = classify("隔壁天天敲锣打鼓", config.ruleset)
     assert match is not None and match.rule == "noise-drums"
     # The same resident reporting noise again is reminded of the open ticket, once.
-    again = message(config, "2", "隔壁天天敲锣打鼓")
+    again = resident_message(config, "2", "隔壁天天敲锣打鼓")
     assert (await service.handle_message(again)).status == "joined"
     assert (await service.handle_message(again)).status == "duplicate"
 
@@ -132,13 +124,11 @@ PHONE, ID_CARD = "13812345678", "44030119900101123X"
 
 
 async def test_phone_and_id_numbers_never_reach_logs_or_public_cards(
-    files: tuple[Path, Path], redis_async: redis.asyncio.Redis, captured: io.StringIO
+    live: tuple[Path, LiveConfig, Service], redis_async: redis.asyncio.Redis, captured: io.StringIO
 ) -> None:
-    rules, org = files
-    config = LiveConfig(rules, org, Policy())
-    service = Service(RedisStore(redis_async), config, Renderer(), NoJobs())
+    _, config, service = live
     text = f"村口的路灯坏了半个月，联系我{PHONE}，身份证{ID_CARD}"
-    opened = await service.handle_message(message(config, "1", text))
+    opened = await service.handle_message(resident_message(config, "1", text))
     assert opened.status == "opened"
     logged = captured.getvalue()
     assert "138****5678" in logged  # the message was logged, masked
