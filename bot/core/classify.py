@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from bot.core.matcher import Hits, term_weight
-from bot.core.models import NONE_CATEGORY, Severity, Tier
+from bot.core.models import Severity, Tier
 from bot.core.rules import Rule, RuleSet
 from bot.core.text import normalise
 
@@ -71,22 +71,28 @@ class Trace:
 def classify(message: str, ruleset: RuleSet) -> Match | None:
     """Return the category of ``message``, or None when it is not a request."""
     text = normalise(message)
-    best: tuple[int, int, int] | None = None
-    winner: tuple[int, int, Set[int], tuple[str, ...]] | None = None
-    ranks = ruleset.severity_ranks
-    for fired in _fired(text, ruleset):
-        index, score = fired[0], fired[1]
-        key = (score, ranks[index], -index)
-        if best is None or key > best:
-            best, winner = key, fired
-    if winner is None:
-        return None
-    index, score, patterns, extra = winner
-    rule = ruleset.rules[index]
-    if rule.category == NONE_CATEGORY:
-        return None
     matcher = ruleset.matcher
-    return _match(ruleset, rule, score, extra + tuple(sorted(map(matcher.term, patterns))))
+    if ruleset.regex_rules:
+        fired = _fired(text, ruleset)
+    else:  # the common case, inline: no regex to look at, scores from the term weights
+        weights, priorities = matcher.weights, ruleset.priorities
+        fired = [
+            (index, priorities[index] + sum(map(weights.__getitem__, patterns)), patterns, ())
+            for index, patterns in matcher.fire(text)
+        ]
+    if not fired:
+        return None
+    ranks = ruleset.severity_ranks
+    if len(fired) == 1:
+        index, score, patterns, extra = fired[0]
+    else:
+        index, score, patterns, extra = max(fired, key=lambda f: (f[1], ranks[f[0]], -f[0]))
+    outcome = ruleset.outcomes[index]
+    if outcome is None:  # a rule of category none won: thanks, notices, adverts
+        return None
+    category, rule, severity, urgent, start_tier = outcome
+    terms = extra + tuple(sorted(map(matcher.term, patterns)))
+    return Match(category, rule, score, severity, urgent, start_tier, terms)
 
 
 def explain(message: str, ruleset: RuleSet) -> Trace:
@@ -135,11 +141,9 @@ def explain(message: str, ruleset: RuleSet) -> Trace:
         reason += f"; next is {runner[2].id} ({runner[0][0]})"
         if runner[0][0] == key[0]:
             reason += ": tie broken by severity, then rule order"
-    match = None
-    if rule.category == NONE_CATEGORY:
+    match = _match(ruleset, -key[2], key[0], terms)
+    if match is None:
         reason += "; its category is none, so no ticket"
-    else:
-        match = _match(ruleset, rule, key[0], terms)
     return Trace(message, text, tuple(c[1] for c in candidates), winner, match, reason)
 
 
@@ -178,14 +182,9 @@ def _evidence(hits: Hits, regex_found: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(regex_found)) + tuple(sorted(terms))
 
 
-def _match(ruleset: RuleSet, rule: Rule, score: int, terms: tuple[str, ...]) -> Match:
-    category = ruleset.categories[rule.category]
-    return Match(
-        category=rule.category,
-        rule=rule.id,
-        score=score,
-        severity=category.severity,
-        urgent=rule.urgent or category.severity is Severity.CRITICAL,
-        start_tier=category.start_tier,
-        matched=terms,
-    )
+def _match(ruleset: RuleSet, index: int, score: int, terms: tuple[str, ...]) -> Match | None:
+    outcome = ruleset.outcomes[index]
+    if outcome is None:
+        return None
+    category, rule, severity, urgent, start_tier = outcome
+    return Match(category, rule, score, severity, urgent, start_tier, terms)

@@ -152,7 +152,7 @@ class Matcher:
             return []
         present = set(map(_PATTERN, found))
         if not present.isdisjoint(self._special):
-            present = set(self._valid(text, found))
+            present = self._valid(text, found, present)
         candidates = set(also).union(*map(self._kw_rule_sets.__getitem__, present))
         out: list[tuple[int, Set[int]]] = []
         veto_sets, group_sets, kw_sets = self._veto_sets, self._group_sets, self._kw_sets
@@ -169,20 +169,17 @@ class Matcher:
                 out.append((r, matched))
         return out
 
-    def _valid(self, text: str, found: list[tuple[int, int, int]]) -> list[int]:
+    def _valid(self, text: str, found: list[tuple[int, int, int]], present: set[int]) -> set[int]:
         """Return the patterns found that stand as words and are not negated."""
-        negations = self._negation_ends(found)
-        # Only a hit starting within reach of a negation's end can be negated.
-        reach = {e + k for e in negations for k in range(NEGATION_REACH + 1)}
-        english = self._english
-        out = []
-        for p, start, end in found:
-            if p in english and not self._whole_word(text, p, start, end):
-                continue
-            if start in reach and _negated_at(text, start, negations):
-                continue
-            out.append(p)
-        return out
+        negated = self._negated_starts(text, found)
+        if present.isdisjoint(self._english):
+            return {p for p, start, _ in found if start not in negated} if negated else present
+        english, whole_word = self._english, self._whole_word
+        return {
+            p
+            for p, start, end in found
+            if start not in negated and (p not in english or whole_word(text, p, start, end))
+        }
 
     def term(self, pattern: int) -> str:
         """Return the term of a pattern index."""
@@ -199,7 +196,7 @@ class Matcher:
         found = self._automaton.find_matches_as_indexes(text, overlapping=True)
         if not found:
             return {}
-        negations = self._negation_ends(found)
+        negated_starts = self._negated_starts(text, found)
         hits: dict[int, Hits] = {}
         patterns, roles = self._patterns, self._roles
         for p, start, end in found:
@@ -209,7 +206,7 @@ class Matcher:
             if p in self._english and not self._whole_word(text, p, start, end):
                 continue
             term = patterns[p]
-            negated = bool(negations) and _negated_at(text, start, negations)
+            negated = start in negated_starts
             for r, role, group in entries:
                 rule_hits = hits.get(r)
                 if rule_hits is None:
@@ -233,26 +230,26 @@ class Matcher:
             right and end < len(text) and _word_char(text[end]) and not _inflected(text, end)
         )
 
-    def _negation_ends(self, found: list[tuple[int, int, int]]) -> dict[int, int]:
-        """Return where each valid negation ends, mapped to where it starts."""
-        return {e: s for s, e in self._negation_spans(found)}
+    def _negated_starts(self, text: str, found: list[tuple[int, int, int]]) -> set[int]:
+        """Return where a hit would be negated: right after a negation, or after fillers only.
 
-    def _negation_spans(self, found: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
-        """Return the spans of negations not inside an exception (是不是, 有冇: questions)."""
-        spans = [(s, e) for p, s, e in found if p in self._negations]
-        if not spans or not self._exceptions:
-            return spans
-        covers = [(s, e) for p, s, e in found if p in self._exceptions]
-        return [(s, e) for s, e in spans if not any(cs <= s and e <= ce for cs, ce in covers)]
-
-
-def _negated_at(text: str, start: int, ends: dict[int, int]) -> bool:
-    """Return whether a negation ends right before ``start``, or only fillers lie between."""
-    for e in range(start, start - NEGATION_REACH - 1, -1):
-        s = ends.get(e)
-        if s is not None and s < start and NEGATION_FILLERS.issuperset(text[e:start]):
-            return True
-    return False
+        A negation inside an exception (是不是, 有冇: questions) negates nothing.
+        """
+        negations = self._negations
+        spans = [(s, e) for p, s, e in found if p in negations]
+        if not spans:
+            return set()
+        if self._exceptions:
+            covers = [(s, e) for p, s, e in found if p in self._exceptions]
+            spans = [(s, e) for s, e in spans if not any(cs <= s and e <= ce for cs, ce in covers)]
+        starts = set()
+        for _, end in spans:
+            starts.add(end)
+            for k in range(end, min(end + NEGATION_REACH, len(text))):
+                if text[k] not in NEGATION_FILLERS:
+                    break
+                starts.add(k + 1)
+        return starts
 
 
 _SUFFIXES = frozenset({"s", "es", "ed", "d", "ing", "er", "ers", "ly"})

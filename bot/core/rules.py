@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import re2
 from pydantic import (
@@ -205,6 +205,16 @@ class Rule:
     line: int
 
 
+class Outcome(NamedTuple):
+    """What a rule decides when it wins: all of a Match but the score and the terms."""
+
+    category: str
+    rule: str
+    severity: Severity
+    urgent: bool
+    start_tier: Tier
+
+
 @dataclass(frozen=True)
 class RuleSet:
     """Every category, deadline and rule of one directory, ready to classify with."""
@@ -217,6 +227,8 @@ class RuleSet:
     matcher: Matcher = field(repr=False)
     regex_rules: frozenset[int] = frozenset()  # indexes of the rules with regexes
     severity_ranks: tuple[int, ...] = ()  # per rule: its category's severity rank (none: 0)
+    priorities: tuple[int, ...] = ()  # per rule: its priority
+    outcomes: tuple[Outcome | None, ...] = ()  # per rule: what it decides (None: category none)
 
     def deadline(self, category: str, tier: Tier) -> tuple[int, int]:
         """Return (ack, resolve) seconds for a ticket of ``category`` at ``tier``."""
@@ -291,7 +303,18 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
             categories[r.category].severity.rank if r.category in categories else 0
             for r in compiled
         ),
+        priorities=tuple(r.priority for r in compiled),
+        outcomes=tuple(_outcome(r, categories) for r in compiled),
     )
+
+
+def _outcome(rule: Rule, categories: Mapping[str, Category]) -> Outcome | None:
+    """Return what a rule decides when it wins, or None for a rule of category none."""
+    category = categories.get(rule.category)
+    if category is None:
+        return None
+    urgent = rule.urgent or category.severity is Severity.CRITICAL
+    return Outcome(rule.category, rule.id, category.severity, urgent, category.start_tier)
 
 
 @dataclass
