@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,3 +35,28 @@ class Settings(BaseSettings):
         gt=0,
         description="Factor applied to every deadline (0.001 turns hours into seconds).",
     )
+    telegram_token: SecretStr | None = Field(
+        default=None, description="Bot token from @BotFather (never printed)."
+    )
+    telegram_base_url: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API server root (tests and self-hosted Bot API servers).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret token Telegram sends with each webhook call (1-256 of A-Za-z0-9_-).",
+    )
+    telegram_limit_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Factor applied to the periods of Telegram's rate limits (tests only).",
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value

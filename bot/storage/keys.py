@@ -71,3 +71,31 @@ def parse_deadline_member(member: str) -> tuple[str, int, str]:
     """Return (ticket id, stage, kind) of a DEADLINES member."""
     ticket_id, stage, kind = member.rsplit(":", 2)
     return ticket_id, int(stage), kind
+
+
+# -- chat platforms: the durable inbox, bindings and enrolments made in chat ----------------
+
+INBOX_GROUP = "receivers"
+BINDINGS = f"{PREFIX}:bindings"  # HASH chat -> JSON binding made with /bind
+ENROLMENTS = f"{PREFIX}:enrolments"  # HASH account -> JSON enrolment made with /join
+ORG_VERSION = f"{PREFIX}:org:version"  # INCR on every change of BINDINGS or ENROLMENTS
+
+
+def inbox(platform: str) -> str:
+    """Return the inbox stream of a platform's raw updates."""
+    return INBOX.format(platform=platform)
+
+
+def update_seen(platform: str, update_id: int) -> str:
+    """Return the marker of an update already written to the inbox."""
+    return f"{PREFIX}:update:{platform}:{update_id}"
+
+
+def invite(code: str) -> str:
+    """Return the key of a one-time invite code (JSON role and scope)."""
+    return f"{PREFIX}:invite:{code}"
+
+
+def sender_lease(platform: str) -> str:
+    """Return the lease that makes one process the only writer of a platform."""
+    return f"{PREFIX}:sender:{platform}:lease"
