@@ -34,7 +34,6 @@ from bot.core.models import Actor, IncomingMessage, Lang  # noqa: E402
 from bot.core.org import Role  # noqa: E402
 from bot.live import LiveConfig  # noqa: E402
 from bot.redis_server import EmbeddedRedis  # noqa: E402
-from bot.render import Renderer  # noqa: E402
 from bot.scheduling import RqScheduler  # noqa: E402
 from bot.services import Service  # noqa: E402
 from bot.storage import keys  # noqa: E402
@@ -87,7 +86,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         client = redis.asyncio.Redis(connection_pool=pool)
         sync = redis.Redis.from_url(url)
-        service = Service(RedisStore(client), config, Renderer(), RqScheduler(sync))
+        service = Service(RedisStore(client), config, RqScheduler(sync))
         await service.handle_message(messages(config, 1, "warm")[0])
 
         ping_seq = await ping_rate(client, 2000, 1)

@@ -16,7 +16,6 @@ import redis.asyncio
 
 from bot.core.deadlines import Policy
 from bot.live import LiveConfig
-from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
@@ -24,11 +23,8 @@ from bot.storage.redis import RedisStore
 
 
 @functools.cache
-def _shared(settings: Settings) -> tuple[LiveConfig, Renderer]:
-    config = LiveConfig(
-        settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale)
-    )
-    return config, Renderer()
+def _shared(settings: Settings) -> LiveConfig:
+    return LiveConfig(settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale))
 
 
 @contextlib.asynccontextmanager
@@ -36,12 +32,12 @@ async def worker_service(settings: Settings) -> AsyncIterator[Service]:
     """Yield a Service on fresh clients (rq runs each job in a new event loop), then close them."""
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set for the worker")
-    config, renderer = _shared(settings)
+    config = _shared(settings)
     config.reload()
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     sync = redis.Redis.from_url(settings.redis_url)
     try:
-        yield Service(RedisStore(client), config, renderer, RqScheduler(sync, settings.queue))
+        yield Service(RedisStore(client), config, RqScheduler(sync, settings.queue))
     finally:
         await client.aclose()
         sync.close()

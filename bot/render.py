@@ -9,6 +9,7 @@ template files and none in this module.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -146,7 +147,12 @@ def _file(lang: Lang) -> str:
 
 def _lang(context: Context) -> Lang:
     """Return the language of the file a macro comes from (``chat/en.j2`` -> en)."""
-    return Lang(PurePosixPath(context.name or "").stem)
+    return _lang_of_file(context.name or "")
+
+
+@functools.cache
+def _lang_of_file(name: str) -> Lang:
+    return Lang(PurePosixPath(name).stem)
 
 
 def _call(context: Context, name: str, *args: Any) -> str:

@@ -1,4 +1,7 @@
-"""Drain a platform's outbox into its ChatGateway: retried, never sent twice.
+"""Drain a platform's outbox into its ChatGateway: rendered, retried, never sent twice.
+
+Entries hold replies as templates with their parameters (bot.storage.redis.reply_payload);
+the sender renders each in its recipient's language just before sending.
 
 Entries are read through a consumer group. Before sending, the entry's sent
 marker is checked; after the platform accepts a message, the marker, the
@@ -19,8 +22,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bot.ports import ChatGateway, Rendered
+from bot.ports import ChatGateway, Render
+from bot.render import Renderer
 from bot.storage import keys
+from bot.storage.redis import payload_reply
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +52,14 @@ class Sender:
         gateway: ChatGateway,
         consumer: str = "sender",
         *,
+        render: Render | None = None,
         retry_after: float = 5.0,
         max_attempts: int = 8,
     ) -> None:
         self.redis = redis
         self.gateway = gateway
         self.consumer = consumer
+        self.render: Render = render if render is not None else Renderer()
         self.stream = keys.outbox(gateway.platform)
         self.retry_after = retry_after
         self.max_attempts = max_attempts
@@ -109,10 +116,8 @@ class Sender:
                 await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
                 stats = _add(stats, SenderStats(skipped=1))
                 continue
-            message = Rendered(
-                payload["text"], tuple((str(a), str(b)) for a, b in payload["buttons"])
-            )
             try:
+                message = self.render(payload_reply(payload))
                 sent = await self.gateway.send(payload["chat"], message, payload.get("reply_to"))
             except Exception as exc:
                 stats = _add(stats, await self._failed(entry_id, key, exc))

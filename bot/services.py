@@ -45,9 +45,15 @@ from bot.core.workflow import (
     ticket_params,
 )
 from bot.live import LiveConfig
-from bot.ports import Clock, Render, Scheduler
+from bot.ports import Clock, Scheduler
 from bot.storage import keys
-from bot.storage.redis import CommitStatus, OutboxEntry, RedisStore, deadline_members
+from bot.storage.redis import (
+    CommitStatus,
+    OutboxEntry,
+    RedisStore,
+    deadline_members,
+    reply_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +71,21 @@ class Handled:
 
 
 class Service:
-    """Lianhu's use cases over a store, the live config, a renderer and a scheduler."""
+    """Lianhu's use cases over a store, the live config and a scheduler.
+
+    Replies are queued as templates with their parameters; each platform's sender
+    renders them (bot/sender.py), so handling a message does no text work.
+    """
 
     def __init__(
         self,
         store: RedisStore,
         config: LiveConfig,
-        render: Render,
         scheduler: Scheduler,
         clock: Clock = time.time,
     ) -> None:
         self.store = store
         self.config = config
-        self.render = render
         self.scheduler = scheduler
         self.clock = clock
         # Work on one ticket (or one village's problem) in turn within this process;
@@ -384,22 +392,10 @@ class Service:
         return self._entries(decision.replies, prefix)
 
     def _entries(self, replies: Sequence[Reply], prefix: str) -> list[OutboxEntry]:
-        entries = []
-        for i, reply in enumerate(replies):
-            rendered = self.render(reply)
-            platform = reply.chat.split(":", 1)[0]
-            payload = {
-                "chat": reply.chat,
-                "text": rendered.text,
-                "buttons": [list(b) for b in rendered.buttons],
-                "reply_to": reply.reply_to,
-                "ticket": reply.ticket,
-                "card": reply.card,
-                "template": reply.template,
-                "lang": reply.lang.value,
-            }
-            entries.append(OutboxEntry(platform, f"{prefix}:{i}", payload))
-        return entries
+        return [
+            OutboxEntry(reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply))
+            for i, reply in enumerate(replies)
+        ]
 
 
 def _earliest(owed: dict[str, float]) -> tuple[str, float] | None:

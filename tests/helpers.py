@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio
 
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Role
 from bot.live import LiveConfig
+from bot.ports import Rendered, Sent
+from bot.sender import Sender
 
 
 class NoJobs:
@@ -23,3 +29,28 @@ def resident_message(config: LiveConfig, message_id: str, text: str) -> Incoming
         config.tree.nodes[resident.scope].chats[0], message_id,
         Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang)), text, time.time(),
     )  # fmt: skip
+
+
+@dataclass
+class Gateway:
+    """The chat platform's edge: records what was delivered, and fails when told to."""
+
+    platform: str = "telegram"
+    delivered: list[tuple[str, str]] = field(default_factory=list)
+    messages: list[tuple[str, Rendered, str | None]] = field(default_factory=list)
+    failures: int = 0
+
+    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("platform unavailable")
+        self.delivered.append((chat, message.text))
+        self.messages.append((chat, message, reply_to))
+        return Sent(str(len(self.delivered)))
+
+
+async def sent(redis: redis.asyncio.Redis[Any], platform: str = "telegram") -> Gateway:
+    """Drain a platform's outbox through the real Sender; return what reached the platform."""
+    gateway = Gateway(platform)
+    await Sender(redis, gateway).drain(count=1000)
+    return gateway

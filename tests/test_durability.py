@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -13,17 +13,16 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from bot.core.deadlines import Policy
+from bot.core.models import Reply
 from bot.live import LiveConfig
-from bot.ports import Rendered, Sent
 from bot.redis_server import EmbeddedRedis
-from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.sender import Sender
 from bot.services import Service
 from bot.storage import keys
-from bot.storage.redis import RedisStore
+from bot.storage.redis import RedisStore, reply_payload
 from tests.conftest import ROOT, RULES_DIR
-from tests.helpers import NoJobs, resident_message
+from tests.helpers import Gateway, NoJobs, resident_message
 
 ORG = ROOT / "org" / "sample_street.yaml"
 
@@ -34,7 +33,7 @@ async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Pa
     url = server.start()
     try:
         client, sync = redis.asyncio.Redis.from_url(url), redis.Redis.from_url(url)
-        service = Service(RedisStore(client), config, Renderer(), RqScheduler(sync))
+        service = Service(RedisStore(client), config, RqScheduler(sync))
         texts = ["村口的路灯坏了半个月", "楼下KTV每晚唱到凌晨三点", "又停水了，成栋楼冇水"]
         opened = [
             await service.handle_message(resident_message(config, str(i), t))
@@ -64,26 +63,10 @@ async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Pa
         server.stop()
 
 
-@dataclass
-class Gateway:
-    """The chat platform's edge: records what was delivered, and fails when told to."""
-
-    platform: str = "telegram"
-    delivered: list[tuple[str, str]] = field(default_factory=list)
-    failures: int = 0
-
-    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("platform unavailable")
-        self.delivered.append((chat, message.text))
-        return Sent(str(len(self.delivered)))
-
-
 async def test_the_sender_retries_and_never_sends_twice(redis_async: redis.asyncio.Redis) -> None:
     config = LiveConfig(RULES_DIR, ORG, Policy())
 
-    service = Service(RedisStore(redis_async), config, Renderer(), NoJobs())
+    service = Service(RedisStore(redis_async), config, NoJobs())
     opened = await service.handle_message(resident_message(config, "1", "村口的路灯坏了半个月"))
     queued = await redis_async.xlen(keys.outbox("telegram"))
     assert queued == 2  # the answer to the resident and the card to the village group
@@ -113,7 +96,10 @@ async def test_a_send_that_keeps_failing_is_dropped_not_retried_forever(
 ) -> None:
     await redis_async.xadd(
         keys.outbox("telegram"),
-        {"key": "k1", "payload": '{"chat": "telegram:1", "text": "x", "buttons": []}'},
+        {
+            "key": "k1",
+            "payload": json.dumps(reply_payload(Reply("telegram:1", "help", {"role": "resident"}))),
+        },
     )
     gateway = Gateway(failures=100)
     sender = Sender(redis_async, gateway, retry_after=0.0, max_attempts=3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -17,12 +16,11 @@ from bot.core.deadlines import Policy
 from bot.core.org import Role
 from bot.live import LiveConfig
 from bot.logs import MaskingFilter
-from bot.render import Renderer
 from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
-from tests.helpers import NoJobs, resident_message
+from tests.helpers import NoJobs, resident_message, sent
 
 
 @pytest.fixture
@@ -41,7 +39,7 @@ def live(
     """Return the rules folder (a copy), its live config and a service on the real Redis."""
     rules, org = files
     config = LiveConfig(rules, org, Policy())
-    return rules, config, Service(RedisStore(redis_async), config, Renderer(), NoJobs())
+    return rules, config, Service(RedisStore(redis_async), config, NoJobs())
 
 
 async def test_an_invalid_change_keeps_the_last_good_rules_and_tells_the_admins(
@@ -57,11 +55,9 @@ async def test_an_invalid_change_keeps_the_last_good_rules_and_tells_the_admins(
     assert config.ruleset is good  # the last good set keeps running
     assert str(result.problems[0]).startswith(f"{rules}/noise.yaml:4:5: rules[0].keywords:")
     admin = next(p for p in config.tree.people.values() if p.role is Role.ADMIN)
-    notices = [
-        json.loads(f[b"payload"]) for _, f in await redis_async.xrange(keys.outbox("telegram"))
-    ]
-    assert [n["chat"] for n in notices] == [admin.accounts[0]]
-    assert "noise.yaml:4:5" in notices[0]["text"]
+    notices = (await sent(redis_async)).delivered
+    assert [chat for chat, _ in notices] == [admin.accounts[0]]
+    assert "noise.yaml:4:5" in notices[0][1]
     assert (await service.check_config()).problems == ()  # unchanged files: nothing new to say
     assert await redis_async.xlen(keys.outbox("telegram")) == 1
     # A reported message is still classified by the last good rules.
@@ -132,10 +128,11 @@ async def test_phone_and_id_numbers_never_reach_logs_or_public_cards(
     assert opened.status == "opened"
     logged = captured.getvalue()
     assert "138****5678" in logged  # the message was logged, masked
-    sent = [json.loads(f[b"payload"]) for _, f in await redis_async.xrange(keys.outbox("telegram"))]
-    assert sent, "nothing was sent"
+    delivered = (await sent(redis_async)).delivered
+    assert delivered, "nothing was sent"
     public = {c for n in config.tree.nodes.values() for c in n.chats}
-    for blob in [logged, *(p["text"] for p in sent if p["chat"] in public)]:
+    assert any(chat in public for chat, _ in delivered)
+    for blob in [logged, *(text for chat, text in delivered if chat in public)]:
         assert PHONE not in blob and ID_CARD not in blob
     stored = await service.store.get(opened.ticket or "")
     assert stored is not None and stored.text == text  # the record itself keeps what was said

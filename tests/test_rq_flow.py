@@ -20,7 +20,6 @@ from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Role
 from bot.core.ticket import EventKind, TicketState
 from bot.live import LiveConfig
-from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.storage.redis import RedisStore
@@ -51,7 +50,7 @@ async def test_a_missed_deadline_escalates_through_rq(
     sync = redis.Redis.from_url(redis_url)
     try:
         config = LiveConfig(RULES_DIR, ORG, Policy(scale=SCALE))
-        service = Service(RedisStore(redis_async), config, Renderer(), RqScheduler(sync))
+        service = Service(RedisStore(redis_async), config, RqScheduler(sync))
         resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
         message = IncomingMessage(
             config.tree.nodes[resident.scope].chats[0], "1",

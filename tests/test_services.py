@@ -18,10 +18,11 @@ from bot.live import LiveConfig
 from bot.render import Renderer
 from bot.services import Service
 from bot.storage import keys
-from bot.storage.redis import RedisStore
+from bot.storage.redis import RedisStore, payload_reply
 from tests.conftest import ROOT, RULES_DIR
 
 ORG = ROOT / "org" / "sample_street.yaml"
+RENDER = Renderer()
 
 
 @dataclass
@@ -72,8 +73,10 @@ class World:
         )  # fmt: skip
 
     async def outbox(self, platform: str = "telegram") -> list[dict[str, Any]]:
+        """Return the queued replies, each with the text its sender renders for it."""
         rows = await self.redis.xrange(keys.outbox(platform))
-        return [json.loads(fields[b"payload"]) for _, fields in rows]
+        payloads = [json.loads(fields[b"payload"]) for _, fields in rows]
+        return [{**p, "text": RENDER(payload_reply(p)).text} for p in payloads]
 
 
 @pytest.fixture
@@ -81,7 +84,7 @@ async def world(redis_async: redis.asyncio.Redis) -> AsyncIterator[World]:
     config = LiveConfig(RULES_DIR, ORG, Policy(scale=1.0))
     store = RedisStore(redis_async)
     clock, schedules = Clock(), Schedules()
-    service = Service(store, config, Renderer(), schedules, clock)
+    service = Service(store, config, schedules, clock)
     yield World(service, store, redis_async, clock, schedules, config.tree)
 
 

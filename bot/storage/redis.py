@@ -10,13 +10,14 @@ either everything or nothing, and a retry completes the work.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
+from bot.core.models import Lang, Reply
 from bot.core.ticket import Ticket, TicketEvent, TicketState
 from bot.storage import keys
 
@@ -59,7 +60,7 @@ class CommitStatus(StrEnum):
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """A rendered reply waiting for the sender of its platform."""
+    """A reply waiting for the sender of its platform (see reply_payload)."""
 
     platform: str
     key: str  # unique per change and recipient: the sender never sends one key twice
@@ -81,6 +82,34 @@ class _Ops:
 
     def op(self, name: str, key: str, *args: Any) -> None:
         self.ops.append([name, self.key(key), *args])
+
+
+def reply_payload(reply: Reply) -> dict[str, Any]:
+    """Return a reply as the JSON-ready payload of an outbox entry."""
+    return {
+        "chat": reply.chat,
+        "template": reply.template,
+        "params": reply.params,
+        "lang": reply.lang.value,
+        "reply_to": reply.reply_to,
+        "ticket": reply.ticket,
+        "buttons": list(reply.buttons),
+        "card": reply.card,
+    }
+
+
+def payload_reply(payload: Mapping[str, Any]) -> Reply:
+    """Return the reply an outbox payload holds (the inverse of reply_payload)."""
+    return Reply(
+        chat=payload["chat"],
+        template=payload["template"],
+        params=payload["params"],
+        lang=Lang(payload["lang"]),
+        reply_to=payload.get("reply_to"),
+        ticket=payload.get("ticket"),
+        buttons=tuple(payload.get("buttons") or ()),
+        card=bool(payload.get("card")),
+    )
 
 
 def dumps(data: Any) -> str:
