@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import redis
 import redis.asyncio
 
+from bot.bindings import BindingStore, OverlaidConfig
 from bot.core.deadlines import Policy
-from bot.live import LiveConfig
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
@@ -23,8 +23,11 @@ from bot.storage.redis import RedisStore
 
 
 @functools.cache
-def _shared(settings: Settings) -> LiveConfig:
-    return LiveConfig(settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale))
+def _shared(settings: Settings) -> OverlaidConfig:
+    # The file's tree with the groups bound and the staff enrolled in chat laid over it.
+    return OverlaidConfig(
+        settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale)
+    )
 
 
 @contextlib.asynccontextmanager
@@ -35,6 +38,7 @@ async def worker_service(settings: Settings) -> AsyncIterator[Service]:
     config = _shared(settings)
     config.reload()
     client = redis.asyncio.Redis.from_url(settings.redis_url)
+    await config.refresh(BindingStore(client))
     sync = redis.Redis.from_url(settings.redis_url)
     try:
         yield Service(RedisStore(client), config, RqScheduler(sync, settings.queue))

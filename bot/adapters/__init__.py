@@ -1,0 +1,1 @@
+"""Chat platforms: each turns its input into IncomingMessage and implements ChatGateway."""

@@ -1,0 +1,170 @@
+"""Bindings and enrolments made in chat, stored in Redis and laid over the file's tree.
+
+Every change bumps a version counter; a process holding an ``OverlaidConfig``
+re-reads the two hashes only when the version moved, so the bot and the rq
+workers see a ``/bind`` or a ``/join`` within one refresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.core.deadlines import Policy
+from bot.core.enrolment import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    Binding,
+    Enrolment,
+    Invite,
+    overlay,
+)
+from bot.core.models import Lang
+from bot.core.org import Role
+from bot.core.workflow import Context
+from bot.live import LiveConfig
+from bot.storage import keys
+
+INVITE_TTL = 7 * 24 * 3600
+
+# Take the code and enrol its user in one step. Running it again for the same code and
+# account (a redelivered /join) answers "ok" again instead of "no such code".
+_JOIN = """
+local invite = redis.call('GET', KEYS[1])
+if not invite then
+  local mine = redis.call('HGET', KEYS[2], ARGV[1])
+  if mine and cjson.decode(mine).code == ARGV[3] then return 'again' end
+  return 'invalid'
+end
+local spec = cjson.decode(invite)
+local e = cjson.decode(ARGV[2])
+e.role = spec.role
+e.scope = spec.scope
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(e))
+redis.call('INCR', KEYS[3])
+return invite
+"""
+
+
+class BindingStore:
+    """Bindings, enrolments and invite codes on Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._join = redis.register_script(_JOIN)
+
+    async def version(self) -> int:
+        """Return the version of the stored bindings and enrolments."""
+        return int(await self.redis.get(keys.ORG_VERSION) or 0)
+
+    async def load(self) -> tuple[int, dict[str, Binding], dict[str, Enrolment]]:
+        """Return the version, the bindings by chat and the enrolments by account."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(keys.ORG_VERSION)
+        pipe.hgetall(keys.BINDINGS)
+        pipe.hgetall(keys.ENROLMENTS)
+        version, raw_bindings, raw_enrolments = await pipe.execute()
+        bindings = {}
+        for chat, raw in raw_bindings.items():
+            data = json.loads(raw)
+            bindings[_text(chat)] = Binding(
+                _text(chat), data["node"], bool(data.get("staff")), data.get("thread")
+            )
+        enrolments = {}
+        for account, raw in raw_enrolments.items():
+            data = json.loads(raw)
+            enrolments[_text(account)] = Enrolment(
+                _text(account), data["name"], Role(data["role"]), data["scope"],
+                Lang(data.get("lang", "zh-Hans")), data.get("code", ""),
+            )  # fmt: skip
+        return int(version or 0), bindings, enrolments
+
+    async def bind(self, binding: Binding) -> None:
+        """Store a binding (replacing an earlier one of the same chat)."""
+        value = json.dumps({"node": binding.node, "staff": binding.staff, "thread": binding.thread})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.BINDINGS, binding.chat, value)
+        pipe.incr(keys.ORG_VERSION)
+        await pipe.execute()
+
+    async def create_invite(self, invite: Invite, by: str) -> str:
+        """Store a new one-time code for ``invite`` and return it."""
+        while True:
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            value = json.dumps({"role": invite.role.value, "scope": invite.scope, "by": by})
+            if await self.redis.set(keys.invite(code), value, nx=True, ex=INVITE_TTL):
+                return code
+
+    async def burn_invite(self, code: str) -> None:
+        """Delete a code that was shown where others could read it."""
+        await self.redis.delete(keys.invite(code))
+
+    async def join(self, code: str, account: str, name: str, lang: Lang) -> Invite | None:
+        """Use a code for ``account``; return what it enrolled, or None for an unknown code."""
+        enrolment = {"name": name, "lang": lang.value, "code": code, "at": time.time()}
+        result = await self._join(
+            keys=[keys.invite(code), keys.ENROLMENTS, keys.ORG_VERSION],
+            args=[account, json.dumps(enrolment), code],
+        )
+        text = _text(result)
+        if text == "invalid":
+            return None
+        if text == "again":
+            raw = await self.redis.hget(keys.ENROLMENTS, account)
+            data = json.loads(raw or "{}")
+        else:
+            data = json.loads(text)
+        return Invite(Role(data["role"]), data["scope"])
+
+
+class OverlaidConfig(LiveConfig):
+    """A LiveConfig whose context is the file's tree with the stored bindings laid over it."""
+
+    def __init__(self, rules_dir: Path, org_file: Path, policy: Policy) -> None:
+        self._version = -1
+        self._bindings: Mapping[str, Binding] = {}
+        self._enrolments: Mapping[str, Enrolment] = {}
+        super().__init__(rules_dir, org_file, policy)
+
+    @property
+    def context(self) -> Context:
+        """Return the rules, the overlaid tree and the policy in force."""
+        return self._overlaid
+
+    @context.setter
+    def context(self, base: Context) -> None:
+        self._base = base
+        self._overlaid = self._apply(base)
+
+    @property
+    def file_context(self) -> Context:
+        """Return the context as the files alone describe it."""
+        return self._base
+
+    @property
+    def bindings(self) -> Mapping[str, Binding]:
+        """Return the bindings laid over the file's tree."""
+        return self._bindings
+
+    def _apply(self, base: Context) -> Context:
+        return dataclasses.replace(base, tree=overlay(base.tree, self._bindings, self._enrolments))
+
+    async def refresh(self, store: BindingStore, force: bool = False) -> bool:
+        """Re-read the stored bindings when they changed; return whether they did."""
+        if not force and await store.version() == self._version:
+            return False
+        self._version, self._bindings, self._enrolments = await store.load()
+        self._overlaid = self._apply(self._base)
+        return True
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

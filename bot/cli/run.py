@@ -1,0 +1,91 @@
+"""``lianhu run``: the Telegram bot, by long polling or (``--webhook URL``) by webhook."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import redis
+import redis.asyncio
+from pydantic import ValidationError
+from telegram.error import InvalidToken
+
+from bot.logs import setup_logging
+from bot.redis_server import redis_url_or_embedded
+from bot.settings import Settings
+from bot.telegram.runner import MissingSetting, TelegramBot
+
+log = logging.getLogger(__name__)
+
+
+def register(commands: Any) -> None:
+    """Add ``run``."""
+    parser = commands.add_parser(
+        "run", help="run the Telegram bot (long polling, or a webhook with --webhook URL)"
+    )
+    parser.add_argument(
+        "--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to"
+    )
+    parser.add_argument("--listen", default="0.0.0.0", help="address the webhook server binds")
+    parser.add_argument("--port", type=int, default=8080, help="port the webhook server binds")
+    parser.add_argument(
+        "--name", default=None, help="this process's consumer name (default: the host name)"
+    )
+    parser.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the bot until SIGTERM or Ctrl-C."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            print(
+                f"lianhu run: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr
+            )
+        return 2
+    if settings.telegram_token is None:
+        print("lianhu run: set LIANHU_TELEGRAM_TOKEN to the token from @BotFather", file=sys.stderr)
+        return 2
+    if args.webhook and settings.webhook_secret is None:
+        print("lianhu run: --webhook needs LIANHU_WEBHOOK_SECRET", file=sys.stderr)
+        return 2
+    if args.webhook and not args.webhook.startswith("https://"):
+        print("lianhu run: Telegram posts webhooks only to https:// URLs", file=sys.stderr)
+        return 2
+    setup_logging()
+    url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
+    try:
+        return asyncio.run(_serve(settings, url, args))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _serve(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    sync = redis.Redis.from_url(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        bot = TelegramBot(settings, client, sync, consumer=args.name)
+        try:
+            await bot.start(args.webhook, args.listen, args.port)
+        except (InvalidToken, MissingSetting) as exc:
+            print(f"lianhu run: {exc}", file=sys.stderr)
+            await bot.stop()
+            return 2
+        await stop.wait()
+        log.info("stopping")
+        await bot.stop()
+        return 0
+    finally:
+        await client.aclose(close_connection_pool=True)
+        sync.close()

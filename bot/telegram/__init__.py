@@ -1,0 +1,1 @@
+"""Lianhu on Telegram: durable inbox, rate-limited sender, polling, webhook and runner."""

@@ -1,0 +1,145 @@
+"""The durable inbox: every update is in Redis before Telegram is told it arrived.
+
+``put`` sets a marker on the update id if absent and appends the update to a
+stream in one script (one round trip): an update delivered twice is stored
+once. Only after ``put`` returns does the webhook answer 200 or the poller ask
+for the next offset. ``run`` reads the stream through a consumer group and
+acknowledges (and deletes) an entry only after its handler returned, that is
+after the ticket work was committed; an entry whose handler failed stays
+pending and is claimed again after ``claim_idle`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from bot.storage import keys
+
+log = logging.getLogger(__name__)
+
+SEEN_TTL = 7 * 24 * 3600  # Telegram keeps an undelivered update for 24 h
+
+_PUT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('XADD', KEYS[2], '*', 'update', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+Handler = Callable[[str], Awaitable[None]]
+
+
+class Inbox:
+    """One platform's inbox stream, its de-duplication markers and its consumer."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        platform: str,
+        consumer: str,
+        *,
+        claim_idle: float = 60.0,
+        concurrency: int = 32,
+    ) -> None:
+        self.redis = redis
+        self.platform = platform
+        self.stream = keys.inbox(platform)
+        self.consumer = consumer
+        self.claim_idle = claim_idle
+        self.concurrency = concurrency
+        self._put = redis.register_script(_PUT)
+        self._inflight: set[str] = set()
+
+    async def put(self, update_id: int, raw: str) -> bool:
+        """Store an update unless its id was seen; return whether it was new."""
+        seen = keys.update_seen(self.platform, update_id)
+        return bool(await self._put(keys=[seen, self.stream], args=[SEEN_TTL, raw]))
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) if missing."""
+        try:
+            await self.redis.xgroup_create(self.stream, keys.INBOX_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def pending(self) -> int:
+        """Return how many stored updates are not processed yet (read or not)."""
+        return int(await self.redis.xlen(self.stream))
+
+    async def run(self, stop: asyncio.Event, handle: Handler, block_ms: int = 500) -> None:
+        """Process updates until ``stop`` is set, then let those in hand finish."""
+        await self.ensure_group()
+        slots = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        own: str | None = "0"  # what this consumer read before a restart comes first
+        loop = asyncio.get_running_loop()
+        last_claim = loop.time()
+        while not stop.is_set():
+            try:
+                if own is not None:
+                    rows: Any = await self.redis.xreadgroup(
+                        keys.INBOX_GROUP, self.consumer, {self.stream: own}, count=100
+                    )
+                    entries = rows[0][1] if rows else []
+                    own = _text(entries[-1][0]) if entries else None
+                elif loop.time() - last_claim > self.claim_idle / 2:
+                    last_claim = loop.time()
+                    claimed: Any = await self.redis.xautoclaim(
+                        self.stream, keys.INBOX_GROUP, self.consumer,
+                        int(self.claim_idle * 1000), "0-0", 100,
+                    )  # fmt: skip
+                    entries = claimed[1]
+                else:
+                    fresh: Any = await self.redis.xreadgroup(
+                        keys.INBOX_GROUP, self.consumer, {self.stream: ">"},
+                        count=100, block=block_ms,
+                    )  # fmt: skip
+                    entries = fresh[0][1] if fresh else []
+                for raw_id, fields in entries:
+                    entry_id = _text(raw_id)
+                    if entry_id in self._inflight:
+                        continue
+                    if not fields:
+                        await self._done(entry_id)
+                        continue
+                    await slots.acquire()
+                    self._inflight.add(entry_id)
+                    task = asyncio.create_task(self._one(entry_id, fields, handle, slots))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            except Exception:  # Redis away: keep trying, nothing is lost
+                log.exception("inbox %s: read failed", self.stream)
+                await asyncio.sleep(1.0)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _one(
+        self, entry_id: str, fields: Any, handle: Handler, slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            raw = fields[b"update"] if b"update" in fields else fields["update"]
+            await handle(_text(raw))
+            await self._done(entry_id)
+        except Exception:
+            log.exception("inbox %s: update %s failed; it stays pending", self.stream, entry_id)
+        finally:
+            self._inflight.discard(entry_id)
+            slots.release()
+
+    async def _done(self, entry_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(self.stream, keys.INBOX_GROUP, entry_id)
+        pipe.xdel(self.stream, entry_id)
+        await pipe.execute()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,167 @@
+"""What the bot does with one Telegram update: the core's use cases, or /bind, /invite, /join.
+
+Every answer goes through the outbox in the same commit that marks the
+message handled, so a redelivered update answers nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.adapters.telegram import PLATFORM, chat_key, to_incoming
+from bot.bindings import INVITE_TTL, BindingStore, OverlaidConfig
+from bot.core.enrolment import (
+    AdminCommand,
+    AdminRefusal,
+    AdminVerb,
+    Binding,
+    decide_bind,
+    decide_invite,
+    parse_admin,
+)
+from bot.core.models import IncomingMessage, Lang, Reply
+from bot.core.org import node_of_chat, person_of_account
+from bot.render import Renderer
+from bot.services import Handled, Service
+from bot.storage.redis import OutboxEntry, reply_payload
+
+log = logging.getLogger(__name__)
+
+GROUP_COMMANDS = (
+    "help", "status", "ack", "resolve", "note", "escalate",
+    "open", "mine", "stats", "confirm", "reopen", "bind",
+)  # fmt: skip
+PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite")
+MENU_LANGUAGES = ((None, Lang.ZH_HANS), ("zh", Lang.ZH_HANS), ("en", Lang.EN))
+"""Telegram language codes (None: everyone else) and the language of their menu."""
+
+
+class Router:
+    """Turn updates into the core's IncomingMessage and hand them to the use cases."""
+
+    def __init__(
+        self,
+        service: Service,
+        config: OverlaidConfig,
+        bindings: BindingStore,
+        renderer: Renderer,
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.bindings = bindings
+        self.renderer = renderer
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Handle one update (a ptb handler callback); raise to leave it in the inbox."""
+        await self.handle(update)
+
+    async def handle(self, update: Update) -> Handled | None:
+        """Handle one update and return what the core did with it."""
+        await self.config.refresh(self.bindings)
+        message = update.message
+        if message is not None and message.migrate_to_chat_id:
+            await self.migrate(chat_key(message.chat.id), chat_key(message.migrate_to_chat_id))
+            return None
+        incoming = to_incoming(update, self.config.context.tree)
+        result = None
+        if incoming is not None:
+            admin = parse_admin(incoming.text) if incoming.callback is None else None
+            if admin is None:
+                result = await self.service.handle_message(incoming)
+            else:
+                thread = message.message_thread_id if message and message.is_topic_message else None
+                await self.admin(incoming, admin, thread)
+        if update.callback_query is not None:
+            try:
+                await update.callback_query.answer()
+            except TelegramError as exc:  # answered before a redelivery, or too old
+                log.debug("callback %s not answered: %s", update.callback_query.id, exc)
+        return result
+
+    async def admin(
+        self, message: IncomingMessage, command: AdminCommand | AdminRefusal, thread: int | None
+    ) -> None:
+        """Carry out /bind, /invite or /join, or refuse it; answer in the chat."""
+        if await self.service.store.was_processed(message.key) is not None:
+            return
+        if isinstance(command, AdminRefusal):
+            return await self._say(message, command.reason, dict(command.params))
+        tree = self.config.context.tree
+        person = person_of_account(tree, message.sender.account)
+        if command.verb is AdminVerb.BIND:
+            file_tree = self.config.file_context.tree
+            bind = decide_bind(file_tree, person, message.chat, message.private, command)
+            if isinstance(bind, AdminRefusal):
+                return await self._say(message, bind.reason, dict(bind.params))
+            await self.bindings.bind(Binding(bind.chat, bind.node, bind.staff, thread))
+            await self.config.refresh(self.bindings, force=True)
+            log.info("chat %s bound to %s by %s", bind.chat, bind.node, message.sender.account)
+            node = tree.nodes[bind.node]
+            return await self._say(message, "bound", {**_node(node), "staff": bind.staff})
+        if command.verb is AdminVerb.INVITE:
+            invite = decide_invite(tree, person, message.private, command)
+            if isinstance(invite, AdminRefusal):
+                return await self._say(message, invite.reason, dict(invite.params))
+            code = await self.bindings.create_invite(invite, message.sender.account)
+            params = {**_node(tree.nodes[invite.scope]), "role": invite.role.value}
+            return await self._say(
+                message, "invite_code", {**params, "code": code, "days": INVITE_TTL // 86400}
+            )
+        if not message.private:
+            await self.bindings.burn_invite(command.code)
+            return await self._say(message, "join_in_private", {})
+        s = message.sender
+        joined = await self.bindings.join(command.code, s.account, s.name, s.lang)
+        if joined is None:
+            return await self._say(message, "join_invalid", {})
+        await self.config.refresh(self.bindings, force=True)
+        log.info("%s enrolled as %s of %s", s.account, joined.role.value, joined.scope)
+        node = self.config.context.tree.nodes[joined.scope]
+        await self._say(message, "joined", {**_node(node), "role": joined.role.value})
+
+    async def migrate(self, old: str, new: str) -> None:
+        """Keep a group's node when Telegram turns it into a supergroup with a new id."""
+        tree = self.config.context.tree
+        node = node_of_chat(tree, old)
+        if node is None:
+            return
+        await self.bindings.bind(Binding(new, node.id, staff=node.staff_chat == old))
+        await self.config.refresh(self.bindings, force=True)
+        log.warning("chat %s migrated to %s: bound to %s", old, new, node.id)
+
+    async def _say(self, message: IncomingMessage, template: str, params: dict[str, Any]) -> None:
+        """Answer in the chat, quoting the message, committed with its handled marker."""
+        reply = Reply(
+            message.chat, template, params, message.sender.lang, reply_to=message.message_id
+        )
+        entry = OutboxEntry(PLATFORM, f"m:{message.key}:0", reply_payload(reply))
+        await self.service.store.commit(None, None, (), [entry], message.key)
+
+
+def _node(node: Any) -> dict[str, Any]:
+    return {"node": node.id, "node_name": node.name, "kind": node.kind.value}
+
+
+async def set_menus(bot: Bot, renderer: Renderer) -> None:
+    """Publish the command menus for groups and private chats, in Chinese and English."""
+    for code, lang in MENU_LANGUAGES:
+        for scope, names in (
+            (BotCommandScopeAllGroupChats(), GROUP_COMMANDS),
+            (BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS),
+        ):
+            commands = [
+                BotCommand(name, renderer.text("command_description", {"command": name}, lang))
+                for name in names
+            ]
+            await bot.set_my_commands(commands, scope=scope, language_code=code)
