@@ -43,9 +43,23 @@ class ChatGateway(Protocol):
         ...
 
 
-class Scheduler(Protocol):
-    """Run a deadline check at a given time."""
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A deadline check as the job queue stores it: written with the commit that owes it."""
 
-    async def schedule(self, ticket_id: str, stage: int, kind: str, due: float) -> None:
-        """Arrange for the deadline ``kind`` of ``stage`` to be checked at ``due``."""
+    id: str
+    key: str  # the job's hash
+    fields: tuple[str | bytes, ...]  # its field/value pairs
+    ttl: int  # seconds; -1 for none
+    registry: str  # the sorted set of scheduled jobs, scored by epoch second
+    at: int  # when to run, in epoch seconds
+    queues: str  # the set of known queues
+    queue: str  # this job's queue, added to that set
+
+
+class Scheduler(Protocol):
+    """Describe the job that checks a deadline at a given time (no I/O)."""
+
+    def job(self, ticket_id: str, stage: int, kind: str, due: float) -> ScheduledJob | None:
+        """Return the job checking the deadline ``kind`` of ``stage`` at ``due``, or None."""
         ...

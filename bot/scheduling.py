@@ -1,16 +1,22 @@
-"""The Scheduler port on rq: one scheduled job per deadline, with a deterministic id."""
+"""The Scheduler port on rq: one scheduled job per deadline, with a deterministic id.
+
+The job is not written here: ``RqScheduler.job`` builds it with rq's own
+``create_job`` and ``to_dict`` and returns the writes that rq's unique
+``schedule_job`` would make (the job hash, its place in the scheduled registry,
+the queue in the set of queues). The store makes them in the same atomic
+commit as the ticket change that owes the deadline, only when no job of that
+id exists yet — so a ticket and its deadline job are stored together or not
+at all, in one round trip.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import datetime as dt
-
 import redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
 
 from bot.core.deadlines import run_at
+from bot.ports import ScheduledJob
 
 JOB_TIMEOUT = 60
 FAILURE_TTL = 7 * 24 * 3600
@@ -26,12 +32,10 @@ class RqScheduler:
 
     def __init__(self, connection: redis.Redis, queue: str = "lianhu") -> None:
         self.queue = Queue(queue, connection=connection)
+        self._registry: str = self.queue.scheduled_job_registry.key
 
-    async def schedule(self, ticket_id: str, stage: int, kind: str, due: float) -> None:
-        """Schedule the check at the first whole second not before ``due``."""
-        await asyncio.to_thread(self._schedule, ticket_id, stage, kind, due)
-
-    def _schedule(self, ticket_id: str, stage: int, kind: str, due: float) -> None:
+    def job(self, ticket_id: str, stage: int, kind: str, due: float) -> ScheduledJob:
+        """Return the job that checks the deadline at the first whole second not before ``due``."""
         second = run_at(due)
         job = self.queue.create_job(
             "bot.jobs.check_deadline",
@@ -40,9 +44,19 @@ class RqScheduler:
             timeout=JOB_TIMEOUT,
             result_ttl=0,  # finished checks leave nothing behind
             failure_ttl=FAILURE_TTL,
+            status=JobStatus.SCHEDULED,
         )
-        when = dt.datetime.fromtimestamp(second, dt.UTC)
-        # enqueue_in/enqueue_at ignore uniqueness; schedule_job(unique=True) honours it.
-        # Already scheduled is fine: at-least-once is all a deadline needs.
-        with contextlib.suppress(DuplicateJobError):
-            self.queue.schedule_job(job, when, unique=True)
+        fields: list[str | bytes] = []
+        for name, value in job.to_dict().items():  # as rq's own unique schedule script does
+            if value is not None:
+                fields += [name, value if isinstance(value, str | bytes) else str(value)]
+        return ScheduledJob(
+            id=job.id,
+            key=job.key,
+            fields=tuple(fields),
+            ttl=job.ttl if job.ttl is not None else -1,
+            registry=self._registry,
+            at=second,
+            queues=Queue.redis_queues_keys,
+            queue=self.queue.key,
+        )

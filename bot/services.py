@@ -45,7 +45,7 @@ from bot.core.workflow import (
     ticket_params,
 )
 from bot.live import LiveConfig
-from bot.ports import Clock, Scheduler
+from bot.ports import Clock, ScheduledJob, Scheduler
 from bot.storage import keys
 from bot.storage.redis import (
     CommitStatus,
@@ -142,7 +142,7 @@ class Service:
         for attempt in range(ATTEMPTS):
             await _back_off(attempt)
             now = self.clock()
-            done, join_id = await self.store.lookup(message.key, join_key)
+            done, join_id, new_id = await self.store.lookup(message.key, join_key)
             if done is not None:
                 return await self._duplicate(done)
             target = await self.store.get(join_id) if join_id else None
@@ -153,7 +153,8 @@ class Service:
                 status = "joined"
             else:
                 before = None
-                decision = open_ticket(ctx, await self.store.next_id(), message, match, origin, now)
+                ticket_id = new_id or await self.store.next_id()  # none drawn: a closed one to join
+                decision = open_ticket(ctx, ticket_id, message, match, origin, now)
                 join = (join_key, ctx.policy.join_window) if join_key else None
                 status = "opened"
             result, value = await self.store.commit(
@@ -163,20 +164,17 @@ class Service:
                 self._outbox(decision, message),
                 message.key,
                 join,
+                self._jobs(before, decision.ticket),
             )
             if result is CommitStatus.OK:
-                await self._schedule(before, decision.ticket)
                 return Handled(status, decision.ticket.id)
             if result is CommitStatus.DUPLICATE:
                 return await self._duplicate(value)
         raise RuntimeError(f"message {message.key}: gave up after {ATTEMPTS} conflicting commits")
 
     async def _duplicate(self, ticket_id: str) -> Handled:
-        """Finish what a first handling may have left undone: its deadline jobs."""
-        ticket = await self.store.get(ticket_id) if ticket_id not in ("", "-") else None
-        if ticket is not None:
-            await self._schedule(None, ticket)
-        return Handled("duplicate", ticket.id if ticket else None)
+        """Answer a message handled before: its commit did everything, deadline jobs included."""
+        return Handled("duplicate", ticket_id if ticket_id not in ("", "-") else None)
 
     async def _ticket_command(
         self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
@@ -211,10 +209,9 @@ class Service:
                 events,
                 self._outbox(outcome, message),
                 message.key,
+                jobs=self._jobs(ticket, outcome.ticket) if events else (),
             )
             if result is CommitStatus.OK:
-                if events:
-                    await self._schedule(ticket, outcome.ticket)
                 return Handled("done", ticket.id, command.verb.value)
             if result is CommitStatus.DUPLICATE:
                 return Handled("duplicate", ticket.id)
@@ -321,19 +318,23 @@ class Service:
                 assert due is not None
                 # A second later than due: a job id names its second, and this job (with the
                 # due second's id) is still running, so the new one needs a new id.
-                await self.scheduler.schedule(ticket_id, stage, kind, due + 1.0)
+                job = self.scheduler.job(ticket_id, stage, kind, due + 1.0)
+                await self.store.commit(None, None, jobs=(job,) if job else ())
                 return outcome
             if decision is None:
                 await self.store.forget_deadline(ticket_id, stage, kind)
                 return outcome
             result, _ = await self.store.commit(
-                ticket, decision.ticket, decision.events, self._outbox(decision)
+                ticket,
+                decision.ticket,
+                decision.events,
+                self._outbox(decision),
+                jobs=self._jobs(ticket, decision.ticket),
             )
             if result is CommitStatus.OK:
                 log.info(
                     "ticket %s: %s deadline of stage %s: %s", ticket_id, kind, stage, outcome.value
                 )
-                await self._schedule(ticket, decision.ticket)
                 return outcome
         raise RuntimeError(
             f"deadline {ticket_id}:{stage}:{kind}: gave up after {ATTEMPTS} conflicts"
@@ -346,18 +347,20 @@ class Service:
             await self.handle_deadline(ticket_id, stage, kind)
         return len(due)
 
-    async def _schedule(self, before: Ticket | None, after: Ticket) -> None:
-        """Give the ticket's earliest owed deadline an rq job, when it changed.
+    def _jobs(self, before: Ticket | None, after: Ticket) -> tuple[ScheduledJob, ...]:
+        """Return the job for the ticket's earliest owed deadline, when that changed.
 
-        One job at a time per ticket: the next is scheduled when that one is settled
+        One job at a time per ticket: the next is made when that one is settled
         (acknowledged, escalated, resolved). The DEADLINES index holds every owed
         deadline, so the sweeper finds any whose job was lost.
         """
         nearest = _earliest(deadline_members(after))
-        if nearest is not None and nearest != _earliest(deadline_members(before)):
-            member, due = nearest
-            ticket_id, stage, kind = keys.parse_deadline_member(member)
-            await self.scheduler.schedule(ticket_id, stage, kind, due)
+        if nearest is None or nearest == _earliest(deadline_members(before)):
+            return ()
+        member, due = nearest
+        ticket_id, stage, kind = keys.parse_deadline_member(member)
+        job = self.scheduler.job(ticket_id, stage, kind, due)
+        return (job,) if job is not None else ()
 
     # -- configuration -----------------------------------------------------------------
 

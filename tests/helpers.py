@@ -18,7 +18,7 @@ from bot.sender import Sender
 class NoJobs:
     """The scheduler port for tests that check no deadline jobs."""
 
-    async def schedule(self, *args: object) -> None:
+    def job(self, *args: object) -> None:
         return None
 
 

@@ -98,3 +98,35 @@ def test_job_ids_use_only_allowed_characters(second: int) -> None:
     from bot.scheduling import job_id
 
     assert all(c.isalnum() or c in "-_" for c in job_id("42", 3, "resolve", second))
+
+
+async def test_a_deadline_job_is_stored_as_rq_itself_schedules_it(
+    redis_sync: redis.Redis, redis_async: redis.asyncio.Redis
+) -> None:
+    """The commit writes what rq's own unique schedule_job writes, and only once."""
+    scheduler = RqScheduler(redis_sync)
+    ours = scheduler.job("7", 1, "ack", 1_900_000_000.2)
+    await RedisStore(redis_async).commit(None, None, jobs=(ours,))
+    stored = redis_sync.hgetall(ours.key)
+    registry = scheduler.queue.scheduled_job_registry
+    assert registry.get_job_ids() == [ours.id] and ours.id.endswith("-1900000001")
+    when = registry.get_scheduled_time(ours.id)
+    assert when.timestamp() == ours.at
+    assert scheduler.queue.key.encode() in redis_sync.smembers(Queue.redis_queues_keys)
+    fetched = scheduler.queue.fetch_job(ours.id)
+    assert fetched is not None and fetched.args == ("7", 1, "ack")
+    assert fetched.get_status() == "scheduled"
+    # Storing it again changes nothing (rq's unique=True: a job id is scheduled once).
+    await RedisStore(redis_async).commit(None, None, jobs=(scheduler.job("7", 1, "ack", 1.9e9),))
+    assert redis_sync.hgetall(ours.key) == stored
+    # rq's own schedule_job(unique=True) of the same job writes the same fields.
+    redis_sync.flushdb()
+    same = scheduler.queue.create_job(
+        "bot.jobs.check_deadline", args=("7", 1, "ack"), job_id=ours.id, timeout=60,
+        result_ttl=0, failure_ttl=7 * 24 * 3600,
+    )  # fmt: skip
+    scheduler.queue.schedule_job(same, when, unique=True)
+    theirs = redis_sync.hgetall(ours.key)
+    assert theirs.keys() == stored.keys()
+    differ = {k for k in stored if stored[k] != theirs[k]}
+    assert differ <= {b"created_at"}

@@ -8,14 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio
+from rq.registry import ScheduledJobRegistry
 
-from bot.core.deadlines import Outcome, Policy
+from bot.core.deadlines import Outcome, Policy, run_at
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import OrgTree, Person, Role
 from bot.core.ticket import EventKind, TicketState
 from bot.live import LiveConfig
+from bot.ports import ScheduledJob
 from bot.render import Renderer
+from bot.scheduling import RqScheduler, job_id
 from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore, payload_reply
@@ -37,12 +41,18 @@ class Clock:
 
 @dataclass
 class Schedules:
-    """The scheduler port, recording what would be handed to rq."""
+    """The real rq scheduler port, recording which deadline jobs it was asked for."""
 
+    rq: RqScheduler
     calls: list[tuple[str, int, str, float]] = field(default_factory=list)
 
-    async def schedule(self, ticket_id: str, stage: int, kind: str, due: float) -> None:
+    def job(self, ticket_id: str, stage: int, kind: str, due: float) -> ScheduledJob:
         self.calls.append((ticket_id, stage, kind, due))
+        return self.rq.job(ticket_id, stage, kind, due)
+
+    def stored(self) -> list[str]:
+        """Return the ids of the jobs in rq's scheduled registry."""
+        return ScheduledJobRegistry(queue=self.rq.queue).get_job_ids()
 
 
 @dataclass
@@ -80,10 +90,10 @@ class World:
 
 
 @pytest.fixture
-async def world(redis_async: redis.asyncio.Redis) -> AsyncIterator[World]:
+async def world(redis_async: redis.asyncio.Redis, redis_sync: redis.Redis) -> AsyncIterator[World]:
     config = LiveConfig(RULES_DIR, ORG, Policy(scale=1.0))
     store = RedisStore(redis_async)
-    clock, schedules = Clock(), Schedules()
+    clock, schedules = Clock(), Schedules(RqScheduler(redis_sync))
     service = Service(store, config, schedules, clock)
     yield World(service, store, redis_async, clock, schedules, config.tree)
 
@@ -111,6 +121,8 @@ async def test_a_report_opens_a_ticket_with_a_card_and_deadlines(world: World) -
     assert any("138****5678" in p["text"] for p in sent if p["card"])
     # One job per ticket at a time: the earliest owed deadline (the index holds both).
     assert [(c[2], c[1]) for c in world.schedules.calls] == [("ack", 1)]
+    second = run_at(world.schedules.calls[0][3])
+    assert world.schedules.stored() == [job_id(ticket.id, 1, "ack", second)]  # stored with it
     assert await world.redis.zcard(keys.DEADLINES) == 2
 
 
@@ -203,6 +215,7 @@ async def test_an_early_deadline_reschedules_itself(world: World) -> None:
     world.schedules.calls.clear()
     assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.EARLY
     assert world.schedules.calls == [(ticket.id, 1, "ack", ticket.ack_due + 1.0)]
+    assert job_id(ticket.id, 1, "ack", run_at(ticket.ack_due + 1.0)) in world.schedules.stored()
     assert (await world.store.get(ticket.id)) == ticket
 
 
@@ -240,21 +253,25 @@ async def test_a_crash_before_the_commit_leaves_nothing_and_the_retry_completes(
 
 
 async def test_a_crash_after_the_commit_is_finished_by_the_retry(world: World) -> None:
+    """The commit ran but its answer was lost: the retry finds everything done, once."""
     resident = world.person(Role.RESIDENT, "H-01")
     message = world.message(resident, REPORT)
-    real_schedule = world.schedules.schedule
+    real_commit = world.store.commit
 
-    async def crash(*args: Any) -> None:
+    async def commit_then_crash(*args: Any, **kwargs: Any) -> Any:
+        await real_commit(*args, **kwargs)
         raise ConnectionError("injected")
 
-    world.schedules.schedule = crash  # type: ignore[method-assign]
+    world.store.commit = commit_then_crash  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await world.service.handle_message(message)
-    world.schedules.schedule = real_schedule  # type: ignore[method-assign]
+    world.store.commit = real_commit  # type: ignore[method-assign]
     retried = await world.service.handle_message(message)
     assert retried.status == "duplicate"
-    assert [c[2] for c in world.schedules.calls] == ["ack"]  # the retry scheduled it
     assert len(await world.store.all_ids()) == 1
+    assert [c[2] for c in world.schedules.calls] == ["ack"]
+    assert len(world.schedules.stored()) == 1  # the deadline job came with the commit
+    assert await world.redis.xlen(keys.outbox("telegram")) == 2  # reply and card, once
 
 
 async def opened_at_grid(world: World) -> str:

@@ -3,7 +3,7 @@
 Every change is committed by one Lua script: it checks its guards (the
 message was not handled yet; the ticket's history is as long as when it was
 read) and then makes every write — snapshot, events, indexes, deadlines,
-outbox — or none. One round trip, atomic, so a crash at any point leaves
+deadline jobs, outbox — or none. One round trip, atomic, so a crash at any point leaves
 either everything or nothing, and a retry completes the work.
 """
 
@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from bot.core.models import Lang, Reply
 from bot.core.ticket import Ticket, TicketEvent, TicketState
+from bot.ports import ScheduledJob
 from bot.storage import keys
 
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
@@ -44,9 +45,30 @@ for _, op in ipairs(spec.ops) do
   elseif name == 'zadd' then redis.call('ZADD', key, op[3], op[4])
   elseif name == 'zrem' then redis.call('ZREM', key, op[3])
   elseif name == 'xadd' then redis.call('XADD', key, 'MAXLEN', '~', op[3], '*', unpack(op[4]))
+  elseif name == 'job' then  -- rq's unique schedule: only when no job of this id exists
+    if redis.call('EXISTS', key) == 0 then
+      local fields = {}  -- text inline; a number is the ARGV index of a binary value
+      for i, f in ipairs(op[3]) do
+        if type(f) == 'number' then fields[i] = ARGV[f] else fields[i] = f end
+      end
+      redis.call('HSET', key, unpack(fields))
+      if op[4] > 0 then redis.call('EXPIRE', key, op[4]) end
+      redis.call('ZADD', KEYS[op[5]], op[6], op[7])
+      redis.call('SADD', KEYS[op[8]], op[9])
+    end
   end
 end
 return {'ok', ''}
+"""
+
+
+_LOOKUP = """
+local done = redis.call('GET', KEYS[1])
+if done then return {done, false, false} end
+local join = false
+if #KEYS > 2 then join = redis.call('GET', KEYS[3]) end
+if join then return {false, join, false} end
+return {false, false, tostring(redis.call('INCR', KEYS[2]))}
 """
 
 
@@ -137,6 +159,7 @@ class RedisStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._commit = redis.register_script(_COMMIT)
+        self._lookup = redis.register_script(_LOOKUP)
 
     async def next_id(self) -> str:
         """Return a new short ticket id."""
@@ -159,15 +182,17 @@ class RedisStore:
         raws = await self.redis.lrange(keys.events(ticket_id), 0, -1)
         return [TicketEvent.from_dict(json.loads(r)) for r in raws]
 
-    async def lookup(self, message_key: str, join_key: str | None) -> tuple[str | None, str | None]:
-        """Return (ticket of an already handled message, open ticket to join) in one round trip."""
-        if join_key is None:
-            return await self.was_processed(message_key), None
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.processed(message_key))
-        pipe.get(join_key)
-        done, join = await pipe.execute()
-        return _text(done), _text(join)
+    async def lookup(
+        self, message_key: str, join_key: str | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """Return (ticket of an already handled message, ticket to join, new id) in one round trip.
+
+        Only one is set: a handled message wins, then an open ticket to join; else a new
+        ticket id is drawn.
+        """
+        names = [keys.processed(message_key), keys.TICKET_SEQ, *([join_key] if join_key else [])]
+        done, join, new = await self._lookup(keys=names)
+        return _text(done), _text(join), _text(new)
 
     async def was_processed(self, message_key: str) -> str | None:
         """Return the value stored for a handled message, or None."""
@@ -218,13 +243,16 @@ class RedisStore:
         outbox: Sequence[OutboxEntry] = (),
         message_key: str | None = None,
         join: tuple[str, float] | None = None,
+        jobs: Sequence[ScheduledJob] = (),
     ) -> tuple[CommitStatus, str]:
         """Write a change atomically; see the module docstring.
 
-        ``join`` is (join key, seconds) to point new reports of this problem here.
+        ``join`` is (join key, seconds) to point new reports of this problem here;
+        ``jobs`` are deadline jobs to store unless a job of the same id exists.
         Returns the status and, for a duplicate, what the first handling stored.
         """
         ops = _Ops()
+        binary: list[bytes] = []  # binary job fields (rq's data) go as ARGV[2...]
         if message_key is not None:
             marker = keys.processed(message_key)
             ops.guards.append(["absent", ops.key(marker)])
@@ -245,8 +273,18 @@ class RedisStore:
                 OUTBOX_MAXLEN,
                 ["key", entry.key, "payload", dumps(entry.payload)],
             )
+        for job in jobs:
+            fields: list[str | int] = []
+            for value in job.fields:
+                if isinstance(value, bytes):
+                    binary.append(value)
+                    fields.append(len(binary) + 1)
+                else:
+                    fields.append(value)
+            registry, queues = ops.key(job.registry), ops.key(job.queues)
+            ops.op("job", job.key, fields, job.ttl, registry, job.at, job.id, queues, job.queue)
         spec = dumps({"guards": ops.guards, "ops": ops.ops})
-        status, value = await self._commit(keys=ops.keys, args=[spec])
+        status, value = await self._commit(keys=ops.keys, args=[spec, *binary])
         return CommitStatus(_text(status) or ""), _text(value) or ""
 
     @staticmethod
