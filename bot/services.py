@@ -146,6 +146,10 @@ class Service:
             if done is not None:
                 return await self._duplicate(done)
             target = await self.store.get(join_id) if join_id else None
+            if target is not None and not target.state.active and join_key is not None:
+                # The pointer outlived its ticket (settled within the join window): drop it, or
+                # the new ticket's commit would find the place taken and retry in vain.
+                await self.store.release_join(join_key, target.id)
             join: tuple[str, float] | None = None
             if target is not None and target.state.active:
                 before: Ticket | None = target

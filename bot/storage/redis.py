@@ -62,6 +62,12 @@ return {'ok', ''}
 """
 
 
+# Drop a join pointer only if it still names the ticket read (compare and delete).
+_RELEASE_JOIN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _LOOKUP = """
 local done = redis.call('GET', KEYS[1])
 if done then return {done, false, false} end
@@ -160,6 +166,7 @@ class RedisStore:
         self.redis = redis
         self._commit = redis.register_script(_COMMIT)
         self._lookup = redis.register_script(_LOOKUP)
+        self._release_join = redis.register_script(_RELEASE_JOIN)
 
     async def next_id(self) -> str:
         """Return a new short ticket id."""
@@ -193,6 +200,10 @@ class RedisStore:
         names = [keys.processed(message_key), keys.TICKET_SEQ, *([join_key] if join_key else [])]
         done, join, new = await self._lookup(keys=names)
         return _text(done), _text(join), _text(new)
+
+    async def release_join(self, join_key: str, ticket_id: str) -> None:
+        """Drop the join pointer if it still points to ``ticket_id`` (settled before it expired)."""
+        await self._release_join(keys=[join_key], args=[ticket_id])
 
     async def was_processed(self, message_key: str) -> str | None:
         """Return the value stored for a handled message, or None."""
