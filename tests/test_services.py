@@ -385,3 +385,18 @@ async def test_lists_and_stats(world: World) -> None:
     assert f"{ticket_id}" in sent["ticket_list"]["text"]
     assert "【东联村第一网格】待办 1，超时 0" in sent["stats"]["text"]
     assert "及时受理 100%" in sent["stats"]["text"]  # acknowledged before its deadline
+
+
+async def test_a_report_after_the_ticket_was_settled_opens_a_new_one(world: World) -> None:
+    """The join pointer outlives a ticket dismissed or closed within the window: not joined."""
+    resident = world.person(Role.RESIDENT, "H-01")
+    first = await world.service.handle_message(world.message(resident, REPORT))
+    cadre = world.person(Role.VILLAGE_CADRE, "V-01")
+    dismissed = await world.service.handle_message(
+        world.message(cadre, f"驳回 {first.ticket} 已修好", chat=world.tree.nodes["V-01"].chats[0])
+    )
+    assert dismissed.status == "done"
+    again = await world.service.handle_message(world.message(resident, REPORT))
+    assert again.status == "opened" and again.ticket != first.ticket
+    third = await world.service.handle_message(world.message(resident, "路灯还是坏的"))
+    assert (third.status, third.ticket) == ("joined", again.ticket)
