@@ -157,11 +157,16 @@ async def test_report_ack_escalate_resolve_confirm(street: Street) -> None:
     to_resident = [m for c, m, _ in (await street.delivered()).messages if c == household]
     assert len(to_resident) == 2  # acknowledged by the street, then resolved
     assert {d.split(":")[0] for _, d in to_resident[-1].buttons} >= {"confirm", "reopen"}
+    assert "水管已抢修" in to_resident[-1].text and "自动完结" in to_resident[-1].text
     confirmed = await street.say(RESIDENT, callback=f"confirm:{ticket_id}")
     assert confirmed.status == "done"
     ticket = await street.ticket(ticket_id)
     assert ticket.state is TicketState.CLOSED
-    assert await street.history(ticket_id) == [
+    # (The street's 4 hours to acknowledge last 0.43 s here: while the worker starts, they
+    # may pass, and the overdue ticket is flagged to the administrators, once.)
+    history = await street.history(ticket_id)
+    assert history.count(EventKind.FLAGGED) <= 1
+    assert [k for k in history if k is not EventKind.FLAGGED] == [
         EventKind.OPENED, EventKind.ACKNOWLEDGED, EventKind.ESCALATED, EventKind.ACKNOWLEDGED,
         EventKind.RESOLVED, EventKind.CONFIRMED,
     ]  # fmt: skip

@@ -400,3 +400,18 @@ async def test_a_report_after_the_ticket_was_settled_opens_a_new_one(world: Worl
     assert again.status == "opened" and again.ticket != first.ticket
     third = await world.service.handle_message(world.message(resident, "路灯还是坏的"))
     assert (third.status, third.ticket) == ("joined", again.ticket)
+
+
+async def test_a_traditional_chinese_resident_reads_places_in_traditional(world: World) -> None:
+    resident = next(
+        p for p in world.tree.people.values() if p.role is Role.RESIDENT and p.lang == "zh-Hant"
+    )
+    opened = await world.service.handle_message(world.message(resident, "村口嘅路燈壞咗半個月"))
+    assert opened.status == "opened"
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None
+    node = world.tree.nodes[ticket.node]
+    answer = next(
+        p for p in await world.outbox() if p["chat"] == world.tree.nodes[resident.scope].chats[0]
+    )
+    assert node.names[Lang.ZH_HANT] in answer["text"], answer["text"]

@@ -540,10 +540,13 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "reporters": len(ticket.reporters),
         "origin": ticket.origin,
         "origin_name": _name(ctx, ticket.origin),
+        "origin_names": _names(ctx, ticket.origin),
         "node": ticket.node,
         "node_name": _name(ctx, ticket.node),
+        "node_names": _names(ctx, ticket.node),
         "ack_due": ticket.ack_due,
         "resolve_due": ticket.resolve_due,
+        "close_due": ticket.close_due,
         "created_at": ticket.created_at,
         "escalations": ticket.escalations,
         "assignee": ticket.assignee_name,
@@ -602,3 +605,9 @@ def _tier(node: Node) -> str:
 def _name(ctx: Context, node_id: str) -> str:
     node = ctx.tree.nodes.get(node_id)
     return node.name if node else node_id
+
+
+def _names(ctx: Context, node_id: str) -> dict[str, str]:
+    """Return a node's names in the other languages, for templates (the `place` filter)."""
+    node = ctx.tree.nodes.get(node_id)
+    return {lang.value: name for lang, name in node.names.items()} if node else {}
