@@ -262,7 +262,7 @@ class Service:
             for t in await self.store.get_many(await self.store.all_ids(now - STATS_WINDOW))
             if t.node in scope or t.origin in scope
         ]
-        histories = [await self.store.history(t.id) for t in tickets]
+        histories = await self.store.histories([t.id for t in tickets])
         rows = node_stats(tickets, histories, ctx.tree, now)
         return await self._answer(
             message,

@@ -189,6 +189,14 @@ class RedisStore:
         raws = await self.redis.lrange(keys.events(ticket_id), 0, -1)
         return [TicketEvent.from_dict(json.loads(r)) for r in raws]
 
+    async def histories(self, ticket_ids: Sequence[str]) -> list[list[TicketEvent]]:
+        """Return the events of each ticket, oldest first, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for ticket_id in ticket_ids:
+            pipe.lrange(keys.events(ticket_id), 0, -1)
+        rows = await pipe.execute() if ticket_ids else []
+        return [[TicketEvent.from_dict(json.loads(r)) for r in raws] for raws in rows]
+
     async def lookup(
         self, message_key: str, join_key: str | None
     ) -> tuple[str | None, str | None, str | None]:
