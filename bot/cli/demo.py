@@ -1,0 +1,162 @@
+"""``lianhu demo``: the whole system on one machine, with no accounts and no Redis to install.
+
+Starts, in this order, the embedded Redis (in ``LIANHU_DATA_DIR``), optionally
+seeds a week of tickets, an rq worker with its scheduler and sweeper (``lianhu
+worker`` as a child process), and the web app with the simulator's Sender; prints
+the address; and on Ctrl-C or SIGTERM stops them in the reverse order, leaving
+no process and no socket behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bot.settings import Settings
+
+DEMO_SCALE = 0.002
+"""The demo's LIANHU_DEADLINE_SCALE unless one is set: 4 h become 29 s, 24 h 2.9 min."""
+
+WORKER_STOP_TIMEOUT = 10.0
+
+
+def register(commands: Any) -> None:
+    """Add ``demo``."""
+    parser = commands.add_parser(
+        "demo", help="run the web simulator and ticket views on an embedded Redis"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    parser.add_argument(
+        "--seed", action="store_true", help="fill an empty database with a week of tickets"
+    )
+    parser.set_defaults(func=cmd_demo)
+
+
+def demo_settings() -> Settings:
+    """Return the settings with the demo's short deadlines unless LIANHU_DEADLINE_SCALE is set."""
+    if "LIANHU_DEADLINE_SCALE" in os.environ:
+        return Settings()
+    return Settings(deadline_scale=DEMO_SCALE)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C or SIGTERM."""
+    from bot.logs import setup_logging
+    from bot.redis_server import RedisServerError, redis_url_or_embedded
+
+    settings = demo_settings()
+    setup_logging()
+    previous = signal.signal(signal.SIGTERM, _terminate)  # until the event loop takes over
+    embedded = None
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        try:
+            url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
+        except RedisServerError as exc:
+            print(f"lianhu demo: {exc}", file=sys.stderr)
+            return 1
+        if args.seed:
+            _seed(settings, url)
+        worker = _start_worker(settings, url)
+        return asyncio.run(_serve(settings, url, args.host, args.port))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if worker is not None:
+            _stop_worker(worker)
+        if embedded is not None:
+            embedded.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the same clean stop as Ctrl-C
+
+
+def _seed(settings: Settings, url: str) -> None:
+    from bot.seed import AlreadySeeded, seed
+
+    try:
+        states = asyncio.run(seed(settings, url))
+    except AlreadySeeded:
+        print("lianhu demo: the data folder already holds tickets; not seeding", flush=True)
+        return
+    summary = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
+    print(f"seeded a week of tickets: {summary}", flush=True)
+
+
+def _start_worker(settings: Settings, url: str) -> subprocess.Popen[bytes]:
+    """Start ``lianhu worker`` on the same Redis, rules, tree and deadline scale."""
+    from bot.redis_server import _pdeathsig_setup
+
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "LIANHU_RULES_DIR": str(Path(settings.rules_dir).resolve()),
+        "LIANHU_ORG_FILE": str(Path(settings.org_file).resolve()),
+        "LIANHU_DEADLINE_SCALE": repr(settings.deadline_scale),
+        "LIANHU_QUEUE": settings.queue,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches only us; we stop the worker in order
+        preexec_fn=_pdeathsig_setup(),  # and it stops if we are killed
+    )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Ask the worker to stop (rq's warm shutdown), then make sure its whole group is gone."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=WORKER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    # The worker's scheduler and work horses are in its process group: none may outlive it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(worker.pid, signal.SIGKILL)
+
+
+async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from bot.web.app import init_app
+
+    runner = web.AppRunner(init_app(settings, url), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            print(f"lianhu demo: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+            return 1
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        bound = runner.addresses[0]
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        scale = settings.deadline_scale
+        print(
+            f"Lianhu demo: http://{shown}:{bound[1]}/  (deadlines x{scale:g}; Ctrl-C to stop)",
+            flush=True,
+        )
+        await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        return 0
+    finally:
+        await runner.cleanup()

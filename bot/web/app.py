@@ -1,0 +1,138 @@
+"""The composition root of the web app: the simulator, the ticket views and their parts.
+
+``init_app`` builds an aiohttp Application whose cleanup context opens the Redis
+clients, the Service (the same one the Telegram adapter uses), the simulator's
+outbox Sender, the live-update subscriber and a watcher that reloads changed
+rule and org files; closing the app stops each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+from aiohttp import web
+
+from bot.core.deadlines import Policy
+from bot.live import LiveConfig
+from bot.ports import Clock, Scheduler
+from bot.scheduling import RqScheduler
+from bot.sender import Sender
+from bot.services import Service
+from bot.settings import Settings
+from bot.storage.redis import RedisStore
+from bot.web.history import ChatHistory
+from bot.web.live import Hub
+from bot.web.pages import STATIC, Pages
+from bot.web.simulator import SimGateway, Simulator
+
+log = logging.getLogger(__name__)
+
+CONFIG_EVERY = 5.0  # seconds between looks at the rule and org files
+START_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the handlers (and tests) reach: built when the app starts."""
+
+    service: Service
+    simulator: Simulator
+    history: ChatHistory
+    hub: Hub
+
+
+PARTS = web.AppKey("parts", Parts)
+PAGES = web.AppKey("pages", Pages)
+CONFIG = web.AppKey("config", LiveConfig)
+
+
+def init_app(
+    settings: Settings,
+    redis_url: str,
+    *,
+    clock: Clock = time.time,
+    scheduler: Scheduler | None = None,
+    sender: bool = True,
+) -> web.Application:
+    """Return the web app on the Redis at ``redis_url``.
+
+    ``scheduler`` defaults to rq on the same Redis; ``sender`` runs the simulator's
+    outbox Sender in this process (the demo does; another process may instead).
+    """
+    from bot.web import views  # the routes import the app keys above
+
+    app = web.Application(client_max_size=64 * 1024)
+    app[PAGES] = Pages()
+    app[CONFIG] = LiveConfig(
+        settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale)
+    )
+    app.cleanup_ctx.append(_parts(settings, redis_url, clock, scheduler, sender))
+    app.on_shutdown.append(_close_pages)
+    views.add_routes(app)
+    app.router.add_static("/static/", STATIC, name="static")
+    return app
+
+
+def _parts(
+    settings: Settings,
+    redis_url: str,
+    clock: Clock,
+    scheduler: Scheduler | None,
+    run_sender: bool,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(redis_url, max_connections=50)
+        client = redis.asyncio.Redis(connection_pool=pool)
+        sync: redis.Redis | None = None
+        jobs = scheduler
+        if jobs is None:
+            sync = redis.Redis.from_url(redis_url)
+            jobs = RqScheduler(sync, settings.queue)
+        service = Service(RedisStore(client), app[CONFIG], jobs, clock)
+        history = ChatHistory(client, clock)
+        hub = Hub(client)
+        app[PARTS] = Parts(service, Simulator(service, history, clock), history, hub)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(hub.run(), name="hub")]
+        if run_sender:
+            gateway = SimGateway(history)
+            tasks.append(asyncio.create_task(Sender(client, gateway).run(stop), name="sender"))
+        tasks.append(asyncio.create_task(_watch_config(service, stop), name="config"))
+        try:
+            await asyncio.wait_for(hub.ready.wait(), START_TIMEOUT)
+            yield
+        finally:
+            stop.set()
+            tasks[0].cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.aclose(close_connection_pool=True)
+            if sync is not None:
+                sync.close()
+
+    return context
+
+
+async def _watch_config(service: Service, stop: asyncio.Event) -> None:
+    """Reload changed rule and org files until ``stop`` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CONFIG_EVERY)
+        if stop.is_set():
+            return
+        try:
+            await service.check_config()
+        except Exception:  # keep watching: the next look may find the files fixed
+            log.exception("checking the rule and org files failed")
+
+
+async def _close_pages(app: web.Application) -> None:
+    if PARTS in app:
+        await app[PARTS].hub.close_all()

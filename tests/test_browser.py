@@ -1,0 +1,282 @@
+"""The simulator in headless Chromium (Debian's, driven by Playwright), on the real app.
+
+The app runs on the session's real Redis with its real outbox Sender; deadlines
+are run by the sweeper after the app's clock is moved past them (the same
+``Service.sweep`` the worker runs), so no step depends on how fast the browser
+is. Screenshots of the key steps go to tests/artifacts/ (desktop and phone).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+
+from bot.core.ticket import EventKind, TicketState
+from bot.settings import Settings
+from bot.web.app import PARTS, init_app
+from tests.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+WAIT = 15_000  # ms: what a step may take on a loaded machine before the test fails
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+class Clock:
+    """The app's clock: real time plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class Running:
+    base: str
+    app: web.Application
+    clock: Clock
+
+
+@pytest.fixture
+async def running(redis_url: str) -> AsyncIterator[Running]:
+    clock = Clock()
+    app = init_app(Settings(), redis_url, clock=clock)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield Running(f"http://{host}:{port}", app, clock)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def shot(page: Page, name: str, full: bool = False) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full)
+
+
+async def act_as(page: Page, person: str) -> None:
+    """Switch person with the switcher at the top, as a user does."""
+    async with page.expect_navigation():
+        await page.select_option("#as", person)
+    await expect(page.locator("#as")).to_have_value(person)
+
+
+async def open_chat(page: Page, chat: str) -> None:
+    await page.locator(f'.room[data-chat="{chat}"]').click()
+    await expect(page.locator(f'.room.active[data-chat="{chat}"]')).to_be_visible()
+
+
+async def say(page: Page, text: str) -> None:
+    await page.fill("#text", text)
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.mine .bubble", has_text=text).last).to_be_visible(timeout=WAIT)
+
+
+def bot_text(page: Page, text: str) -> Locator:
+    return page.locator(".msg.bot", has_text=text).last
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    text: str
+    resident: str
+    household: str
+    village: str
+    cadre: str
+
+
+CASES = [
+    Case(
+        "simplified", "楼下停水两天了", "p-chen-zhiqiang", "sim:H-01", "sim:V-01", "p-yang-zixuan"
+    ),
+    Case("traditional", "樓下停水兩天了", "p-deng-jiahui", "sim:H-03", "sim:V-01", "p-yang-zixuan"),
+    Case("cantonese", "樓下冇水兩日喇", "p-au-kamtim", "sim:H-08", "sim:V-02", "p-zhu-haiyan"),
+]
+STREET_STAFF = "p-luo-bingkun"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_a_water_outage_from_report_to_confirmation(
+    running: Running, browser: Browser, case: Case
+) -> None:
+    service = running.app[PARTS].service
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    tag = f"{case.name}-desktop"
+
+    # A resident reports the outage in the household group; the reply gives the ticket id.
+    await page.goto(f"{running.base}/sim?as={case.resident}&chat={case.household}")
+    await say(page, case.text)
+    reply = page.locator(".msg.bot .bubble", has_text=re.compile(r"#\d+")).last
+    await expect(reply).to_be_visible(timeout=WAIT)
+    found = re.search(r"#(\d+)", await reply.inner_text())
+    assert found is not None
+    ticket_id = found[1]
+    await expect(page.locator(".msg.bot .quote", has_text=case.text)).to_be_visible()
+    await shot(page, f"{tag}-1-reported")
+    ticket = await service.store.get(ticket_id)
+    assert ticket is not None
+    assert (ticket.category, ticket.tier) == ("utilities", "village")  # what the rules say
+    assert ticket.node == case.village.removeprefix("sim:")
+
+    # The card is in the village group; the village cadre presses 受理 on it.
+    await act_as(page, case.cadre)
+    await open_chat(page, case.village)
+    card = page.locator(".card", has_text=f"#{ticket_id}").last
+    await expect(card).to_be_visible(timeout=WAIT)
+    await expect(card).to_contain_text(case.text)
+    await shot(page, f"{tag}-2-village-card")
+    await card.get_by_role("button", name="受理").click()
+    await expect(
+        bot_text(page, "杨子轩" if case.cadre == "p-yang-zixuan" else "朱海燕")
+    ).to_be_visible(timeout=WAIT)
+
+    # The resident's group shows the update, quoting the report.
+    await act_as(page, case.resident)
+    await open_chat(page, case.household)
+    notice = page.locator(".msg.bot", has_text=f"#{ticket_id}").filter(has_text="受理").last
+    await expect(notice).to_be_visible(timeout=WAIT)
+    await shot(page, f"{tag}-3-resident-update")
+    acknowledged = await service.store.get(ticket_id)
+    assert acknowledged is not None and acknowledged.state is TicketState.ACKNOWLEDGED
+
+    # The resolution deadline passes: the sweeper escalates the ticket to the street group.
+    assert acknowledged.resolve_due is not None
+    running.clock.offset += acknowledged.resolve_due - running.clock() + 2.0
+    assert await service.sweep(grace=0.0) == 1
+    await act_as(page, STREET_STAFF)
+    await open_chat(page, "sim:S-01")
+    street_card = page.locator(".card", has_text=f"#{ticket_id}").filter(has_text="⏫").last
+    await expect(street_card).to_be_visible(timeout=WAIT)
+    await shot(page, f"{tag}-4-street-card")
+
+    # The street centre resolves it with a note; the resident confirms.
+    await say(page, f"办结 {ticket_id} 已协调水务公司抢修，恢复供水")
+    await expect(bot_text(page, "已协调水务公司抢修")).to_be_visible(timeout=WAIT)
+    await act_as(page, case.resident)
+    await open_chat(page, case.household)
+    confirm = page.locator(f'.card button[data-data="confirm:{ticket_id}"]').last
+    await expect(confirm).to_be_visible(timeout=WAIT)
+    await shot(page, f"{tag}-5-resolved")
+    await confirm.click()
+    await expect(page.locator(f'.card button[data-data^="rate:{ticket_id}:"]').first).to_be_visible(
+        timeout=WAIT
+    )
+    await shot(page, f"{tag}-6-confirmed")
+
+    # The ticket page shows the whole history.
+    await page.goto(f"{running.base}/tickets/{ticket_id}")
+    kinds = await page.locator("#timeline li").evaluate_all(
+        "(items) => items.map(i => i.dataset.kind)"
+    )
+    assert kinds == ["opened", "acknowledged", "escalated", "resolved", "confirmed"]
+    await expect(page.locator("#state")).to_have_attribute("class", re.compile("state-closed"))
+    await shot(page, f"{tag}-7-ticket-page", full=True)
+    history = [e.kind for e in await service.store.history(ticket_id)]
+    assert history == [
+        EventKind.OPENED, EventKind.ACKNOWLEDGED, EventKind.ESCALATED,
+        EventKind.RESOLVED, EventKind.CONFIRMED,
+    ]  # fmt: skip
+    await context.close()
+
+
+async def test_chatter_gets_no_reply_and_opens_no_ticket(
+    running: Running, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    await page.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await say(page, "大家早晨")
+    # A question after it is answered; the Sender delivers in order, so once that answer is
+    # here, an answer to the greeting would be here too.
+    await say(page, "查询 999")
+    answer = page.locator(".msg.bot").last
+    await expect(answer).to_contain_text("999", timeout=WAIT)
+    await expect(page.locator(".msg.bot")).to_have_count(1)
+    await expect(answer.locator(".quote")).to_contain_text("查询 999")
+    assert await running.app[PARTS].service.store.all_ids() == []
+    await shot(page, "chatter-desktop")
+    await context.close()
+
+
+async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
+    running: Running, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    await page.goto(f"{running.base}/sim?as=p-chen-zhiqiang")
+    await expect(page.locator("#rooms")).to_be_visible()
+    await expect(page.locator("#chat")).to_be_hidden()
+    await shot(page, "phone-1-list")
+    await page.locator('.room[data-chat="sim:H-01"]').tap()
+    await expect(page.locator("#chat")).to_be_visible()
+    await expect(page.locator("#rooms")).to_be_hidden()
+    await say(page, "楼下停水两天了")
+    await expect(page.locator(".msg.bot .bubble", has_text="#")).to_be_visible(timeout=WAIT)
+    await shot(page, "phone-2-chat")
+    # Nothing is wider than the screen.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    await page.locator("#back").tap()
+    await expect(page.locator("#rooms")).to_be_visible()
+    await shot(page, "phone-3-back")
+    await page.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:V-01")
+    await expect(page.locator(".card").last).to_be_visible(timeout=WAIT)
+    await shot(page, "phone-4-card")
+    await page.goto(f"{running.base}/tickets")
+    await shot(page, "phone-5-tickets")
+    await context.close()
+
+
+async def test_unread_counts_and_live_messages_in_a_second_browser(
+    running: Running, browser: Browser
+) -> None:
+    cadre = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    await cadre.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:G-01")
+    village_badge = cadre.locator('.room[data-chat="sim:V-01"] .badge')
+    await expect(village_badge).to_be_hidden()
+    resident = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    await resident.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await say(resident, "楼下停水两天了")
+    # The cadre's open page learns of the card without a reload.
+    await expect(village_badge).to_have_text("1", timeout=WAIT)
+    await expect(cadre.locator('.room[data-chat="sim:H-01"] .badge')).to_have_text("2")
+    await shot(cadre, "live-unread-desktop")
+    await open_chat(cadre, "sim:V-01")
+    await expect(village_badge).to_be_hidden()
+    await cadre.reload()
+    await expect(village_badge).to_be_hidden()  # read marks are kept
+
+
+async def test_the_interface_speaks_three_languages(running: Running, browser: Browser) -> None:
+    page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    expected = {"zh-Hans": "联户模拟器", "zh-Hant": "聯戶模擬器", "en": "Lianhu simulator"}
+    for lang, title in expected.items():
+        await page.goto(f"{running.base}/sim?as=p-mark-wilson&lang={lang}")
+        await expect(page.locator(".brand-sim")).to_have_text(title)
+    await page.goto(f"{running.base}/tickets")  # the choice is remembered
+    await expect(page.locator(".topbar")).to_contain_text("Tickets")
+    await shot(page, "tickets-en-desktop")
