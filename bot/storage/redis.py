@@ -39,12 +39,16 @@ for _, g in ipairs(spec.guards) do
 end
 for _, op in ipairs(spec.ops) do
   local name, key = op[1], KEYS[op[2]]
-  if name == 'set' then redis.call('SET', key, op[3])
+  if name == 'set' then redis.call('SET', key, ARGV[op[3]])
   elseif name == 'setex' then redis.call('SET', key, op[3], 'EX', op[4])
-  elseif name == 'rpush' then redis.call('RPUSH', key, unpack(op[3]))
+  elseif name == 'rpush' then
+    local values = {}
+    for i, a in ipairs(op[3]) do values[i] = ARGV[a] end
+    redis.call('RPUSH', key, unpack(values))
   elseif name == 'zadd' then redis.call('ZADD', key, op[3], op[4])
   elseif name == 'zrem' then redis.call('ZREM', key, op[3])
-  elseif name == 'xadd' then redis.call('XADD', key, 'MAXLEN', '~', op[3], '*', unpack(op[4]))
+  elseif name == 'xadd' then
+    redis.call('XADD', key, 'MAXLEN', '~', op[3], '*', 'key', op[4], 'payload', ARGV[op[5]])
   elseif name == 'job' then  -- rq's unique schedule: only when no job of this id exists
     if redis.call('EXISTS', key) == 0 then
       local fields = {}  -- text inline; a number is the ARGV index of a binary value
@@ -97,16 +101,28 @@ class OutboxEntry:
 
 @dataclass
 class _Ops:
-    """Guards and writes for the commit script, keys passed as KEYS."""
+    """Guards and writes for the commit script: keys passed as KEYS, large values as ARGV.
 
-    keys: list[str] = field(default_factory=list)
+    ARGV[1] is the JSON spec of guards and ops; values (snapshots, events, payloads,
+    rq's binary job data) follow it, so they are not escaped into the spec again.
+    """
+
+    keys: dict[str, int] = field(default_factory=dict)
+    args: list[str | bytes] = field(default_factory=list)
     guards: list[list[Any]] = field(default_factory=list)
     ops: list[list[Any]] = field(default_factory=list)
 
     def key(self, name: str) -> int:
-        if name not in self.keys:
-            self.keys.append(name)
-        return self.keys.index(name) + 1  # Lua is 1-based
+        """Return the KEYS index of ``name`` (Lua is 1-based)."""
+        index = self.keys.get(name)
+        if index is None:
+            index = self.keys[name] = len(self.keys) + 1
+        return index
+
+    def arg(self, value: str | bytes) -> int:
+        """Return the ARGV index ``value`` is passed at."""
+        self.args.append(value)
+        return len(self.args) + 1  # ARGV[1] is the spec
 
     def op(self, name: str, key: str, *args: Any) -> None:
         self.ops.append([name, self.key(key), *args])
@@ -271,7 +287,6 @@ class RedisStore:
         Returns the status and, for a duplicate, what the first handling stored.
         """
         ops = _Ops()
-        binary: list[bytes] = []  # binary job fields (rq's data) go as ARGV[2...]
         if message_key is not None:
             marker = keys.processed(message_key)
             ops.guards.append(["absent", ops.key(marker)])
@@ -279,31 +294,22 @@ class RedisStore:
         if after is not None and events:
             history = keys.events(after.id)
             ops.guards.append(["llen", ops.key(history), before.seq if before else 0])
-            ops.op("set", keys.ticket(after.id), dumps(after.to_dict()))
-            ops.op("rpush", history, [dumps(e.to_dict()) for e in events])
+            ops.op("set", keys.ticket(after.id), ops.arg(dumps(after.to_dict())))
+            ops.op("rpush", history, [ops.arg(dumps(e.to_dict())) for e in events])
             self._indexes(ops, before, after)
             if join is not None:  # opening: nobody else may have opened this problem meanwhile
                 ops.guards.append(["free", ops.key(join[0])])
                 ops.op("setex", join[0], after.id, max(1, int(join[1])))
         for entry in outbox:
-            ops.op(
-                "xadd",
-                keys.outbox(entry.platform),
-                OUTBOX_MAXLEN,
-                ["key", entry.key, "payload", dumps(entry.payload)],
-            )
+            payload = ops.arg(dumps(entry.payload))
+            ops.op("xadd", keys.outbox(entry.platform), OUTBOX_MAXLEN, entry.key, payload)
         for job in jobs:
-            fields: list[str | int] = []
-            for value in job.fields:
-                if isinstance(value, bytes):
-                    binary.append(value)
-                    fields.append(len(binary) + 1)
-                else:
-                    fields.append(value)
+            # Text inline; rq's binary data as an ARGV index.
+            fields = [ops.arg(v) if isinstance(v, bytes) else v for v in job.fields]
             registry, queues = ops.key(job.registry), ops.key(job.queues)
             ops.op("job", job.key, fields, job.ttl, registry, job.at, job.id, queues, job.queue)
         spec = dumps({"guards": ops.guards, "ops": ops.ops})
-        status, value = await self._commit(keys=ops.keys, args=[spec, *binary])
+        status, value = await self._commit(keys=list(ops.keys), args=[spec, *ops.args])
         return CommitStatus(_text(status) or ""), _text(value) or ""
 
     @staticmethod
