@@ -11,6 +11,7 @@ who blocked the bot, and ``hold()`` to keep sends waiting unrecorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -195,6 +196,8 @@ class FakeBotApi:
             return _error(401, "Unauthorized")
         if method in SENDS:
             await self._open.wait()  # held: not received until released
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the client went away: never received
         call = Call(method, params, time.monotonic())
         self.calls.append(call)
         handler = getattr(self, f"_api_{method}", None)
@@ -227,10 +230,8 @@ class FakeBotApi:
         self._pending = [u for u in self._pending if u["update_id"] >= offset]
         if not self._pending:
             self._news.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._news.wait(), float(params.get("timeout") or 0))
-            except TimeoutError:
-                pass
         return self._pending[: int(params.get("limit") or 100)]
 
     async def _api_sendMessage(self, params: dict[str, str]) -> Any:

@@ -192,7 +192,7 @@ async def test_a_report_climbs_and_is_confirmed(harness: Harness, webhook: bool)
     assert all("#1" in text or "1" in text for _, text in texts)
     assert {c.chat for c in fake.sent} <= {H01, V01, S01}
     assert len([c for c in fake.sent if c.buttons[:1] == ["ack:1"]]) == 2  # village, street
-    assert [c for c in fake.sent if c.chat == H01][0] is reply
+    assert next(c for c in fake.sent if c.chat == H01) is reply
     history = [e.kind.value for e in await bot.store.history("1")]
     assert history[0] == "opened" and history[-1] == "confirmed"
     assert history.count("opened") == 1 and history.count("escalated") == 1

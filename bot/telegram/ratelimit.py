@@ -2,7 +2,7 @@
 
 A window of (limit, period) grants a send when fewer than ``limit`` sends were
 granted in the last ``period`` seconds, with a small margin so that jitter on
-the way to Telegram cannot push two sends into one window. A 429 answer pauses
+the way to Telegram cannot push two sends into one window (5% and 50 ms). A 429 answer pauses
 every send for its ``retry_after``. The decisions take ``now``; only
 ``acquire`` sleeps.
 """
@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 MARGIN = 0.05  # of each period: jitter between granting a send and Telegram receiving it
+SLACK = 0.05  # seconds added to each period for the same reason, when periods are short
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Window:
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
-        self.period = period * (1 + MARGIN)
+        self.period = period * (1 + MARGIN) + SLACK
         self.grants: deque[float] = deque()
 
     def wait(self, now: float) -> float:

@@ -96,12 +96,11 @@ class TelegramBot:
             migrated=self.router.migrate,
         )
         limiter = RateLimiter(Limits().scaled(settings.telegram_limit_scale))
+        name = consumer or socket.gethostname()
         self.sender = TelegramSender(
-            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle
+            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle, owner=name
         )
-        self.inbox = Inbox(
-            client, PLATFORM, consumer or socket.gethostname(), claim_idle=claim_idle
-        )
+        self.inbox = Inbox(client, PLATFORM, name, claim_idle=claim_idle)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._poller: asyncio.Task[None] | None = None

@@ -83,6 +83,7 @@ class TelegramSender(Sender):
         backoff: float = 1.0,
         claim_idle: float = 60.0,
         max_inflight: int = 5000,
+        owner: str | None = None,
     ) -> None:
         super().__init__(
             redis, gateway, consumer,
@@ -96,7 +97,8 @@ class TelegramSender(Sender):
         self._lanes: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._inflight: set[str] = set()
-        self._token = uuid.uuid4().hex
+        # A process restarted under the same name takes its lease back at once.
+        self._token = owner or uuid.uuid4().hex
         self._renew = redis.register_script(_RENEW)
 
     @property
