@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_EVERY = 5.0  # seconds between looks at the rule and org files
 START_TIMEOUT = 10.0
+# The sender's blocking read wakes at once for new entries; this bounds only how long a
+# stop waits for it.
+SENDER_BLOCK_MS = 250
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def _parts(
         tasks = [asyncio.create_task(hub.run(), name="hub")]
         if run_sender:
             gateway = SimGateway(history)
-            tasks.append(asyncio.create_task(Sender(client, gateway).run(stop), name="sender"))
+            drain = Sender(client, gateway).run(stop, block_ms=SENDER_BLOCK_MS)
+            tasks.append(asyncio.create_task(drain, name="sender"))
         tasks.append(asyncio.create_task(_watch_config(service, stop), name="config"))
         try:
             await asyncio.wait_for(hub.ready.wait(), START_TIMEOUT)

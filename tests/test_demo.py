@@ -1,0 +1,160 @@
+"""``lianhu demo`` as a user runs it: a real process with its Redis, rq worker and web app."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+START_TIMEOUT = 60.0  # seconds, on a loaded machine
+STOP_TIMEOUT = 30.0
+
+
+def descendants(pid: int) -> set[int]:
+    """Return every live process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def marked(mark: bytes) -> set[int]:
+    """Return the live processes whose environment holds ``mark`` (children inherit it)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark in (entry / "environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return {pid for pid in found if alive(pid)}
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@contextmanager
+def demo(
+    data: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start ``lianhu demo`` and yield it with the address it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "demo", "--port", "0", *args],
+        cwd=ROOT,
+        env={**os.environ, "LIANHU_DATA_DIR": str(data), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Lianhu demo: "):
+                yield process, line.split()[2].rstrip("/")
+                return
+        raise AssertionError(f"no address printed: {lines}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def post(url: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def port_is_free(address: str) -> bool:
+    host, port = address.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as probe:
+        return probe.connect_ex((host, int(port))) != 0
+
+
+def test_started_and_stopped_ten_times_it_leaves_nothing_behind(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    tickets = None
+    for run in range(10):
+        with demo(data, "--seed") as (process, address):
+            assert get(f"{address}/healthz") == "ok"
+            page = get(f"{address}/tickets")
+            count = page.count('<tr data-id="')
+            assert count > 0 and (tickets is None or count == tickets)  # seeded once, kept
+            tickets = count
+            children = descendants(process.pid)
+            names = {Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")[0] for c in children}
+            assert any(b"redis-server" in n for n in names), names
+            assert len(children) >= 2  # redis-server and the worker (and its scheduler)
+            mark = f"LIANHU_DATA_DIR={data}".encode()
+            assert children | {process.pid} <= marked(mark)  # the check below can see them
+            process.send_signal(signal.SIGINT if run % 2 == 0 else signal.SIGTERM)
+            assert process.wait(timeout=STOP_TIMEOUT) == 0
+            assert not [c for c in children if alive(c)], f"run {run}: left {children}"
+            assert not marked(mark)  # nor any process forked after the snapshot
+            assert not (data / "redis.sock").exists()
+            assert port_is_free(address)
+
+
+def test_a_missed_deadline_escalates_through_the_demos_worker(tmp_path: Path) -> None:
+    # 4 hours to acknowledge a water outage become 2.9 s.
+    with demo(tmp_path / "data", env={"LIANHU_DEADLINE_SCALE": "0.0002"}) as (process, address):
+        body = post(
+            f"{address}/sim/api/send",
+            {"as": "p-chen-zhiqiang", "chat": "sim:H-01", "text": "楼下停水两天了"},
+        )
+        assert body["status"] == "opened"
+        deadline = time.monotonic() + START_TIMEOUT
+        street: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not street:
+            time.sleep(0.2)
+            found = json.loads(get(f"{address}/sim/api/messages?as=p-luo-bingkun&chat=sim:S-01"))[
+                "messages"
+            ]
+            street = [m for m in found if "#1" in str(m["text"]) and m["buttons"]]
+        assert street, "the ticket never reached the street group"
+        page = get(f"{address}/tickets/1")
+        assert 'data-kind="escalated"' in page
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STOP_TIMEOUT) == 0
