@@ -29,17 +29,10 @@ test: system-deps install lint typecheck
 	$(BIN)/lianhu org check
 	$(BIN)/pytest
 
+# The README's first command: the simulator on an embedded Redis (Ctrl-C stops it).
+DEMO_ARGS ?= --seed
 demo: system-deps install
-	$(BIN)/lianhu rules check routing_rules
-	$(BIN)/lianhu org show
-	@printf '%s\n' \
-	  '{"id": "a", "text": "5棟地下車庫著火了，快叫消防"}' \
-	  '{"id": "b", "text": "又停水了，成棟樓冇水"}' \
-	  '{"id": "c", "text": "樓下間卡拉OK日日唱到兩三點，嘈到瞓唔到"}' \
-	  '{"id": "d", "text": "谢谢网格员，路灯已经修好了"}' \
-	  '{"id": "e", "text": "Power has been out in block 4 since 7pm"}' \
-	  | $(BIN)/lianhu classify
-	$(BIN)/lianhu rules explain "不是停水，是水压太低，5楼以上洗澡都没水"
+	$(BIN)/lianhu demo $(DEMO_ARGS)
 
 bench: install
 	$(BIN)/python bench/classify.py
