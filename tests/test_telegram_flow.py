@@ -4,130 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-import redis
-import redis.asyncio
 
 from bot.core.ticket import TicketState
-from bot.settings import Settings
 from bot.storage import keys
-from bot.telegram.runner import TelegramBot
-from tests.conftest import ROOT, RULES_DIR
-from tests.fake_bot_api import TOKEN, Call, FakeBotApi, wait_for
-
-ORG = ROOT / "org" / "sample_street.yaml"
-SCALE = 2e-5  # a day becomes 1.7 s; deadlines act only when the test runs the worker
-SECRET = "test-secret_0123456789"
-H01, V01, S01 = -1001000000131, -1001000000111, -1001000000101
-RESIDENT, CADRE_V01, STREET_STAFF, ADMIN = 100001, 100026, 100033, 100045
-OTHER_RESIDENT, GRID_WORKER_G03 = 100002, 100022
-LIGHT = "村口的路灯坏了半个月，晚上黑漆漆的"
-
-
-def settings_for(fake: FakeBotApi, redis_url: str, **extra: Any) -> Settings:
-    return Settings(
-        **{"REDIS_URL": redis_url}, rules_dir=RULES_DIR, org_file=ORG, deadline_scale=SCALE,
-        telegram_token=TOKEN, telegram_base_url=fake.url, webhook_secret=SECRET,
-        telegram_limit_scale=0.01, **extra,
-    )  # fmt: skip
-
-
-def run_worker(redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
-        "LIANHU_ORG_FILE": str(ORG), "LIANHU_DEADLINE_SCALE": str(SCALE),
-    }  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "worker", "--burst"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeBotApi]:
-    api = FakeBotApi()
-    await api.start()
-    try:
-        yield api
-    finally:
-        await api.close()
-
-
-class Harness:
-    """A running bot, its Redis and the fake server."""
-
-    def __init__(self, fake: FakeBotApi, redis_url: str, client: redis.asyncio.Redis) -> None:
-        self.fake = fake
-        self.redis_url = redis_url
-        self.client = client
-        self.sync = redis.Redis.from_url(redis_url)
-        self.bot: TelegramBot | None = None
-
-    async def start(self, webhook: bool = False, **extra: Any) -> TelegramBot:
-        self.bot = TelegramBot(
-            settings_for(self.fake, self.redis_url), self.client, self.sync,
-            consumer="test", poll_timeout=1, **extra,
-        )  # fmt: skip
-        if webhook:
-            port = free_port()
-            await self.bot.start("https://bot.example.org/telegram", "127.0.0.1", port)
-            self.fake.webhook_target = f"http://127.0.0.1:{port}/telegram"
-        else:
-            await self.bot.start()
-        return self.bot
-
-    async def stop(self) -> None:
-        if self.bot is not None:
-            await self.bot.stop()
-        self.sync.close()
-
-    async def send(self, update: dict[str, Any], webhook: bool) -> None:
-        if webhook:
-            assert await self.fake.deliver(update) == 200
-        else:
-            self.fake.push(update)
-
-
-@pytest.fixture
-async def harness(
-    fake: FakeBotApi, redis_url: str, redis_async: redis.asyncio.Redis
-) -> AsyncIterator[Harness]:
-    h = Harness(fake, redis_url, redis_async)
-    try:
-        yield h
-    finally:
-        await h.stop()
-
-
-async def next_sent(fake: FakeBotApi, before: int, chat: int, what: str) -> Call:
-    """Wait for a new message to ``chat`` after the first ``before`` deliveries."""
-    await wait_for(lambda: any(c.chat == chat for c in fake.sent[before:]), what=what)
-    return next(c for c in fake.sent[before:] if c.chat == chat)
-
-
-async def quiet(h: Harness) -> None:
-    """Wait until the inbox is processed and the sender has nothing in hand."""
-    assert h.bot is not None
-    bot = h.bot
-    await wait_for(lambda: bot.sender.idle, what="sender idle")
-    for _ in range(3):
-        await asyncio.sleep(0.2)
-        await wait_for(lambda: bot.sender.idle, what="sender idle")
-    assert await bot.inbox.pending() == 0
+from tests.fake_bot_api import wait_for
+from tests.telegram_fixtures import (
+    ADMIN,
+    CADRE_V01,
+    GRID_WORKER_G03,
+    H01,
+    LIGHT,
+    OTHER_RESIDENT,
+    RESIDENT,
+    S01,
+    SECRET,
+    STREET_STAFF,
+    V01,
+    Harness,
+    next_sent,
+    quiet,
+    run_worker,
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("webhook", [False, True], ids=["polling", "webhook"])

@@ -18,17 +18,7 @@ from bot.storage import keys
 from bot.telegram.ratelimit import MARGIN
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, Call, FakeBotApi, wait_for
-from tests.test_telegram_flow import (  # noqa: F401 - fixtures
-    H01,
-    LIGHT,
-    ORG,
-    SCALE,
-    V01,
-    Harness,
-    fake,
-    harness,
-    quiet,
-)
+from tests.telegram_fixtures import H01, LIGHT, ORG, SCALE, V01, Harness, quiet
 
 LIMIT_SCALE = 0.01  # tests compress Telegram's periods: 20 a minute becomes 20 in 0.6 s
 
