@@ -8,7 +8,12 @@
     ws.onopen = () => { document.getElementById("live").hidden = false; delay = 1000; };
     ws.onmessage = (event) => {
       if (JSON.parse(event.data).sender !== "bot" || timer) return;
-      timer = setTimeout(() => location.reload(), 2000);
+      const reload = () => {
+        // Not while someone is choosing filters: try again when they are done.
+        if (document.activeElement && document.activeElement.closest("form")) timer = setTimeout(reload, 2000);
+        else location.reload();
+      };
+      timer = setTimeout(reload, 2000);
     };
     ws.onclose = () => {
       document.getElementById("live").hidden = true;
