@@ -6,7 +6,10 @@ once. Only after ``put`` returns does the webhook answer 200 or the poller ask
 for the next offset. ``run`` reads the stream through a consumer group and
 acknowledges (and deletes) an entry only after its handler returned, that is
 after the ticket work was committed; an entry whose handler failed stays
-pending and is claimed again after ``claim_idle`` seconds.
+pending and is claimed again after ``claim_idle`` seconds. After
+``max_attempts`` deliveries it is moved to a dead-letter list and logged, never
+retried forever (an update that crashes its handler every time must not block
+or loop).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Inbox:
         *,
         claim_idle: float = 60.0,
         concurrency: int = 32,
+        max_attempts: int = 8,
     ) -> None:
         self.redis = redis
         self.platform = platform
@@ -54,6 +58,8 @@ class Inbox:
         self.consumer = consumer
         self.claim_idle = claim_idle
         self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.dead = f"{self.stream}:dead"
         self._put = redis.register_script(_PUT)
         self._inflight: set[str] = set()
 
@@ -129,10 +135,31 @@ class Inbox:
             await handle(_text(raw))
             await self._done(entry_id)
         except Exception:
-            log.exception("inbox %s: update %s failed; it stays pending", self.stream, entry_id)
+            log.exception("inbox %s: update %s failed", self.stream, entry_id)
+            await self._failed(entry_id, fields)
         finally:
             self._inflight.discard(entry_id)
             slots.release()
+
+    async def _failed(self, entry_id: str, fields: Any) -> None:
+        """Leave a failed entry pending for another try, or dead-letter it after the last."""
+        try:
+            rows = await self.redis.xpending_range(
+                self.stream, keys.INBOX_GROUP, min=entry_id, max=entry_id, count=1
+            )
+            attempts = int(rows[0]["times_delivered"]) if rows else 1
+            if attempts < self.max_attempts:
+                return
+            log.error("inbox %s: update %s dead-lettered after %d attempts",
+                      self.stream, entry_id, attempts)  # fmt: skip
+            raw = fields[b"update"] if b"update" in fields else fields["update"]
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.rpush(self.dead, raw)
+            pipe.xack(self.stream, keys.INBOX_GROUP, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            await pipe.execute()
+        except Exception:  # Redis away: the entry stays pending and is claimed again
+            log.exception("inbox %s: could not settle failed update %s", self.stream, entry_id)
 
     async def _done(self, entry_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
