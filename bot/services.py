@@ -229,7 +229,10 @@ class Service:
         admin = person is not None and person.role is Role.ADMIN
         if verb is Verb.HELP:
             role = "admin" if admin else "handler" if handler else "resident"
-            return await self._answer(message, "help", {"role": role})
+            params: dict[str, Any] = {"role": role}
+            if message.private:  # who they are to Lianhu, for the roster (never in a group)
+                params["account"] = message.sender.account
+            return await self._answer(message, "help", params)
         if verb in (Verb.RELOAD, Verb.RULES):
             if not admin:
                 return await self._refuse(message, "not_admin", {"verb": verb.value})

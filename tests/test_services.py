@@ -415,3 +415,15 @@ async def test_a_traditional_chinese_resident_reads_places_in_traditional(world:
         p for p in await world.outbox() if p["chat"] == world.tree.nodes[resident.scope].chats[0]
     )
     assert node.names[Lang.ZH_HANT] in answer["text"], answer["text"]
+
+
+async def test_help_in_a_private_chat_tells_a_newcomer_their_account(world: World) -> None:
+    private = IncomingMessage(
+        "telegram:987654", "1", Actor("telegram:987654", "新同事"), "/start", private=True
+    )
+    assert (await world.service.handle_message(private)).status == "done"
+    in_group = world.message(world.person(Role.RESIDENT, "H-01"), "/help")
+    assert (await world.service.handle_message(in_group)).status == "done"
+    answers = {p["chat"]: p["text"] for p in await world.outbox()}
+    assert "telegram:987654" in answers["telegram:987654"]
+    assert "账号" not in answers[world.tree.nodes["H-01"].chats[0]]  # never shown in a group
