@@ -427,3 +427,17 @@ async def test_help_in_a_private_chat_tells_a_newcomer_their_account(world: Worl
     answers = {p["chat"]: p["text"] for p in await world.outbox()}
     assert "telegram:987654" in answers["telegram:987654"]
     assert "账号" not in answers[world.tree.nodes["H-01"].chats[0]]  # never shown in a group
+
+
+async def test_private_cards_go_to_the_account_on_the_tickets_platform(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, REPORT, chat="sim:H-01"))
+    cadre = world.person(Role.VILLAGE_CADRE, "V-01")
+    mediator = next(p for p in world.tree.people.values() if p.id == "p-wen-runsheng")
+    assigned = await world.service.handle_message(
+        world.message(cadre, f"转派 {opened.ticket} @{mediator.id}", chat="sim:V-01")
+    )
+    assert assigned.status == "done"
+    private = [p for p in await world.outbox("sim") if p["chat"] == f"sim:{mediator.id}"]
+    assert len(private) == 1 and private[0]["card"]
+    assert not [p for p in await world.outbox("telegram") if p["chat"] in mediator.accounts]

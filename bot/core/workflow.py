@@ -324,7 +324,7 @@ def on_deadline(
             )
             for p in ctx.tree.people.values()
             if p.role is Role.ADMIN
-            for account in p.accounts[:1]
+            for account in _private_accounts(p, after)
         ]
         replies += _notices(ctx, after, ctx.tree.nodes[after.node], "overdue", missed=kind.value)
         return outcome, Decision(after, (event,), tuple(replies))
@@ -370,7 +370,7 @@ def _assign(
             buttons=HANDLER_BUTTONS,
             card=True,
         )
-        for account in person.accounts[:1]
+        for account in _private_accounts(person, decision.ticket)
     )
     return Decision(decision.ticket, decision.events, decision.replies + private)
 
@@ -519,6 +519,17 @@ def _notices(ctx: Context, ticket: Ticket, node: Node, template: str, **info: An
         )
         for chat in chats
     ]
+
+
+def _private_accounts(person: Person, ticket: Ticket) -> list[str]:
+    """Return where to write to a person privately about a ticket.
+
+    Their account on the platform the ticket was reported on (a ticket from the
+    simulator reaches their simulator chat), else their first account.
+    """
+    platform = ticket.reporter.chat.split(":", 1)[0] + ":"
+    same = [a for a in person.accounts if a.startswith(platform)]
+    return same[:1] or list(person.accounts[:1])
 
 
 def _reply(ctx: Context, chat: str, template: str, ticket: Ticket, lang: Lang) -> Reply:
