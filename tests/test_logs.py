@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.core.privacy import mask
 from bot.logs import HANDLER_NAME, MaskingFilter, setup_logging
 
 PHONE = "13812345678"
@@ -100,3 +101,21 @@ def test_setup_logging_masks_what_reaches_the_root(root: logging.Logger) -> None
     logging.getLogger("lianhu.test.propagated").warning("call %s", PHONE)
     text = out.getvalue()
     assert "call 138****5678" in text and PHONE not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("电话13812345678", "电话138****5678"),
+        ("tel: +86 138 1234 5678.", "tel: 138****5678."),
+        ("香港 9123 4567 找我", "香港 9***4567 找我"),
+        ("座机020-87654321", "座机020-********"),
+        ("身份证44030119900101123X", "身份证440301************"),
+        # Ids and hashes are not numbers: rq's worker names, uuids, commit ids stay whole.
+        ("Worker 90f3c7e13812345678abdb9468b7e6f7 started", None),
+        ("job deadline-12-1-ack-1794906770", None),
+        ("uuid 5d1c2a7b-0e3f-4a5b-8abc-13812345678f", None),
+    ],
+)
+def test_what_is_masked_and_what_is_not(raw: str, expected: str | None) -> None:
+    assert mask(raw) == (raw if expected is None else expected)

@@ -8,10 +8,16 @@ import re
 _ID_CARD = re.compile(
     r"(?<![0-9A-Za-z])([1-9]\d{5})(?:19|20)\d{2}(?:0[1-9]|1[0-2])\d{2}\d{3}[\dXx](?![0-9A-Za-z])"
 )
-_BANK_CARD = re.compile(r"(?<!\d)(\d{4})(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?(?!\d)")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})[ -]?\d{7,8}(?!\d)")
-_HK_PHONE = re.compile(r"(?<!\d)(?:\+?852[ -]?)?([569]\d{3})[ -]?(\d{4})(?!\d)")
+# A number stands alone: not inside a run of ASCII letters and digits (hex ids, hashes,
+# rq's worker names), while Chinese text may touch it (电话13812345678).
+_BANK_CARD = re.compile(
+    r"(?<![0-9A-Za-z])(\d{4})(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?(?![0-9A-Za-z])"
+)
+_MOBILE = re.compile(
+    r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?![0-9A-Za-z])"
+)
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z])(0\d{2,3})[ -]?\d{7,8}(?![0-9A-Za-z])")
+_HK_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?852[ -]?)?([569]\d{3})[ -]?(\d{4})(?![0-9A-Za-z])")
 
 
 def mask(text: str) -> str:
