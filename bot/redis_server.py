@@ -108,7 +108,7 @@ def server_version(binary: str) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-def _pdeathsig_setup() -> Callable[[], None] | None:
+def pdeathsig_setup() -> Callable[[], None] | None:
     """Return a preexec_fn that makes the child get SIGTERM when its parent dies (Linux only)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -183,7 +183,7 @@ class EmbeddedRedis:
             if self._proc.poll() is None:
                 return self.url
             self.stop()  # it died on its own: reap it and clear its socket
-        preexec = _pdeathsig_setup()
+        preexec = pdeathsig_setup()
         if preexec is not None and threading.current_thread() is not threading.main_thread():
             # PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, so a server
             # started from a worker thread would be shut down as soon as that thread finished.

@@ -96,7 +96,7 @@ def _seed(settings: Settings, url: str) -> None:
 
 def _start_worker(settings: Settings, url: str) -> subprocess.Popen[bytes]:
     """Start ``lianhu worker`` on the same Redis, rules, tree and deadline scale."""
-    from bot.redis_server import _pdeathsig_setup
+    from bot.redis_server import pdeathsig_setup
 
     env = {
         **os.environ,
@@ -107,11 +107,11 @@ def _start_worker(settings: Settings, url: str) -> subprocess.Popen[bytes]:
         "LIANHU_QUEUE": settings.queue,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker"],
+        [sys.executable, "-m", "bot", "worker", "--log-level", "WARNING"],  # no line per job
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches only us; we stop the worker in order
-        preexec_fn=_pdeathsig_setup(),  # and it stops if we are killed
+        preexec_fn=pdeathsig_setup(),  # and it stops if we are killed
     )
 
 

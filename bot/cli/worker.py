@@ -28,6 +28,12 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--simple", action="store_true", help="run jobs in this process (no fork per job)"
     )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much rq logs (INFO: a line per job)",
+    )
     parser.set_defaults(func=cmd_worker)
 
 
@@ -46,7 +52,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.burst:
         sweeper.start()
     try:
-        kind([queue], connection=connection).work(burst=args.burst, with_scheduler=True)
+        kind([queue], connection=connection).work(
+            burst=args.burst, with_scheduler=True, logging_level=args.log_level
+        )
         if args.burst:
             asyncio.run(sweep(settings))
     finally:
