@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps lint typecheck test bench demo clean
+.PHONY: install system-deps test-deps lint typecheck test bench demo clean
 
 $(BIN)/lianhu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(BIN)/lianhu
 system-deps:
 	@scripts/system-deps
 
+test-deps:
+	@scripts/system-deps --tests
+
 lint: install
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/ruff format --check bot tests bench
@@ -24,7 +27,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: system-deps install lint typecheck
+test: test-deps install lint typecheck
 	$(BIN)/lianhu rules check routing_rules
 	$(BIN)/lianhu org check
 	$(BIN)/pytest
