@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio
@@ -54,3 +58,19 @@ async def sent(redis: redis.asyncio.Redis[Any], platform: str = "telegram") -> G
     gateway = Gateway(platform)
     await Sender(redis, gateway).drain(count=1000)
     return gateway
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_worker(redis_url: str, scale: float) -> subprocess.CompletedProcess[str]:
+    """Run `lianhu worker --burst` (rq worker and scheduler, then the sweeper) on the sample street."""
+    env = {
+        **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(ROOT / "routing_rules"),
+        "LIANHU_ORG_FILE": str(ROOT / "org" / "sample_street.yaml"),
+        "LIANHU_DEADLINE_SCALE": str(scale),
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "worker", "--burst"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import redis.asyncio
 
 from bot.settings import Settings
 from bot.telegram.runner import TelegramBot
+from tests import helpers
 from tests.fake_bot_api import TOKEN, Call, FakeBotApi, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,14 +38,7 @@ def settings_for(fake: FakeBotApi, redis_url: str, **extra: Any) -> Settings:
 
 
 def run_worker(redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
-        "LIANHU_ORG_FILE": str(ORG), "LIANHU_DEADLINE_SCALE": str(SCALE),
-    }  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "worker", "--burst"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return helpers.run_worker(redis_url, SCALE)
 
 
 def free_port() -> int:

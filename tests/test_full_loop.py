@@ -9,9 +9,6 @@ the real Sender to a recording gateway, and the tests check what reached each ch
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,7 +28,7 @@ from bot.services import Handled, Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
-from tests.helpers import Gateway, sent
+from tests.helpers import Gateway, run_worker, sent
 
 ORG = ROOT / "org" / "sample_street.yaml"
 SCALE = 3e-5  # a water outage: 4 h to acknowledge -> 0.43 s, 24 h to resolve -> 2.6 s
@@ -79,14 +76,7 @@ class Street:
 
     def run_worker(self) -> None:
         """Run `lianhu worker --burst`: the rq worker with its scheduler, until nothing is due."""
-        env = {
-            **os.environ, "REDIS_URL": self.url, "LIANHU_RULES_DIR": str(RULES_DIR),
-            "LIANHU_ORG_FILE": str(ORG), "LIANHU_DEADLINE_SCALE": str(SCALE),
-        }  # fmt: skip
-        proc = subprocess.run(
-            [sys.executable, "-m", "bot", "worker", "--burst"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        proc = run_worker(self.url, SCALE)
         assert proc.returncode == 0, proc.stderr
 
 

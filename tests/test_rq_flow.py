@@ -23,6 +23,7 @@ from bot.live import LiveConfig
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.storage.redis import RedisStore
+from tests import helpers
 from tests.conftest import ROOT, RULES_DIR
 
 ORG = ROOT / "org" / "sample_street.yaml"
@@ -30,14 +31,7 @@ SCALE = 2e-5  # 24 h of acknowledgement time become 1.7 s
 
 
 def run_worker(redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
-        "LIANHU_ORG_FILE": str(ORG), "LIANHU_DEADLINE_SCALE": str(SCALE),
-    }  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "worker", "--burst"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return helpers.run_worker(redis_url, SCALE)
 
 
 async def wait_until(when: float) -> None:
