@@ -122,7 +122,12 @@ class FakeBotApi:
     # -- faults ------------------------------------------------------------------------
 
     def hold(self) -> None:
-        """Keep sends waiting, unrecorded, until ``release`` (or their client goes away)."""
+        """Keep sends waiting until ``release``; a send that waited is never received.
+
+        For a client killed while its sends wait: when released, those requests must
+        not count as delivered, whether or not the server has noticed the closed socket
+        yet (checking the transport alone raced with the event loop).
+        """
         self._open.clear()
 
     def release(self) -> None:
@@ -194,10 +199,9 @@ class FakeBotApi:
             params = {k: str(v) for k, v in (await request.post()).items()}
         if request.match_info["token"] != TOKEN:
             return _error(401, "Unauthorized")
-        if method in SENDS:
-            await self._open.wait()  # held: not received until released
-            if request.transport is None or request.transport.is_closing():
-                return web.Response(status=499)  # the client went away: never received
+        if method in SENDS and not self._open.is_set():
+            await self._open.wait()  # held until released, then dropped: never received
+            return web.Response(status=499)
         call = Call(method, params, time.monotonic())
         self.calls.append(call)
         handler = getattr(self, f"_api_{method}", None)
