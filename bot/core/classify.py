@@ -87,12 +87,9 @@ def classify(message: str, ruleset: RuleSet) -> Match | None:
         index, score, patterns, extra = fired[0]
     else:
         index, score, patterns, extra = max(fired, key=lambda f: (f[1], ranks[f[0]], -f[0]))
-    outcome = ruleset.outcomes[index]
-    if outcome is None:  # a rule of category none won: thanks, notices, adverts
+    if ruleset.outcomes[index] is None:  # a rule of category none won: thanks, notices, adverts
         return None
-    category, rule, severity, urgent, start_tier = outcome
-    terms = extra + tuple(sorted(map(matcher.term, patterns)))
-    return Match(category, rule, score, severity, urgent, start_tier, terms)
+    return _match(ruleset, index, score, extra + tuple(sorted(map(matcher.term, patterns))))
 
 
 def explain(message: str, ruleset: RuleSet) -> Trace:
@@ -183,6 +180,7 @@ def _evidence(hits: Hits, regex_found: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _match(ruleset: RuleSet, index: int, score: int, terms: tuple[str, ...]) -> Match | None:
+    """Return the Match of rule ``index`` winning, or None for a rule of category none."""
     outcome = ruleset.outcomes[index]
     if outcome is None:
         return None
