@@ -144,7 +144,7 @@ class Service:
             now = self.clock()
             done, join_id, new_id = await self.store.lookup(message.key, join_key)
             if done is not None:
-                return await self._duplicate(done)
+                return _duplicate(done)
             target = await self.store.get(join_id) if join_id else None
             if target is not None and not target.state.active and join_key is not None:
                 # The pointer outlived its ticket (settled within the join window): drop it, or
@@ -173,12 +173,8 @@ class Service:
             if result is CommitStatus.OK:
                 return Handled(status, decision.ticket.id)
             if result is CommitStatus.DUPLICATE:
-                return await self._duplicate(value)
+                return _duplicate(value)
         raise RuntimeError(f"message {message.key}: gave up after {ATTEMPTS} conflicting commits")
-
-    async def _duplicate(self, ticket_id: str) -> Handled:
-        """Answer a message handled before: its commit did everything, deadline jobs included."""
-        return Handled("duplicate", ticket_id if ticket_id not in ("", "-") else None)
 
     async def _ticket_command(
         self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
@@ -406,6 +402,11 @@ class Service:
             OutboxEntry(reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply))
             for i, reply in enumerate(replies)
         ]
+
+
+def _duplicate(ticket_id: str) -> Handled:
+    """Answer a message handled before: its commit did everything, deadline jobs included."""
+    return Handled("duplicate", ticket_id if ticket_id not in ("", "-") else None)
 
 
 def _earliest(owed: dict[str, float]) -> tuple[str, float] | None:
