@@ -105,3 +105,18 @@ def test_regression_corpus(ruleset: RuleSet) -> None:
     assert report.macro_f1 >= 0.97
     assert report.emergency_recall == 1.0
     assert report.false_ticket_rate <= 0.01
+
+
+def test_second_blind_corpus_floor(ruleset: RuleSet) -> None:
+    """Messages written without reading the rules (tests/data/README.md): no emergency missed."""
+    path = RULES_DIR.parent / "tests" / "data" / "blind2.jsonl"
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    report = evaluate(
+        [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset
+    )
+    assert report.total == 300
+    assert report.emergency_recall == 1.0
+    assert report.false_ticket_rate <= 0.03
+    assert report.macro_f1 >= 0.85
