@@ -9,6 +9,7 @@ import opencc
 import pytest
 import yaml
 
+from bot.cli.rules import read_corpus
 from bot.core.classify import classify
 from bot.core.evaluate import LabelledMessage, check_examples, evaluate
 from bot.core.models import NONE_CATEGORY, Severity
@@ -94,12 +95,8 @@ def test_schema_file_is_in_sync() -> None:
 
 def test_regression_corpus(ruleset: RuleSet) -> None:
     """Messages the team wrote (tests/data/README.md) stay classified as before."""
-    path = RULES_DIR.parent / "tests" / "data" / "regression.jsonl"
-    rows = [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
     report = evaluate(
-        [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset
+        read_corpus(RULES_DIR.parent / "tests" / "data" / "regression.jsonl"), ruleset
     )
     assert report.total == 667
     assert report.macro_f1 >= 0.97
@@ -109,13 +106,7 @@ def test_regression_corpus(ruleset: RuleSet) -> None:
 
 def test_second_blind_corpus_floor(ruleset: RuleSet) -> None:
     """Messages written without reading the rules (tests/data/README.md): no emergency missed."""
-    path = RULES_DIR.parent / "tests" / "data" / "blind2.jsonl"
-    rows = [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-    report = evaluate(
-        [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset
-    )
+    report = evaluate(read_corpus(RULES_DIR.parent / "tests" / "data" / "blind2.jsonl"), ruleset)
     assert report.total == 300
     assert report.emergency_recall == 1.0
     assert report.false_ticket_rate <= 0.03
