@@ -130,7 +130,14 @@ class FakeBotApi:
         """
         self._open.clear()
 
-    def release(self) -> None:
+    async def release(self, settle: float = 0.5) -> None:
+        """Let sends through again, after ``settle`` seconds still held.
+
+        A request a killed client wrote just before it died can still sit unread in
+        its socket; were sends let through before the server reads it, it would count
+        as delivered. While held, the event loop reads it, and it is dropped.
+        """
+        await asyncio.sleep(settle)
         self._open.set()
 
     # -- updates -----------------------------------------------------------------------

@@ -99,10 +99,10 @@ async def test_sigkill_in_a_burst_of_200_loses_and_repeats_nothing(
         fake.hold()
         await wait_for(lambda: markers() == len(fake.sent), 10, "markers caught up")
         proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        await asyncio.to_thread(proc.wait, 10)
         handled_at_kill = len(set(sync.scan_iter(keys.processed("telegram:*"), count=1000)))
         assert handled_at_kill < 200  # the kill landed in the middle of the burst
-        fake.release()
+        await fake.release()
         await pushing
         proc = bot_process(fake, redis_url, tmp_path / "bot.log")
         await wait_for(lambda: len(fake.sent_to(H01)) >= 200, 90, "200 replies")

@@ -1,22 +1,28 @@
 """Telegram's sending limits as sliding windows: 30 a second overall, 20 a minute per group.
 
-A window of (limit, period) grants a send when fewer than ``limit`` sends were
-granted in the last ``period`` seconds, with a small margin so that jitter on
-the way to Telegram cannot push two sends into one window (5% and 50 ms). A 429 answer pauses
-every send for its ``retry_after``. The decisions take ``now``; only
-``acquire`` sleeps.
+Telegram counts a message when the request reaches it, which lies somewhere
+between our sending it and our reading the answer. So a send counts against
+its windows from the moment it starts, and, once answered, from the moment
+the answer came back: a new send starts only when fewer than ``limit`` sends
+are in flight or were answered within the last ``period``. However long the
+network or our event loop takes, no ``limit + 1`` requests can then reach
+Telegram within one period (the proof is in ``Window``). The periods carry a
+margin of 5% besides, as Telegram's own limits are not exact.
+A 429 answer pauses every send for its ``retry_after``. The decisions take
+``now``; only ``acquire`` and ``sending`` sleep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-MARGIN = 0.05  # of each period: jitter between granting a send and Telegram receiving it
-SLACK = 0.05  # seconds added to each period for the same reason, when periods are short
+MARGIN = 0.05  # of each period: Telegram's limits are approximate
+IN_FLIGHT_POLL = 0.005  # seconds between looks when only sends still in flight fill a window
 
 
 @dataclass(frozen=True)
@@ -37,28 +43,45 @@ class Limits:
 
 
 class Window:
-    """At most ``limit`` grants in any ``period`` seconds."""
+    """At most ``limit`` sends reaching Telegram in any ``period`` seconds.
+
+    Why it holds: take any ``limit + 1`` sends and the one of them that started
+    last, at ``s``. Each of the others started earlier, so at ``s`` it was in
+    flight or answered; for it not to count, its answer (and so its arrival)
+    came by ``s - period``, at least ``period`` before the last one arrived.
+    A send is granted only when fewer than ``limit`` count, so at least one of
+    the others arrived ``period`` or more apart: never ``limit + 1`` in a period.
+    """
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
-        self.period = period * (1 + MARGIN) + SLACK
-        self.grants: deque[float] = deque()
+        self.period = period * (1 + MARGIN)
+        self.answered: deque[float] = deque()  # answer times, in order
+        self.in_flight = 0
 
     def wait(self, now: float) -> float:
-        """Return how long to wait from ``now`` before the next grant (0 when free)."""
-        while self.grants and self.grants[0] <= now - self.period:
-            self.grants.popleft()
-        if len(self.grants) < self.limit:
+        """Return how long to wait from ``now`` before the next send may start (0 when free)."""
+        while self.answered and self.answered[0] <= now - self.period:
+            self.answered.popleft()
+        excess = len(self.answered) + self.in_flight - self.limit + 1
+        if excess <= 0:
             return 0.0
-        return self.grants[0] + self.period - now
+        if excess > len(self.answered):  # sends in flight must be answered first
+            return IN_FLIGHT_POLL
+        return self.answered[excess - 1] + self.period - now
 
-    def take(self, now: float) -> None:
-        """Record a grant at ``now``."""
-        self.grants.append(now)
+    def start(self) -> None:
+        """Count a send that starts now."""
+        self.in_flight += 1
+
+    def finish(self, now: float) -> None:
+        """Count a started send as answered at ``now`` (whether it succeeded or not)."""
+        self.in_flight -= 1
+        self.answered.append(now)
 
     def busy(self, now: float) -> bool:
-        """Return whether a grant still counts against this window at ``now``."""
-        return bool(self.grants) and self.grants[-1] > now - self.period
+        """Return whether a send still counts against this window at ``now``."""
+        return self.in_flight > 0 or (bool(self.answered) and self.answered[-1] > now - self.period)
 
 
 class RateLimiter:
@@ -90,11 +113,16 @@ class RateLimiter:
             self.paused_until - now, self.overall.wait(now), self._window(chat_id).wait(now), 0.0
         )
 
-    def take(self, chat_id: int, now: float) -> None:
-        """Record a send to ``chat_id`` at ``now``."""
-        self.overall.take(now)
-        self._window(chat_id).take(now)
-        if len(self.chats) > 10_000:  # forget chats with no grant left in their window
+    def start(self, chat_id: int) -> None:
+        """Count a send to ``chat_id`` that starts now."""
+        self.overall.start()
+        self._window(chat_id).start()
+
+    def finish(self, chat_id: int, now: float) -> None:
+        """Count the send to ``chat_id`` as answered at ``now``."""
+        self.overall.finish(now)
+        self._window(chat_id).finish(now)
+        if len(self.chats) > 10_000:  # forget chats with nothing left in their window
             self.chats = {c: w for c, w in self.chats.items() if w.busy(now)}
 
     def pause(self, seconds: float) -> None:
@@ -102,11 +130,19 @@ class RateLimiter:
         self.paused_until = max(self.paused_until, self.clock() + seconds)
 
     async def acquire(self, chat_id: int) -> None:
-        """Wait until a send to ``chat_id`` is allowed, and record it."""
+        """Wait until a send to ``chat_id`` may start, and count it as started."""
         while True:
-            now = self.clock()
-            wait = self.delay(chat_id, now)
+            wait = self.delay(chat_id, self.clock())
             if wait <= 0:
-                self.take(chat_id, now)
+                self.start(chat_id)
                 return
             await self.sleep(wait)
+
+    @contextlib.asynccontextmanager
+    async def sending(self, chat_id: int) -> AsyncIterator[None]:
+        """Wait for a send to ``chat_id``; count it until the block ends (answered or failed)."""
+        await self.acquire(chat_id)
+        try:
+            yield
+        finally:
+            self.finish(chat_id, self.clock())

@@ -97,8 +97,10 @@ class TelegramBot:
         )
         limiter = RateLimiter(Limits().scaled(settings.telegram_limit_scale))
         name = consumer or socket.gethostname()
+        # One consumer name for every sender: whoever holds the lease next reads what the
+        # last holder had in hand as its own pending entries, at once.
         self.sender = TelegramSender(
-            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle, owner=name
+            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle
         )
         self.inbox = Inbox(client, PLATFORM, name, claim_idle=claim_idle)
         self._stop = asyncio.Event()

@@ -11,7 +11,8 @@ with what Telegram needs on top:
   retried with exponential back-off up to ``max_attempts``; a refusal for
   good (bad request, blocked with no staff chat to fall back on) is
   dead-lettered at once and logged, never retried;
-- a lease in Redis makes one process the writer when several run.
+- a lease in Redis (``bot.telegram.lease``) makes one process the writer when
+  several run; a sender that loses it stops its lanes at once.
 
 "Never twice": the sent marker is checked before each send and written with
 the XACK right after Telegram accepts, so a redelivered entry is skipped.
@@ -26,7 +27,6 @@ import contextlib
 import json
 import logging
 import random
-import uuid
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -42,19 +42,14 @@ from bot.ports import Render
 from bot.sender import CARD_TTL, SENT_TTL, Sender
 from bot.storage import keys
 from bot.storage.redis import payload_reply
+from bot.telegram.lease import Lease
 from bot.telegram.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 15.0
+LEASE_TTL = 15.0  # a crashed sender on another machine is replaced after this
+LEASE_POLL = 2.0  # seconds between tries for a lease another process holds
 MAX_BACKOFF = 60.0
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
-"""
 
 
 @dataclass
@@ -83,7 +78,6 @@ class TelegramSender(Sender):
         backoff: float = 1.0,
         claim_idle: float = 60.0,
         max_inflight: int = 5000,
-        owner: str | None = None,
     ) -> None:
         super().__init__(
             redis, gateway, consumer,
@@ -97,9 +91,8 @@ class TelegramSender(Sender):
         self._lanes: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._inflight: set[str] = set()
-        # A process restarted under the same name takes its lease back at once.
-        self._token = owner or uuid.uuid4().hex
-        self._renew = redis.register_script(_RENEW)
+        self.lease = Lease(redis, keys.sender_lease(gateway.platform), LEASE_TTL)
+        self._holding = False
 
     @property
     def idle(self) -> bool:
@@ -114,8 +107,9 @@ class TelegramSender(Sender):
         try:
             while not stop.is_set():
                 try:
-                    if not await self._lease():
-                        await _wait(stop, LEASE_TTL / 3)
+                    if not await self._hold():
+                        own_pending = "0"  # when it comes back, our pending entries first
+                        await _wait(stop, LEASE_POLL)
                         continue
                     await self._ensure_group()
                     if len(self._inflight) >= self.max_inflight:
@@ -141,18 +135,34 @@ class TelegramSender(Sender):
                     log.exception("outbox %s: read failed", self.stream)
                     await _wait(stop, 1.0)
         finally:
-            for task in self._tasks.values():
-                task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-            await self.redis.eval(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
-                1, keys.sender_lease(self.gateway.platform), self._token,
-            )  # fmt: skip
+            await self._stop_lanes()
+            await self.lease.release()
 
-    async def _lease(self) -> bool:
-        """Hold (or take) the lease that makes this process the writer."""
-        key = keys.sender_lease(self.gateway.platform)
-        return bool(await self._renew(keys=[key], args=[self._token, int(LEASE_TTL * 1000)]))
+    async def _hold(self) -> bool:
+        """Renew (or take) the lease; on losing it, stop sending what is in hand."""
+        try:
+            held = await self.lease.hold()
+        except Exception:
+            held = False  # Redis away: the lease may lapse, so send nothing until it is back
+            log.exception("outbox %s: lease check failed", self.stream)
+        if held != self._holding:
+            self._holding = held
+            if held:
+                log.info("outbox %s: this process is the sender", self.stream)
+            else:
+                holder = await _holder(self.lease)
+                log.warning("outbox %s: lease lost to %s; lanes stopped", self.stream, holder)
+                await self._stop_lanes()
+        return held
+
+    async def _stop_lanes(self) -> None:
+        """Cancel every lane; what they held stays pending in the outbox."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+        self._lanes.clear()
+        self._inflight.clear()
 
     async def _read_own(self, after: str) -> str | None:
         """Dispatch entries this consumer read before; return where to go on, None when done."""
@@ -206,11 +216,11 @@ class TelegramSender(Sender):
             return
         attempts = 0
         while True:
-            await self.limiter.acquire(chat_id_of(chat))
             try:
-                sent = await self.telegram.deliver(
-                    chat, message, payload.get("reply_to"), payload.get("ticket")
-                )
+                async with self.limiter.sending(chat_id_of(chat)):
+                    sent = await self.telegram.deliver(
+                        chat, message, payload.get("reply_to"), payload.get("ticket")
+                    )
             except RetryAfter as exc:
                 seconds = retry_seconds(exc)
                 self.counts.throttled += 1
@@ -254,6 +264,13 @@ def retry_seconds(exc: RetryAfter) -> float:
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def _holder(lease: Lease) -> str | None:
+    try:
+        return await lease.holder()
+    except Exception:
+        return None
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
