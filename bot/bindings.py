@@ -27,7 +27,7 @@ from bot.core.enrolment import (
     overlay,
 )
 from bot.core.models import Lang
-from bot.core.org import Role
+from bot.core.org import Node, OrgTree, Role
 from bot.core.workflow import Context
 from bot.live import LiveConfig
 from bot.storage import keys
@@ -168,3 +168,15 @@ class OverlaidConfig(LiveConfig):
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def node_params(node: Node) -> dict[str, Any]:
+    """Return what the chat templates say of a node."""
+    return {"node": node.id, "node_name": node.name, "kind": node.kind.value}
+
+
+def invite_params(tree: OrgTree, invite: Invite, code: str) -> dict[str, Any]:
+    """Return the parameters of the ``invite_code`` template for a new code."""
+    days = INVITE_TTL // 86400
+    node = tree.nodes[invite.scope]
+    return {**node_params(node), "role": invite.role.value, "code": code, "days": days}

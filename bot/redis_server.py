@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import filecmp
 import functools
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -197,7 +198,7 @@ class EmbeddedRedis:
                 f"{self.data_dir} holds a Redis 7 AOF (appendonlydir/) that {binary} "
                 f"(Redis {major}) cannot read; use Redis 7 or later"
             )
-        if self._answers():
+        if self.answers():
             raise RedisServerFailed(f"another redis-server already listens on {self._socket}")
         conf = self.data_dir / "redis.conf"
         conf.write_text(self._config(major), encoding="utf-8")
@@ -280,7 +281,8 @@ class EmbeddedRedis:
             retry=Retry(NoBackoff(), 0),
         )
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """Return whether a server (this one or another process's) answers on the socket."""
         if not self._socket.exists():
             return False
         with self._client(timeout=1.0) as client:
@@ -335,3 +337,24 @@ def redis_url_or_embedded(
         return settings_redis_url, None
     server = EmbeddedRedis(data_dir)
     return server.start(), server
+
+
+@contextlib.contextmanager
+def redis_for_command(settings_redis_url: str | None, data_dir: Path) -> Iterator[str]:
+    """Yield a Redis URL for a one-off command: REDIS_URL, else the embedded server of data_dir.
+
+    When the bot already runs on the embedded server (``lianhu run`` without REDIS_URL), the
+    command uses it and leaves it running; otherwise it starts it for the command's duration.
+    """
+    if settings_redis_url:
+        yield settings_redis_url
+        return
+    server = EmbeddedRedis(data_dir)
+    if server.answers():
+        yield server.url
+        return
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()

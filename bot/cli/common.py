@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from bot.core.errors import InvalidConfig
@@ -33,3 +34,10 @@ def report_invalid(exc: InvalidConfig, what: str) -> int:
     count = len(exc.problems)
     print(f"{what}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
     return 1
+
+
+def report_settings(exc: ValidationError, command: str) -> int:
+    """Print every invalid setting to stderr; return exit status 2."""
+    for error in exc.errors(include_url=False):
+        print(f"{command}: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+    return 2

@@ -1,19 +1,34 @@
-"""``lianhu org check | show``."""
+"""``lianhu org check | show | invite``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio
+from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from bot.cli.common import default_org_file, default_rules_dir, report_invalid, stdout
+from bot.bindings import BindingStore, invite_params
+from bot.cli.common import (
+    default_org_file,
+    default_rules_dir,
+    report_invalid,
+    report_settings,
+    stdout,
+)
+from bot.core.enrolment import AdminRefusal, Invite, invite_for
 from bot.core.errors import InvalidOrg, InvalidRules
-from bot.core.org import Node, OrgTree, Person, check_against_rules
+from bot.core.models import Lang
+from bot.core.org import Node, OrgTree, Person, Role, check_against_rules
+from bot.redis_server import redis_for_command
+from bot.render import Renderer
+from bot.settings import Settings
 from bot.sources import load_org, load_ruleset
 
 
@@ -38,6 +53,22 @@ def register(commands: Any) -> None:
     show.add_argument("file", nargs="?", type=Path, default=None, help=file_help)
     show.add_argument("--json", action="store_true", help="print one JSON document")
     show.set_defaults(func=cmd_show)
+
+    invite = sub.add_parser(
+        "invite",
+        help="make a one-time code: whoever sends /join CODE to the bot privately gets the role",
+        description="Make a one-time invite code, as /invite does in chat; the way to enrol the "
+        "first administrator. The code is stored in Redis (REDIS_URL, or the embedded server "
+        "in LIANHU_DATA_DIR) and is valid for 7 days.",
+    )
+    invite.add_argument("role", choices=[r.value for r in Role], help="the role it gives")
+    invite.add_argument("target", metavar="NODE", help="where, as kind:id (street:S-01, grid:G-03)")
+    invite.add_argument("--org", type=Path, default=None, metavar="FILE", help=file_help)
+    invite.add_argument(
+        "--lang", choices=[lang.value for lang in Lang], default=Lang.ZH_HANS.value,
+        help="language of the instructions printed with the code",
+    )  # fmt: skip
+    invite.set_defaults(func=cmd_invite)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -64,6 +95,36 @@ def cmd_check(args: argparse.Namespace) -> int:
             return 1
     print(f"{path}: {len(tree.nodes)} nodes, {len(tree.people)} people")
     return 0
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    """Store a one-time invite code and print it with what to do with it."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return report_settings(exc, "lianhu org invite")
+    path: Path = args.org or settings.org_file
+    try:
+        tree = load_org(path)
+    except InvalidOrg as exc:
+        return report_invalid(exc, str(path))
+    lang, renderer = Lang(args.lang), Renderer()
+    invite = invite_for(tree, Role(args.role), args.target)
+    if isinstance(invite, AdminRefusal):
+        print(renderer.text(invite.reason, invite.params, lang), file=sys.stderr)
+        return 1
+    with redis_for_command(settings.redis_url, settings.data_dir) as url:
+        code = asyncio.run(_store_invite(url, invite))
+    print(renderer.text("invite_code_cli", invite_params(tree, invite, code), lang))
+    return 0
+
+
+async def _store_invite(url: str, invite: Invite) -> str:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        return await BindingStore(client).create_invite(invite, by="cli")
+    finally:
+        await client.aclose()
 
 
 def cmd_show(args: argparse.Namespace) -> int:

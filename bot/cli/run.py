@@ -14,6 +14,7 @@ import redis.asyncio
 from pydantic import ValidationError
 from telegram.error import InvalidToken
 
+from bot.cli.common import report_settings
 from bot.logs import setup_logging
 from bot.redis_server import redis_url_or_embedded
 from bot.settings import Settings
@@ -43,11 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            print(
-                f"lianhu run: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr
-            )
-        return 2
+        return report_settings(exc, "lianhu run")
     if settings.telegram_token is None:
         print("lianhu run: set LIANHU_TELEGRAM_TOKEN to the token from @BotFather", file=sys.stderr)
         return 2

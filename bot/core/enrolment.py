@@ -141,10 +141,14 @@ def decide_invite(
         return AdminRefusal("not_admin", {"verb": command.verb.value})
     if not private:  # a code posted in a group could be used by anyone who reads it
         return AdminRefusal("invite_in_private", {})
-    node = target_node(tree, command.target)
+    return invite_for(tree, Role(command.role), command.target)
+
+
+def invite_for(tree: OrgTree, role: Role, target: str) -> Invite | AdminRefusal:
+    """Return the invite for ``role`` at the node ``target`` names, or why there is none."""
+    node = target_node(tree, target)
     if isinstance(node, AdminRefusal):
         return node
-    role = Role(command.role)
     kind = SCOPE_KIND[role]
     if kind is not None and node.kind.value != kind:
         return AdminRefusal("role_scope", {"role": role.value, "kind": kind})

@@ -20,7 +20,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.adapters.telegram import PLATFORM, chat_key, to_incoming
-from bot.bindings import INVITE_TTL, BindingStore, OverlaidConfig
+from bot.bindings import BindingStore, OverlaidConfig, invite_params, node_params
 from bot.core.enrolment import (
     AdminCommand,
     AdminRefusal,
@@ -108,16 +108,13 @@ class Router:
             await self.config.refresh(self.bindings, force=True)
             log.info("chat %s bound to %s by %s", bind.chat, bind.node, message.sender.account)
             node = tree.nodes[bind.node]
-            return await self._say(message, "bound", {**_node(node), "staff": bind.staff})
+            return await self._say(message, "bound", {**node_params(node), "staff": bind.staff})
         if command.verb is AdminVerb.INVITE:
             invite = decide_invite(tree, person, message.private, command)
             if isinstance(invite, AdminRefusal):
                 return await self._say(message, invite.reason, dict(invite.params))
             code = await self.bindings.create_invite(invite, message.sender.account)
-            params = {**_node(tree.nodes[invite.scope]), "role": invite.role.value}
-            return await self._say(
-                message, "invite_code", {**params, "code": code, "days": INVITE_TTL // 86400}
-            )
+            return await self._say(message, "invite_code", invite_params(tree, invite, code))
         if not message.private:
             await self.bindings.burn_invite(command.code)
             return await self._say(message, "join_in_private", {})
@@ -128,7 +125,7 @@ class Router:
         await self.config.refresh(self.bindings, force=True)
         log.info("%s enrolled as %s of %s", s.account, joined.role.value, joined.scope)
         node = self.config.context.tree.nodes[joined.scope]
-        await self._say(message, "joined", {**_node(node), "role": joined.role.value})
+        await self._say(message, "joined", {**node_params(node), "role": joined.role.value})
 
     async def migrate(self, old: str, new: str) -> None:
         """Keep a group's node when Telegram turns it into a supergroup with a new id."""
@@ -147,10 +144,6 @@ class Router:
         )
         entry = OutboxEntry(PLATFORM, f"m:{message.key}:0", reply_payload(reply))
         await self.service.store.commit(None, None, (), [entry], message.key)
-
-
-def _node(node: Any) -> dict[str, Any]:
-    return {"node": node.id, "node_name": node.name, "kind": node.kind.value}
 
 
 async def set_menus(bot: Bot, renderer: Renderer) -> None:
