@@ -387,6 +387,22 @@ async def test_lists_and_stats(world: World) -> None:
     assert "及时受理 100%" in sent["stats"]["text"]  # acknowledged before its deadline
 
 
+async def test_stats_go_up_the_ladder(world: World) -> None:
+    """Rows in the order tickets climb: grid before village before street, then tier totals."""
+    await opened_at_grid(world)  # grid
+    resident = world.person(Role.RESIDENT, "H-01")
+    await world.service.handle_message(world.message(resident, REPORT))  # village
+    await world.service.handle_message(world.message(resident, "救命！三楼着火了"))  # street
+    admin = world.person(Role.ADMIN, "S-01")
+    await world.service.handle_message(world.message(admin, "/stats"))
+    text = {p["template"]: p for p in await world.outbox()}["stats"]["text"]
+    heads = [line.split("】")[0] + "】" for line in text.splitlines() if line.startswith("【")]
+    assert heads == [
+        "【东联村第一网格】", "【东联村】", "【海湾街道】",
+        "【网格合计】", "【村（社区）合计】", "【街道合计】",
+    ]  # fmt: skip
+
+
 async def test_a_report_after_the_ticket_was_settled_opens_a_new_one(world: World) -> None:
     """The join pointer outlives a ticket dismissed or closed within the window: not joined."""
     resident = world.person(Role.RESIDENT, "H-01")

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bot.core.models import Tier
 from bot.core.org import OrgTree
 from bot.core.ticket import EventKind, Ticket, TicketEvent
 
@@ -68,7 +69,7 @@ def node_stats(
             seen[ticket.node].add(ticket.id)
     rows = [
         _row(node, _name(tree, node), _tier(tree, node), tally, len(seen[node]))
-        for node, tally in sorted(tallies.items())
+        for node, tally in sorted(tallies.items(), key=lambda item: _order(tree, item[0]))
     ]
     by_tier: dict[str, _Tally] = defaultdict(_Tally)
     tier_tickets: dict[str, set[str]] = defaultdict(set)
@@ -90,7 +91,7 @@ def node_stats(
         tier_tickets[tier] |= seen[node]
     rows += [
         _row(f"tier:{tier}", tier, tier, tally, len(tier_tickets[tier]))
-        for tier, tally in sorted(by_tier.items())
+        for tier, tally in sorted(by_tier.items(), key=lambda item: _TIER_ORDER.index(item[0]))
     ]
     return rows
 
@@ -160,6 +161,14 @@ def _row(node: str, name: str, tier: str, t: _Tally, tickets: int) -> StatsRow:
         median_resolve=statistics.median(t.resolve_times) if t.resolve_times else None,
         tickets=tickets,
     )
+
+
+# Rows go up the ladder as tickets do, departments and nodes no longer in the tree last.
+_TIER_ORDER = (*(t.value for t in Tier), "department", "unknown")
+
+
+def _order(tree: OrgTree, node_id: str) -> tuple[int, str]:
+    return _TIER_ORDER.index(_tier(tree, node_id)), node_id
 
 
 def _tier(tree: OrgTree, node_id: str) -> str:
