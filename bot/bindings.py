@@ -172,7 +172,8 @@ def _text(value: Any) -> str:
 
 def node_params(node: Node) -> dict[str, Any]:
     """Return what the chat templates say of a node."""
-    return {"node": node.id, "node_name": node.name, "kind": node.kind.value}
+    names = {lang.value: name for lang, name in node.names.items()}
+    return {"node": node.id, "node_name": node.name, "node_names": names, "kind": node.kind.value}
 
 
 def invite_params(tree: OrgTree, invite: Invite, code: str) -> dict[str, Any]:

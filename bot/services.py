@@ -9,6 +9,7 @@ ticket still owes what the deadline stands for.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from bot.core import deadlines as dl
 from bot.core.classify import Match, classify
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
+from bot.core.digest import digest_replies
 from bot.core.models import IncomingMessage, Reply
 from bot.core.org import (
     HANDLER_ROLES,
@@ -342,6 +344,32 @@ class Service:
         raise RuntimeError(
             f"deadline {ticket_id}:{stage}:{kind}: gave up after {ATTEMPTS} conflicts"
         )
+
+    async def digest(self, at: str, zone: dt.tzinfo) -> int:
+        """Queue today's digest once ``at`` (HH:MM in ``zone``) has passed; return messages queued.
+
+        Once a day however many workers call it: the commit is guarded by a processed
+        marker for the day, and each message has its own outbox key.
+        """
+        now = self.clock()
+        local = dt.datetime.fromtimestamp(now, zone)
+        if local.strftime("%H:%M") < at:
+            return 0
+        key = f"digest:{local.date().isoformat()}"
+        if await self.store.was_processed(key):
+            return 0
+        ctx = self.config.context
+        queues = await self.store.queues(ctx.tree.nodes)
+        owed = [i for q in queues.values() for i in q]
+        tickets = {t.id: t for t in await self.store.get_many(owed)}
+        replies = digest_replies(
+            ctx,
+            {node: [tickets[i] for i in ids if i in tickets] for node, ids in queues.items()},
+            now,
+            local.date().isoformat(),
+        )
+        status, _ = await self.store.commit(None, None, (), self._entries(replies, key), key)
+        return len(replies) if status is CommitStatus.OK else 0
 
     async def sweep(self, grace: float = 5.0) -> int:
         """Check every deadline overdue by more than ``grace`` seconds; return how many."""

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Factor applied to every deadline (0.001 turns hours into seconds).",
     )
+    digest_at: str = Field(
+        default="08:30",
+        description="Local time (Asia/Shanghai, HH:MM) of the daily list of open tickets sent "
+        "to each group that owes work; empty: no digest.",
+    )
     telegram_token: SecretStr | None = Field(
         default=None, description="Bot token from @BotFather (never printed)."
     )
@@ -51,6 +56,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Factor applied to the periods of Telegram's rate limits (tests only).",
     )
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("a time as HH:MM (24-hour), such as 08:30, or empty for no digest")
+        return value
 
     @field_validator("webhook_secret")
     @classmethod

@@ -69,7 +69,8 @@ def demo(
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "demo", "--port", "0", *args],
         cwd=ROOT,
-        env={**os.environ, "LIANHU_DATA_DIR": str(data), **(env or {})},
+        # No morning digest mid-test: its time may come while a test runs.
+        env={**os.environ, "LIANHU_DATA_DIR": str(data), "LIANHU_DIGEST_AT": "", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -10,17 +12,20 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from pydantic import ValidationError
 from rq.registry import ScheduledJobRegistry
 
+from bot.cli import worker
 from bot.core.deadlines import Outcome, Policy, run_at
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import OrgTree, Person, Role
 from bot.core.ticket import EventKind, TicketState
 from bot.live import LiveConfig
 from bot.ports import ScheduledJob
-from bot.render import Renderer
+from bot.render import Renderer, local_zone
 from bot.scheduling import RqScheduler, job_id
 from bot.services import Service
+from bot.settings import Settings
 from bot.storage import keys
 from bot.storage.redis import RedisStore, payload_reply
 from tests.conftest import ROOT, RULES_DIR
@@ -403,6 +408,31 @@ async def test_stats_go_up_the_ladder(world: World) -> None:
     ]  # fmt: skip
 
 
+async def test_the_morning_digest_lists_each_groups_queue_once_a_day(world: World) -> None:
+    zone = local_zone()
+    morning = dt.datetime.fromtimestamp(world.clock.now, zone).replace(hour=8, minute=0)
+    world.clock.now = morning.timestamp()
+    grid_ticket = await opened_at_grid(world)
+    resident = world.person(Role.RESIDENT, "H-01")
+    village = await world.service.handle_message(world.message(resident, REPORT))
+    assert await world.service.digest("08:30", zone) == 0  # not yet its time
+    world.clock.now += 3600
+    # Two workers at once: one digest.
+    queued = await asyncio.gather(*(world.service.digest("08:30", zone) for _ in range(2)))
+    assert sorted(queued) == [0, 2]
+    assert await world.service.digest("08:30", zone) == 0  # once a day
+    digests = {p["chat"]: p["text"] for p in await world.outbox() if p["template"] == "digest"}
+    grid, cadres = world.tree.nodes["G-01"].staff_chat, world.tree.nodes["V-01"].staff_chat
+    assert set(digests) == {grid, cadres}  # only the groups that owe work, in their staff chats
+    assert f"#{grid_ticket} 噪音扰民" in digests[grid] and "共 1 张" in digests[grid]
+    assert f"#{village.ticket} 公共设施" in digests[cadres] and "超时" not in digests[cadres]
+    # Three days on both are overdue: said first, and counted.
+    world.clock.now += 3 * 24 * 3600
+    assert await world.service.digest("08:30", zone) == 2
+    late = [p["text"] for p in await world.outbox() if p["template"] == "digest"][-1]
+    assert "共 1 张，其中 1 张已超时" in late and "⚠️" in late
+
+
 async def test_a_report_after_the_ticket_was_settled_opens_a_new_one(world: World) -> None:
     """The join pointer outlives a ticket dismissed or closed within the window: not joined."""
     resident = world.person(Role.RESIDENT, "H-01")
@@ -457,3 +487,21 @@ async def test_private_cards_go_to_the_account_on_the_tickets_platform(world: Wo
     private = [p for p in await world.outbox("sim") if p["chat"] == f"sim:{mediator.id}"]
     assert len(private) == 1 and private[0]["card"]
     assert not [p for p in await world.outbox("telegram") if p["chat"] in mediator.accounts]
+
+
+@pytest.mark.parametrize("value", ["8:30", "24:00", "08:60", "morning"])
+def test_a_digest_time_that_is_no_time_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="HH:MM"):
+        Settings(digest_at=value)
+    assert Settings(digest_at="").digest_at == ""  # no digest
+    assert Settings(digest_at="07:05").digest_at == "07:05"
+
+
+async def test_the_worker_sends_the_digest_when_its_time_has_come(
+    world: World, redis_url: str
+) -> None:
+    await opened_at_grid(world)
+    settings = Settings(REDIS_URL=redis_url, rules_dir=RULES_DIR, org_file=ORG, digest_at="")
+    assert await worker.digest(settings) == 0  # turned off
+    assert await worker.digest(settings.model_copy(update={"digest_at": "00:00"})) == 1
+    assert [p["template"] for p in await world.outbox()][-1] == "digest"

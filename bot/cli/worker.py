@@ -14,6 +14,7 @@ from rq import Queue, SimpleWorker, Worker
 
 from bot.jobs import worker_service
 from bot.logs import setup_logging
+from bot.render import local_zone
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,22 @@ async def sweep(settings: Settings) -> int:
         return await service.sweep()
 
 
+async def digest(settings: Settings) -> int:
+    """Queue today's digest if its time has come and no worker did yet; return messages."""
+    if not settings.digest_at:
+        return 0
+    async with worker_service(settings) as service:
+        return await service.digest(settings.digest_at, local_zone())
+
+
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
     while not stop.wait(SWEEP_EVERY):
         try:
             found = asyncio.run(sweep(settings))
             if found:
                 log.warning("sweeper: %d overdue deadlines had lost their jobs", found)
+            sent = asyncio.run(digest(settings))
+            if sent:
+                log.info("digest: %d messages queued", sent)
         except Exception:
             log.exception("sweeper failed; trying again in %.0f s", SWEEP_EVERY)

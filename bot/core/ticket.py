@@ -154,6 +154,14 @@ class Ticket:
         """Return the first reporter."""
         return self.reporters[0]
 
+    def overdue(self, now: float) -> str | None:
+        """Return which promise the ticket has broken by ``now`` ("ack" or "resolve"), or None."""
+        if self.state.awaiting_ack and self.ack_due is not None and self.ack_due < now:
+            return "ack"
+        if self.state.active and self.resolve_due is not None and self.resolve_due < now:
+            return "resolve"
+        return None
+
     def reported_by(self, account: str) -> bool:
         """Return whether ``account`` reported this ticket (first or joined)."""
         return any(r.account == account for r in self.reporters)

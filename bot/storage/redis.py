@@ -251,6 +251,15 @@ class RedisStore:
             found.update({_text(m) or "": s for m, s in rows})
         return sorted(found, key=lambda i: found[i])[:limit]
 
+    async def queues(self, nodes: Iterable[str], limit: int = 500) -> dict[str, list[str]]:
+        """Return, per node, the tickets handlers owe work on there, oldest first."""
+        nodes = list(nodes)
+        pipe = self.redis.pipeline(transaction=False)
+        for node in nodes:
+            pipe.zrange(keys.active_at(node), 0, limit - 1)
+        rows = await pipe.execute()
+        return {n: [_text(m) or "" for m in found] for n, found in zip(nodes, rows, strict=True)}
+
     async def all_ids(self, since: float = 0.0) -> list[str]:
         """Return every ticket created since ``since``."""
         return [_text(i) or "" for i in await self.redis.zrangebyscore(keys.TICKETS, since, "+inf")]

@@ -60,15 +60,6 @@ def parse_filters(query: Mapping[str, str], ctx: Context) -> Filters:
     return Filters(**found, overdue=flag in ("1", "on"))
 
 
-def overdue(ticket: Ticket, now: float) -> str | None:
-    """Return which promise the ticket has broken ("ack" or "resolve"), or None."""
-    if ticket.state.awaiting_ack and ticket.ack_due is not None and ticket.ack_due < now:
-        return "ack"
-    if ticket.state.active and ticket.resolve_due is not None and ticket.resolve_due < now:
-        return "resolve"
-    return None
-
-
 def select(tickets: Sequence[Ticket], filters: Filters, now: float) -> list[Ticket]:
     """Return the tickets that pass every filter, in the given order."""
     return [
@@ -78,7 +69,7 @@ def select(tickets: Sequence[Ticket], filters: Filters, now: float) -> list[Tick
         and (filters.tier is None or t.tier == filters.tier)
         and (filters.node is None or filters.node in (t.node, t.origin))
         and (filters.category is None or t.category == filters.category)
-        and (not filters.overdue or overdue(t, now) is not None)
+        and (not filters.overdue or t.overdue(now) is not None)
     ]
 
 

@@ -292,7 +292,7 @@ async def ticket_list(request: web.Request) -> web.Response:
         )
     now = parts.service.clock()
     found = tk.select(await tk.newest(parts.service.store), filters, now)
-    rows = [{"t": t, "overdue": tk.overdue(t, now), "text": mask(t.text)} for t in found]
+    rows = [{"t": t, "overdue": t.overdue(now), "text": mask(t.text)} for t in found]
     return pages.render(
         request,
         "tickets.html",
@@ -330,7 +330,7 @@ async def ticket_page(request: web.Request) -> web.Response:
             "resolution": mask(ticket.resolution),
             "events": [_event_view(e.to_dict()) for e in events],
             "names": _names(ctx, lang),
-            "overdue": tk.overdue(ticket, now),
+            "overdue": ticket.overdue(now),
             "now": now,
         },
     )
