@@ -104,10 +104,17 @@ def test_regression_corpus(ruleset: RuleSet) -> None:
     assert report.false_ticket_rate <= 0.01
 
 
-def test_second_blind_corpus_floor(ruleset: RuleSet) -> None:
-    """Messages written without reading the rules (tests/data/README.md): no emergency missed."""
-    report = evaluate(read_corpus(RULES_DIR.parent / "tests" / "data" / "blind2.jsonl"), ruleset)
-    assert report.total == 300
+@pytest.mark.parametrize(
+    ("name", "total", "false_tickets", "macro_f1"),
+    [("blind2", 300, 0.03, 0.97), ("blind3", 400, 0.05, 0.94), ("blind4", 300, 0.02, 0.83)],
+)
+def test_blind_corpus_floors(
+    ruleset: RuleSet, name: str, total: int, false_tickets: float, macro_f1: float
+) -> None:
+    """Messages written without reading the rules (tests/data/README.md): no emergency missed,
+    and no worse than the figures reached (the first-run figures are in the README)."""
+    report = evaluate(read_corpus(RULES_DIR.parent / "tests" / "data" / f"{name}.jsonl"), ruleset)
+    assert report.total == total
     assert report.emergency_recall == 1.0
-    assert report.false_ticket_rate <= 0.03
-    assert report.macro_f1 >= 0.85
+    assert report.false_ticket_rate <= false_tickets
+    assert report.macro_f1 >= macro_f1
