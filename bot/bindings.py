@@ -27,8 +27,8 @@ from bot.core.enrolment import (
     overlay,
 )
 from bot.core.models import Lang
-from bot.core.org import Node, OrgTree, Role
-from bot.core.workflow import Context
+from bot.core.org import OrgTree, Role
+from bot.core.workflow import Context, node_params
 from bot.live import LiveConfig
 from bot.storage import keys
 
@@ -168,12 +168,6 @@ class OverlaidConfig(LiveConfig):
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def node_params(node: Node) -> dict[str, Any]:
-    """Return what the chat templates say of a node."""
-    names = {lang.value: name for lang, name in node.names.items()}
-    return {"node": node.id, "node_name": node.name, "node_names": names, "kind": node.kind.value}
 
 
 def invite_params(tree: OrgTree, invite: Invite, code: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from rq import Queue, SimpleWorker, Worker
 from bot.jobs import worker_service
 from bot.logs import setup_logging
 from bot.render import local_zone
+from bot.services import Service
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,19 +73,26 @@ async def sweep(settings: Settings) -> int:
 
 async def digest(settings: Settings) -> int:
     """Queue today's digest if its time has come and no worker did yet; return messages."""
-    if not settings.digest_at:
-        return 0
     async with worker_service(settings) as service:
-        return await service.digest(settings.digest_at, local_zone())
+        return await _digest(service, settings)
+
+
+async def _digest(service: Service, settings: Settings) -> int:
+    return await service.digest(settings.digest_at, local_zone()) if settings.digest_at else 0
+
+
+async def _tick(settings: Settings) -> tuple[int, int]:
+    """Sweep lost deadlines and send the digest when due, on one set of clients."""
+    async with worker_service(settings) as service:
+        return await service.sweep(), await _digest(service, settings)
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
     while not stop.wait(SWEEP_EVERY):
         try:
-            found = asyncio.run(sweep(settings))
+            found, sent = asyncio.run(_tick(settings))
             if found:
                 log.warning("sweeper: %d overdue deadlines had lost their jobs", found)
-            sent = asyncio.run(digest(settings))
             if sent:
                 log.info("digest: %d messages queued", sent)
         except Exception:

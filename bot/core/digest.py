@@ -9,11 +9,10 @@ The digest goes where the node's cards go: its staff chat when it has one
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from bot.core.models import Reply, Visibility
 from bot.core.ticket import Ticket
-from bot.core.workflow import Context, ticket_params
+from bot.core.workflow import Context, node_params, ticket_params
 
 LISTED = 8  # tickets named in a digest; the rest are counted ("待办" lists them all)
 
@@ -27,25 +26,26 @@ def digest_replies(
         node = ctx.tree.nodes.get(node_id)
         if node is None or not queue:
             continue
-        ordered = sorted(queue, key=lambda t: (t.overdue(now) is None, _due(t), t.created_at))
-        late = sum(t.overdue(now) is not None for t in queue)
+        late = {t.id: t.overdue(now) for t in queue}
+        ordered = sorted(queue, key=lambda t: (late[t.id] is None, _due(t), t.created_at))
         chats = [node.staff_chat] if node.staff_chat else list(node.chats)
         for chat in chats:
-            staff = chat == node.staff_chat
-
-            def listed(t: Ticket, staff: bool = staff) -> dict[str, Any]:
-                hide = t.visibility == Visibility.STAFF and not staff
-                return ticket_params(ctx, t, masked=True, redacted=hide, late=t.overdue(now))
-
+            public = chat != node.staff_chat
             params = {
+                **node_params(node),
                 "day": day,
-                "node": node.id,
-                "node_name": node.name,
-                "node_names": {lang.value: name for lang, name in node.names.items()},
-                "kind": node.kind.value,
                 "open": len(queue),
-                "overdue": late,
-                "tickets": [listed(t) for t in ordered[:LISTED]],
+                "overdue": sum(v is not None for v in late.values()),
+                "tickets": [
+                    ticket_params(
+                        ctx,
+                        t,
+                        masked=True,
+                        late=late[t.id],
+                        redacted=public and t.visibility == Visibility.STAFF,
+                    )
+                    for t in ordered[:LISTED]
+                ],
                 "more": max(len(queue) - LISTED, 0),
             }
             out.append(Reply(chat, "digest", params))
@@ -53,5 +53,4 @@ def digest_replies(
 
 
 def _due(ticket: Ticket) -> float:
-    due = ticket.ack_due if ticket.state.awaiting_ack else ticket.resolve_due
-    return due if due is not None else float("inf")
+    return ticket.due if ticket.due is not None else float("inf")

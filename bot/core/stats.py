@@ -64,7 +64,7 @@ def node_stats(
         if ticket.state.active:
             tally = tallies[ticket.node]
             tally.open += 1
-            due = ticket.ack_due if ticket.state.awaiting_ack else ticket.resolve_due
+            due = ticket.due
             tally.overdue += due is not None and now > due
             seen[ticket.node].add(ticket.id)
     rows = [

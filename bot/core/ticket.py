@@ -154,6 +154,11 @@ class Ticket:
         """Return the first reporter."""
         return self.reporters[0]
 
+    @property
+    def due(self) -> float | None:
+        """Return the deadline the ticket owes now: acknowledgement, else resolution."""
+        return self.ack_due if self.state.awaiting_ack else self.resolve_due
+
     def overdue(self, now: float) -> str | None:
         """Return which promise the ticket has broken by ``now`` ("ack" or "resolve"), or None."""
         if self.state.awaiting_ack and self.ack_due is not None and self.ack_due < now:

@@ -621,4 +621,18 @@ def _name(ctx: Context, node_id: str) -> str:
 def _names(ctx: Context, node_id: str) -> dict[str, str]:
     """Return a node's names in the other languages, for templates (the `place` filter)."""
     node = ctx.tree.nodes.get(node_id)
-    return {lang.value: name for lang, name in node.names.items()} if node else {}
+    return _lang_names(node) if node else {}
+
+
+def node_params(node: Node) -> dict[str, Any]:
+    """Return what the chat templates say of a node (``node_label``, the `place` filter)."""
+    return {
+        "node": node.id,
+        "node_name": node.name,
+        "node_names": _lang_names(node),
+        "kind": node.kind.value,
+    }
+
+
+def _lang_names(node: Node) -> dict[str, str]:
+    return {lang.value: name for lang, name in node.names.items()}

@@ -20,7 +20,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.adapters.telegram import PLATFORM, chat_key, to_incoming
-from bot.bindings import BindingStore, OverlaidConfig, invite_params, node_params
+from bot.bindings import BindingStore, OverlaidConfig, invite_params
 from bot.core.enrolment import (
     AdminCommand,
     AdminRefusal,
@@ -32,6 +32,7 @@ from bot.core.enrolment import (
 )
 from bot.core.models import IncomingMessage, Lang, Reply
 from bot.core.org import node_of_chat, person_of_account
+from bot.core.workflow import node_params
 from bot.render import Renderer
 from bot.services import Handled, Service
 from bot.storage.redis import OutboxEntry, reply_payload
