@@ -4,15 +4,31 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps test-deps lint typecheck test bench demo clean
+.PHONY: install install-dev system-deps test-deps lint typecheck test test-pythons bench demo lock clean
 
-$(BIN)/lianhu: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+# Installs come from the lock files in requirements/ (exact versions with their hashes), never
+# from pyproject.toml's ranges: what runs is what was tested. `make lock` refreshes them.
+$(VENV)/.run: requirements/run.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements/run.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-install: $(BIN)/lianhu
+$(VENV)/.dev: requirements/dev.txt $(VENV)/.run
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	@touch $@
+
+install: $(VENV)/.run
+
+install-dev: $(VENV)/.dev
+
+# Resolve pyproject.toml's ranges afresh (newest releases) into the lock files, with hashes.
+# Run it on purpose, then `make test`, and commit the lock files with the fixes they need.
+LOCK := $(BIN)/uv pip compile pyproject.toml requirements/build.in --universal \
+	--python-version 3.11 --generate-hashes --quiet --upgrade
+lock: install-dev
+	$(LOCK) --extra dev -o requirements/dev.txt
+	$(LOCK) -c requirements/dev.txt -o requirements/run.txt
 
 system-deps:
 	@scripts/system-deps
@@ -20,17 +36,21 @@ system-deps:
 test-deps:
 	@scripts/system-deps --tests
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/ruff format --check bot tests bench
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-test: test-deps install lint typecheck
+test: test-deps install-dev lint typecheck
 	$(BIN)/lianhu rules check routing_rules
 	$(BIN)/lianhu org check
 	$(BIN)/pytest
+
+# The suite on the other Pythons the README claims (3.12, 3.13), each in .venv-3.X from the lock.
+test-pythons: test-deps
+	@scripts/test-pythons
 
 # The README's first command: the simulator on an embedded Redis (Ctrl-C stops it).
 DEMO_ARGS ?= --seed
@@ -42,4 +62,4 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache

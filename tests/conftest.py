@@ -1,8 +1,7 @@
-"""Shared fixtures: the default rules and the shared contract beside the repository."""
+"""Fixtures for every test: the default rules and the data the tests read (all inside the repository)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from tests.telegram_fixtures import fake, harness  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "routing_rules"
-# CI checks the repository out with shared/ beside it; LIANHU_SHARED_DIR overrides.
-SHARED = Path(os.environ.get("LIANHU_SHARED_DIR", ROOT.parent / "shared"))
+# The category contract and the labelled corpora the tests read; tests/data/README.md says where
+# each came from. Tests read nothing outside the repository (test_self_contained.py checks).
+DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,6 @@ def ruleset() -> RuleSet:
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    """Return the shared/ directory; fail (never skip) when it is missing."""
-    assert (SHARED / "spec" / "categories.yaml").is_file(), f"shared/ not found at {SHARED}"
-    return SHARED
+def data() -> Path:
+    """Return tests/data/."""
+    return DATA

@@ -47,8 +47,8 @@ def test_every_rule_has_examples(ruleset: RuleSet) -> None:
     assert failures == []
 
 
-def test_rules_cover_the_contract(ruleset: RuleSet, shared: Path) -> None:
-    contract = yaml.safe_load((shared / "spec" / "categories.yaml").read_text(encoding="utf-8"))
+def test_rules_cover_the_contract(ruleset: RuleSet, data: Path) -> None:
+    contract = yaml.safe_load((data / "categories.yaml").read_text(encoding="utf-8"))
     for entry in contract["categories"]:
         if entry["id"] == NONE_CATEGORY:
             continue
@@ -58,8 +58,8 @@ def test_rules_cover_the_contract(ruleset: RuleSet, shared: Path) -> None:
         assert any(r.category == entry["id"] for r in ruleset.rules), f"no rule for {entry['id']}"
 
 
-def test_corpus_bar(ruleset: RuleSet, shared: Path) -> None:
-    lines = (shared / "corpus" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+def test_corpus_bar(ruleset: RuleSet, data: Path) -> None:
+    lines = (data / "dev.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     report = evaluate(
         [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from bot.core.errors import InvalidConfig
 from bot.settings import Settings
@@ -25,6 +28,37 @@ def default_org_file() -> Path:
 def stdout() -> Console:
     """Return a console on standard output (tables are not wrapped when piped)."""
     return Console(soft_wrap=not sys.stdout.isatty(), highlight=False)
+
+
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    right: frozenset[str] = frozenset(),
+    bold: int | None = None,
+) -> None:
+    """Print a table: drawn for a terminal, plain tab-separated lines when piped.
+
+    Piped output is read by scripts (grep, cut) that must find whole values, so nothing is cut,
+    wrapped or padded there: a ``# title`` line, a header line, one line per row, and cells that
+    hold several values (newlines in the drawn table) joined by ", ".
+    """
+    if not sys.stdout.isatty():
+        if title:
+            print(f"# {title}")
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join(cell.replace("\n", ", ").replace("\t", " ") for cell in row))
+        sys.stdout.flush()
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for index, row in enumerate(rows):
+        # Cells are Text, not markup: a name with brackets must print as written.
+        table.add_row(*(Text(cell) for cell in row), style="bold" if index == bold else None)
+    stdout().print(table)
 
 
 def report_invalid(exc: InvalidConfig, what: str) -> int:

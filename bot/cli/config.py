@@ -8,9 +8,8 @@ import sys
 from typing import Any
 
 from pydantic import ValidationError
-from rich.table import Table
 
-from bot.cli.common import stdout
+from bot.cli.common import print_table
 from bot.settings import Settings
 
 
@@ -52,10 +51,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(table_rows, ensure_ascii=False, indent=2))
         return 0
-    table = Table(title="Lianhu settings")
-    for column in ("variable", "value", "meaning"):
-        table.add_column(column)
-    for row in table_rows:
-        table.add_row(row["variable"], row["value"] or "(unset)", row["meaning"])
-    stdout().print(table)
+    print_table(
+        "Lianhu settings",
+        ("variable", "value", "meaning"),
+        [(row["variable"], row["value"] or "(unset)", row["meaning"]) for row in table_rows],
+    )
     return 0

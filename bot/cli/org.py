@@ -11,16 +11,14 @@ from typing import Any
 
 import redis.asyncio
 from pydantic import ValidationError
-from rich.table import Table
-from rich.text import Text
 
 from bot.bindings import BindingStore, invite_params
 from bot.cli.common import (
     default_org_file,
     default_rules_dir,
+    print_table,
     report_invalid,
     report_settings,
-    stdout,
 )
 from bot.core.enrolment import AdminRefusal, Invite, invite_for
 from bot.core.errors import InvalidOrg, InvalidRules
@@ -178,22 +176,22 @@ def person_json(person: Person) -> dict[str, Any]:
 
 def print_tree(tree: OrgTree) -> None:
     """Print a table of nodes and a table of people."""
-    # Cells are Text, not markup: a name with brackets must print as written.
-    nodes = Table("id", "name", "tier/kind", "parent", "chats", "staff chat", title="nodes")
+    nodes = []
     for node in tree.nodes.values():
         kind = f"department ({node.department})" if node.department else str(node.kind)
-        nodes.add_row(
-            *(Text(cell) for cell in (node.id, node.name, kind, node.parent or "")),
-            Text("\n".join(node.chats)),
-            Text(node.staff_chat or ""),
+        nodes.append(
+            (
+                node.id,
+                node.name,
+                kind,
+                node.parent or "",
+                "\n".join(node.chats),
+                node.staff_chat or "",
+            )
         )
-    people = Table("id", "name", "role", "scope", "accounts", title="people")
-    for person in tree.people.values():
-        cells = (person.id, person.name, str(person.role), person.scope, "\n".join(person.accounts))
-        people.add_row(*(Text(cell) for cell in cells))
-    console = stdout()
-    # Piped output is read whole (grep, less): give tables room instead of cutting ids short.
-    if not console.is_terminal:
-        console.width = max(console.width, 200)
-    console.print(nodes)
-    console.print(people)
+    print_table("nodes", ("id", "name", "tier/kind", "parent", "chats", "staff chat"), nodes)
+    people = [
+        (person.id, person.name, str(person.role), person.scope, "\n".join(person.accounts))
+        for person in tree.people.values()
+    ]
+    print_table("people", ("id", "name", "role", "scope", "accounts"), people)

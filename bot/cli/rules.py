@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
-from bot.cli.common import default_rules_dir, report_invalid, stdout
+from bot.cli.common import default_rules_dir, print_table, report_invalid, stdout
 from bot.core.classify import Trace, explain
 from bot.core.errors import InvalidRules
 from bot.core.evaluate import LabelledMessage, Report, check_examples, evaluate
@@ -170,23 +168,24 @@ def report_json(report: Report) -> dict[str, Any]:
 def print_report(report: Report, show_errors: bool) -> None:
     """Print the corpus report as tables."""
     console = stdout()
-    table = Table(title=f"corpus: {report.total} messages")
-    for column in ("category", "support", "predicted", "precision", "recall", "F1"):
-        table.add_column(column, justify="left" if column == "category" else "right")
-    for s in report.scores:
-        table.add_row(
-            s.category, str(s.support), str(s.predicted),
-            f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}",
-        )  # fmt: skip
-    console.print(table)
+    columns = ("category", "support", "predicted", "precision", "recall", "F1")
+    print_table(
+        f"corpus: {report.total} messages",
+        columns,
+        [
+            (s.category, str(s.support), str(s.predicted),
+             f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}")
+            for s in report.scores
+        ],
+        right=frozenset(columns[1:]),
+    )  # fmt: skip
     if report.confusions:
-        confusions = Table(title="confusions (labelled -> predicted)")
-        confusions.add_column("labelled")
-        confusions.add_column("predicted")
-        confusions.add_column("count", justify="right")
-        for gold, got, n in report.confusions[:15]:
-            confusions.add_row(gold, got, str(n))
-        console.print(confusions)
+        print_table(
+            "confusions (labelled -> predicted)",
+            ("labelled", "predicted", "count"),
+            [(gold, got, str(n)) for gold, got, n in report.confusions[:15]],
+            right=frozenset({"count"}),
+        )
     summary = [
         ("macro-F1", report.macro_f1),
         ("accuracy", report.accuracy),
@@ -220,27 +219,19 @@ def print_trace(trace: Trace) -> None:
     console = stdout()
     console.print(f"text:       {trace.text}", markup=False)
     console.print(f"normalised: {trace.normalised}", markup=False)
-    table = Table()
-    for column in (
-        "rule",
-        "category",
-        "prio",
-        "keywords",
-        "all_of",
-        "regex",
-        "vetoed/negated",
-        "verdict",
-    ):
-        table.add_column(column)
-    for c in trace.candidates:
-        table.add_row(
-            c.rule, c.category, str(c.priority), " ".join(c.keywords),
-            " | ".join(" ".join(g) for g in c.groups), " ".join(c.regex),
-            " ".join([*c.vetoes, *(f"¬{n}" for n in c.negated)]), c.verdict,
-            style="bold" if trace.winner is c else None,
-        )  # fmt: skip
     if trace.candidates:
-        console.print(table)
+        print_table(
+            None,
+            ("rule", "category", "prio", "keywords", "all_of", "regex", "vetoed/negated",
+             "verdict"),
+            [
+                (c.rule, c.category, str(c.priority), " ".join(c.keywords),
+                 " | ".join(" ".join(g) for g in c.groups), " ".join(c.regex),
+                 " ".join([*c.vetoes, *(f"¬{n}" for n in c.negated)]), c.verdict)
+                for c in trace.candidates
+            ],
+            bold=next((i for i, c in enumerate(trace.candidates) if trace.winner is c), None),
+        )  # fmt: skip
     category = trace.match.category if trace.match else "none"
     console.print(f"category:   {category}", markup=False)
     console.print(f"why:        {trace.reason}", markup=False)

@@ -51,7 +51,7 @@ class Hub:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def broadcast(self, raw: bytes | str) -> None:
         """Send one published message to every socket whose person is in its chat."""
