@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev system-deps test-deps lint typecheck test test-pythons bench demo lock clean
+.PHONY: install install-dev system-deps test-deps lint typecheck test test-pythons bench demo lock lock-upgrade clean
 
 # Installs come from the lock files in requirements/ (exact versions with their hashes), never
 # from pyproject.toml's ranges: what runs is what was tested. `make lock` refreshes them.
@@ -22,13 +22,17 @@ install: $(VENV)/.run
 
 install-dev: $(VENV)/.dev
 
-# Resolve pyproject.toml's ranges afresh (newest releases) into the lock files, with hashes.
-# Run it on purpose, then `make test`, and commit the lock files with the fixes they need.
+# Bring the lock files in line with pyproject.toml (a dependency added, a range changed), keeping
+# every pin that still fits; `make lock-upgrade` resolves everything afresh to the newest releases.
+# Run either on purpose, then `make test`, and commit the lock files with the fixes they need.
 LOCK := $(BIN)/uv pip compile pyproject.toml requirements/build.in --universal \
-	--python-version 3.11 --generate-hashes --quiet --upgrade
+	--python-version 3.11 --generate-hashes --quiet
 lock: install-dev
-	$(LOCK) --extra dev -o requirements/dev.txt
-	$(LOCK) -c requirements/dev.txt -o requirements/run.txt
+	$(LOCK) $(UPGRADE) --extra dev -o requirements/dev.txt
+	$(LOCK) $(UPGRADE) -c requirements/dev.txt -o requirements/run.txt
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 system-deps:
 	@scripts/system-deps
