@@ -15,7 +15,6 @@ import redis
 import redis.asyncio
 
 from bot.bindings import BindingStore, OverlaidConfig
-from bot.core.deadlines import Policy
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
@@ -25,9 +24,7 @@ from bot.storage.redis import RedisStore
 @functools.cache
 def _shared(settings: Settings) -> OverlaidConfig:
     # The file's tree with the groups bound and the staff enrolled in chat laid over it.
-    return OverlaidConfig(
-        settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale)
-    )
+    return OverlaidConfig(settings.rules_dir, settings.org_file, settings.policy())
 
 
 @contextlib.asynccontextmanager

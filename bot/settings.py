@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.deadlines import Policy
+
 
 class Settings(BaseSettings):
     """Every setting of Lianhu; each variable has the ``LIANHU_`` prefix."""
@@ -35,6 +37,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Factor applied to every deadline (0.001 turns hours into seconds).",
     )
+    deadline_floor: float = Field(
+        default=30.0,
+        ge=0,
+        description="Shortest a shrunk deadline may be, in seconds, so a person can act in time "
+        "(only when LIANHU_DEADLINE_SCALE < 1).",
+    )
     digest_at: str = Field(
         default="08:30",
         description="Local time (Asia/Shanghai, HH:MM) of the daily list of open tickets sent "
@@ -56,6 +64,10 @@ class Settings(BaseSettings):
         gt=0,
         description="Factor applied to the periods of Telegram's rate limits (tests only).",
     )
+
+    def policy(self) -> Policy:
+        """Return the deadline policy these settings describe."""
+        return Policy(scale=self.deadline_scale, floor=self.deadline_floor)
 
     @field_validator("digest_at")
     @classmethod

@@ -68,7 +68,7 @@ def run_worker(redis_url: str, scale: float) -> subprocess.CompletedProcess[str]
     env = {
         **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(ROOT / "routing_rules"),
         "LIANHU_ORG_FILE": str(ROOT / "org" / "sample_street.yaml"),
-        "LIANHU_DEADLINE_SCALE": str(scale),
+        "LIANHU_DEADLINE_SCALE": str(scale), "LIANHU_DEADLINE_FLOOR": "0",
     }  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "bot", "worker", "--burst"],

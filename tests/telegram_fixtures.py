@@ -32,6 +32,7 @@ LIGHT = "村口的路灯坏了半个月，晚上黑漆漆的"
 def settings_for(fake: FakeBotApi, redis_url: str, **extra: Any) -> Settings:
     return Settings(
         **{"REDIS_URL": redis_url}, rules_dir=RULES_DIR, org_file=ORG, deadline_scale=SCALE,
+        deadline_floor=0,
         telegram_token=TOKEN, telegram_base_url=fake.url, webhook_secret=SECRET,
         telegram_limit_scale=0.01, **extra,
     )  # fmt: skip

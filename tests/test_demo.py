@@ -142,7 +142,8 @@ def test_started_and_stopped_ten_times_it_leaves_nothing_behind(tmp_path: Path) 
 
 def test_a_missed_deadline_escalates_through_the_demos_worker(tmp_path: Path) -> None:
     # 4 hours to acknowledge a water outage become 2.9 s.
-    with demo(tmp_path / "data", env={"LIANHU_DEADLINE_SCALE": "0.0002"}) as (process, address):
+    env = {"LIANHU_DEADLINE_SCALE": "0.0002", "LIANHU_DEADLINE_FLOOR": "0"}
+    with demo(tmp_path / "data", env=env) as (process, address):
         body = post(
             f"{address}/sim/api/send",
             {"as": "p-chen-zhiqiang", "chat": "sim:H-01", "text": "楼下停水两天了"},

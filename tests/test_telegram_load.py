@@ -63,6 +63,7 @@ def bot_process(fake: FakeBotApi, redis_url: str, log: Path) -> subprocess.Popen
     env = {
         **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
         "LIANHU_ORG_FILE": str(ORG), "LIANHU_DEADLINE_SCALE": str(SCALE),
+        "LIANHU_DEADLINE_FLOOR": "0",
         "LIANHU_TELEGRAM_TOKEN": TOKEN, "LIANHU_TELEGRAM_BASE_URL": fake.url,
         "LIANHU_TELEGRAM_LIMIT_SCALE": "0.005",
     }  # fmt: skip

@@ -104,6 +104,7 @@ def _start_worker(settings: Settings, url: str) -> subprocess.Popen[bytes]:
         "LIANHU_RULES_DIR": str(Path(settings.rules_dir).resolve()),
         "LIANHU_ORG_FILE": str(Path(settings.org_file).resolve()),
         "LIANHU_DEADLINE_SCALE": repr(settings.deadline_scale),
+        "LIANHU_DEADLINE_FLOOR": repr(settings.deadline_floor),
         "LIANHU_QUEUE": settings.queue,
     }
     return subprocess.Popen(

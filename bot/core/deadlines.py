@@ -40,6 +40,9 @@ class Policy:
     """Time settings that are not per category."""
 
     scale: float = 1.0  # LIANHU_DEADLINE_SCALE: tests and demos shrink hours to seconds
+    # LIANHU_DEADLINE_FLOOR: a shrunk deadline is never shorter than this (seconds), so that a
+    # person trying the demo has time to press a button; it never lengthens a deadline.
+    floor: float = 0.0
     join_window: float = 24 * 3600.0  # a report joins an open ticket this recent
     close_after: float = 3 * 24 * 3600.0  # a resolved ticket closes after this silence
 
@@ -53,12 +56,20 @@ def due_times(
     """
     ladder = Tier(tier) if tier in Tier.__members__.values() else Tier.STREET
     ack, resolve = ruleset.deadline(category, ladder)
-    return start + ack * policy.scale, start + resolve * policy.scale
+    return start + scaled(ack, policy), start + scaled(resolve, policy)
 
 
 def close_due(resolved_at: float, policy: Policy) -> float:
     """Return when a resolved ticket closes if nobody reopens it."""
-    return resolved_at + policy.close_after * policy.scale
+    return resolved_at + scaled(policy.close_after, policy)
+
+
+def scaled(duration: float, policy: Policy) -> float:
+    """Return ``duration`` shrunk by the policy's scale, but not below its floor."""
+    shrunk = duration * policy.scale
+    if policy.scale < 1:
+        shrunk = max(shrunk, min(duration, policy.floor))
+    return shrunk
 
 
 def due_of(ticket: Ticket, kind: DeadlineKind) -> float | None:

@@ -67,7 +67,7 @@ class TelegramBot:
         self.redis = client
         self.poll_timeout = poll_timeout
         self.config = OverlaidConfig(
-            settings.rules_dir, settings.org_file, policy or Policy(scale=settings.deadline_scale)
+            settings.rules_dir, settings.org_file, policy or settings.policy()
         )
         self.renderer = Renderer()
         self.store = RedisStore(client)

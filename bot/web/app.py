@@ -19,7 +19,6 @@ import redis
 import redis.asyncio
 from aiohttp import web
 
-from bot.core.deadlines import Policy
 from bot.live import LiveConfig
 from bot.ports import Clock, Scheduler
 from bot.scheduling import RqScheduler
@@ -73,9 +72,7 @@ def init_app(
 
     app = web.Application(client_max_size=64 * 1024)
     app[PAGES] = Pages()
-    app[CONFIG] = LiveConfig(
-        settings.rules_dir, settings.org_file, Policy(scale=settings.deadline_scale)
-    )
+    app[CONFIG] = LiveConfig(settings.rules_dir, settings.org_file, settings.policy())
     app.cleanup_ctx.append(_parts(settings, redis_url, clock, scheduler, sender))
     app.on_shutdown.append(_close_pages)
     views.add_routes(app)
