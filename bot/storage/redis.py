@@ -166,7 +166,9 @@ def deadline_members(ticket: Ticket | None) -> dict[str, float]:
     if ticket is None:
         return {}
     owed: dict[str, float] = {}
-    if ticket.state.awaiting_ack and ticket.ack_due is not None:
+    # A flagged ticket (overdue at the top, administrators told) owes no more deadline checks:
+    # left in the index, its ack would look to the sweeper like a deadline whose job was lost.
+    if ticket.state.awaiting_ack and ticket.ack_due is not None and not ticket.flagged:
         owed[keys.deadline_member(ticket.id, ticket.stage, "ack")] = ticket.ack_due
     if ticket.state.active and ticket.resolve_due is not None and not ticket.flagged:
         owed[keys.deadline_member(ticket.id, ticket.stage, "resolve")] = ticket.resolve_due

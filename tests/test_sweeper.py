@@ -1,0 +1,38 @@
+"""The sweeper finds only deadlines whose jobs were really lost."""
+
+from __future__ import annotations
+
+from bot.core.deadlines import Outcome
+from bot.core.org import Role
+from bot.core.ticket import TicketState
+from bot.storage import keys
+from tests.test_services import World
+from tests.test_services import world as world  # the fixture, re-exported for these tests
+
+FIRE = "3栋5楼着火了，好多烟，快来人"
+
+
+async def test_a_flag_at_the_street_leaves_no_deadline_for_the_sweeper(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, FIRE))
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None and ticket.node == "S-01" and ticket.ack_due is not None
+    world.clock.now = ticket.ack_due + 1  # the ack job runs on time, at the top of the ladder
+    assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.FLAG
+    flagged = await world.store.get(ticket.id)
+    assert flagged is not None and flagged.flagged and flagged.state is TicketState.OPEN
+    assert await world.redis.zrange(keys.DEADLINES, 0, -1) == []
+    world.clock.now += 3600
+    assert await world.service.sweep() == 0  # was 1: the flagged ack looked lost
+
+
+async def test_a_really_lost_job_is_still_found(world: World) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, FIRE))
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None and ticket.ack_due is not None
+    world.clock.now = ticket.ack_due + 60  # its job never ran
+    assert await world.service.sweep() == 1
+    flagged = await world.store.get(ticket.id)
+    assert flagged is not None and flagged.flagged
+    assert await world.service.sweep() == 0
