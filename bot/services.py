@@ -21,7 +21,7 @@ from typing import Any
 from bot.core import deadlines as dl
 from bot.core.classify import Match, classify
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
-from bot.core.digest import digest_replies
+from bot.core.digest import digest_replies, queue_order
 from bot.core.models import IncomingMessage, Reply
 from bot.core.org import (
     HANDLER_ROLES,
@@ -268,14 +268,22 @@ class Service:
         return await self._answer(
             message,
             "stats",
-            {"rows": [vars(r) for r in rows if r.node in scope or r.node.startswith("tier:")]},
+            {
+                "rows": [vars(r) for r in rows if r.node in scope or r.node.startswith("tier:")],
+                "since": now - STATS_WINDOW,
+                "until": now,
+                "days": round(STATS_WINDOW / 86400),
+            },
         )
 
     async def _list(
         self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]
     ) -> Handled:
+        now = self.clock()
         tickets = await self.store.get_many(list(ids))
-        params = [ticket_params(ctx, t, masked=True) for t in tickets]
+        if title != "my":  # a handler's queue: overdue first, then what is due next
+            tickets = queue_order([t for t in tickets if t.state.active], now)
+        params = [ticket_params(ctx, t, masked=True, late=t.overdue(now)) for t in tickets]
         return await self._answer(message, "ticket_list", {"title": title, "tickets": params})
 
     async def _answer(

@@ -27,7 +27,7 @@ def digest_replies(
         if node is None or not queue:
             continue
         late = {t.id: t.overdue(now) for t in queue}
-        ordered = sorted(queue, key=lambda t: (late[t.id] is None, _due(t), t.created_at))
+        ordered = queue_order(queue, now)
         chats = [node.staff_chat] if node.staff_chat else list(node.chats)
         for chat in chats:
             public = chat != node.staff_chat
@@ -50,6 +50,11 @@ def digest_replies(
             }
             out.append(Reply(chat, "digest", params))
     return out
+
+
+def queue_order(tickets: Sequence[Ticket], now: float) -> list[Ticket]:
+    """Return tickets as a handler should work them: overdue first, then by what is due next."""
+    return sorted(tickets, key=lambda t: (t.overdue(now) is None, _due(t), t.created_at))
 
 
 def _due(ticket: Ticket) -> float:

@@ -51,6 +51,13 @@ class StatsRow:
     median_ack: float | None
     median_resolve: float | None
     tickets: int
+    # The counts behind each rate (hits of decided), so a reader can tell 1 of 1 from 90 of 100.
+    acked_in_time: int = 0
+    ack_decided: int = 0
+    resolved_in_time: int = 0
+    resolve_decided: int = 0
+    satisfied: int = 0
+    rated: int = 0
 
 
 def node_stats(
@@ -160,6 +167,12 @@ def _row(node: str, name: str, tier: str, t: _Tally, tickets: int) -> StatsRow:
         median_ack=statistics.median(t.ack_times) if t.ack_times else None,
         median_resolve=statistics.median(t.resolve_times) if t.resolve_times else None,
         tickets=tickets,
+        acked_in_time=t.acked_in_time,
+        ack_decided=t.ack_decided,
+        resolved_in_time=t.resolved_in_time,
+        resolve_decided=t.resolve_decided,
+        satisfied=t.satisfied,
+        rated=t.rated,
     )
 
 
