@@ -201,23 +201,26 @@ async def test_messages_and_read_marks(client: TestClient) -> None:
 async def test_the_live_socket_sends_each_page_only_its_chats(client: TestClient) -> None:
     mine = await client.ws_connect("/sim/ws?as=p-chen-zhiqiang")
     other = await client.ws_connect("/sim/ws?as=p-he-shufen")  # another village
-    everything = await client.ws_connect("/sim/ws")  # the ticket pages
+    tickets = await client.ws_connect("/tickets/ws")  # the ticket pages
     try:
-        await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+        opened = await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
         got = [json.loads((await mine.receive(timeout=WAIT)).data) for _ in range(2)]
         assert [(m["chat"], m["sender"]) for m in got] == [
             ("sim:H-01", "sim:p-chen-zhiqiang"), ("sim:H-01", "bot"),
         ]  # fmt: skip
-        chats = {
-            json.loads((await everything.receive(timeout=WAIT)).data)["chat"] for _ in range(3)
-        }
-        assert chats == {"sim:H-01", "sim:V-01"}
+        # A ticket page hears which ticket changed, and nothing anyone wrote.
+        change = json.loads((await tickets.receive(timeout=WAIT)).data)
+        assert change == {"type": "ticket", "id": opened["ticket"]}
         # The other village's resident heard nothing (a greeting in their group comes first).
         await send(client, "p-he-shufen", "sim:H-06", "大家早晨")
         first = await other.receive(timeout=WAIT)
         assert first.type is WSMsgType.TEXT and json.loads(first.data)["chat"] == "sim:H-06"
+        # The ticket page heard nothing of the chatter: its next message is the next ticket.
+        later = await send(client, "p-he-shufen", "sim:H-06", "巷口的路灯坏了一个星期")
+        change = json.loads((await tickets.receive(timeout=WAIT)).data)
+        assert change == {"type": "ticket", "id": later["ticket"]}
     finally:
-        for socket in (mine, other, everything):
+        for socket in (mine, other, tickets):
             await socket.close()
 
 

@@ -78,6 +78,8 @@ def parse_deadline_member(member: str) -> tuple[str, int, str]:
 INBOX_GROUP = "receivers"
 BINDINGS = f"{PREFIX}:bindings"  # HASH chat -> JSON binding made with /bind
 ENROLMENTS = f"{PREFIX}:enrolments"  # HASH account -> JSON enrolment made with /join
+# PUBSUB channel: the id of every ticket a commit changed ("ticket N changed"), for live pages.
+TICKET_CHANGES = f"{PREFIX}:live:tickets"
 ORG_VERSION = f"{PREFIX}:org:version"  # INCR on every change of BINDINGS or ENROLMENTS
 
 

@@ -60,6 +60,7 @@ for _, op in ipairs(spec.ops) do
       redis.call('ZADD', KEYS[op[5]], op[6], op[7])
       redis.call('SADD', KEYS[op[8]], op[9])
     end
+  elseif name == 'publish' then redis.call('PUBLISH', key, op[3])
   end
 end
 return {'ok', ''}
@@ -311,6 +312,8 @@ class RedisStore:
             if join is not None:  # opening: nobody else may have opened this problem meanwhile
                 ops.guards.append(["free", ops.key(join[0])])
                 ops.op("setex", join[0], after.id, max(1, int(join[1])))
+            # A page told of the change reads it whole: the script runs atomically.
+            ops.op("publish", keys.TICKET_CHANGES, after.id)
         for entry in outbox:
             payload = ops.arg(dumps(entry.payload))
             ops.op("xadd", keys.outbox(entry.platform), OUTBOX_MAXLEN, entry.key, payload)

@@ -16,6 +16,7 @@ from bot.core.workflow import Context
 from bot.web import tickets as tk
 from bot.web.app import CONFIG, PAGES, PARTS
 from bot.web.directory import people, rooms, sections, sim_account
+from bot.web.live import Hub
 from bot.web.pages import pick_lang
 from bot.web.simulator import SimError
 
@@ -43,6 +44,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sim/api/send", api_send)
     app.router.add_post("/sim/api/press", api_press)
     app.router.add_post("/sim/api/read", api_read)
+    app.router.add_get("/tickets/ws", tickets_socket)
     app.router.add_get("/tickets", ticket_list, name="tickets")
     app.router.add_get("/tickets/{id}", ticket_page, name="ticket")
     app.router.add_get("/healthz", healthz)
@@ -199,21 +201,31 @@ async def api_read(request: web.Request) -> web.Response:
 
 
 async def sim_socket(request: web.Request) -> web.WebSocketResponse:
-    """Send the page every new message of the chats its person is in (or of all, without ?as=)."""
+    """Send the page every new message of the chats its person (``?as=``) is in."""
     parts = request.app[PARTS]
-    person_id = request.query.get("as")
-    chats = None
-    if person_id is not None:
-        chats = [r.chat for r in rooms(parts.simulator.tree, _me(request, person_id))]
+    chats = [r.chat for r in rooms(parts.simulator.tree, _me(request, request.query.get("as")))]
     socket = web.WebSocketResponse(heartbeat=30.0)
     await socket.prepare(request)
     parts.hub.add(socket, chats)
+    return await _hold(socket, parts.hub)
+
+
+async def tickets_socket(request: web.Request) -> web.WebSocketResponse:
+    """Tell a ticket page which tickets change ({"type": "ticket", "id": N}), never chat text."""
+    parts = request.app[PARTS]
+    socket = web.WebSocketResponse(heartbeat=30.0)
+    await socket.prepare(request)
+    parts.hub.watch(socket)
+    return await _hold(socket, parts.hub)
+
+
+async def _hold(socket: web.WebSocketResponse, hub: Hub) -> web.WebSocketResponse:
     try:
         async for message in socket:  # the page sends nothing that matters; wait for close
             if message.type is WSMsgType.ERROR:
                 break
     finally:
-        parts.hub.discard(socket)
+        hub.discard(socket)
     return socket
 
 
