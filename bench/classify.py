@@ -1,6 +1,6 @@
 """Benchmark the full classify (normalise + match) against a naive baseline in the same process.
 
-    python bench/classify.py [--rules DIR] [--corpus tests/data/dev.jsonl] [--seconds 1.5]
+    python bench/classify.py [--rules DIR] [--corpus FILE.jsonl] [--seconds 1.5]
 
 Prints messages/second for the default rules and for synthetic rule sets of
 1,000 and 10,000 keywords, each beside two baselines that normalise the same
@@ -155,7 +155,7 @@ def main() -> int:
     )
     parser.add_argument("--rules", type=Path, default=ROOT / "routing_rules")
     parser.add_argument(
-        "--corpus", type=Path, default=ROOT / "tests" / "data" / "dev.jsonl"
+        "--corpus", type=Path, default=ROOT / "routing_rules" / "examples" / "dev.jsonl"
     )
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
     args = parser.parse_args()

@@ -13,9 +13,11 @@ from tests.telegram_fixtures import fake, harness  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "routing_rules"
-# The category contract and the labelled corpora the tests read; tests/data/README.md says where
-# each came from. Tests read nothing outside the repository (test_self_contained.py checks).
+# The category contract the tests read; tests/data/README.md says where it and the labelled
+# corpora (now routing_rules/examples/, which the rules name) came from. Tests read nothing outside
+# the repository (test_self_contained.py checks).
 DATA = ROOT / "tests" / "data"
+EXAMPLES = RULES_DIR / "examples"
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +30,9 @@ def ruleset() -> RuleSet:
 def data() -> Path:
     """Return tests/data/."""
     return DATA
+
+
+@pytest.fixture(scope="session")
+def examples() -> Path:
+    """Return routing_rules/examples/: the labelled corpora."""
+    return EXAMPLES
