@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from bot.core.rules import RuleSet
 from bot.sources import load_ruleset
 from tests.redis_fixtures import redis_async, redis_server, redis_sync, redis_url  # noqa: F401
 from tests.telegram_fixtures import fake, harness  # noqa: F401
+
+# The bot and the simulator classify with the rules alone in tests (and their subprocesses):
+# training the model takes tens of seconds; tests/test_classifier*.py test it on purpose.
+os.environ.setdefault("LIANHU_CLASSIFIER", "rules")
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "routing_rules"
