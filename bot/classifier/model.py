@@ -141,7 +141,7 @@ def load(path: Path) -> Model:
     """Read a model file; raise ModelFileError when it is missing, corrupt or foreign."""
     try:
         arrays = read_arrays(path)
-        meta = json.loads(str(arrays["meta"]))
+        meta = json.loads(str(arrays["meta"].reshape(-1)[0]))
         if meta.get("format") != FORMAT or meta.get("feature_version") != FEATURE_VERSION:
             raise ModelFileError(f"{path}: a model of another format or feature version")
         classes = tuple(str(c) for c in arrays["classes"])
