@@ -189,7 +189,8 @@ def out_of_fold(
             for held in corpora
         ]  # fmt: skip
     else:
-        kfold = StratifiedKFold(5, shuffle=True, random_state=SEED)
+        folds = max(2, min(5, int(np.unique(labels, return_counts=True)[1].min())))
+        kfold = StratifiedKFold(folds, shuffle=True, random_state=SEED)
         splits = [(list(a), list(b)) for a, b in kfold.split(np.zeros(len(labels)), labels)]
     oof = np.zeros((len(labels), len(classes)))
     for train_rows, test_rows in splits:
