@@ -1,6 +1,6 @@
 """Benchmark the full classify (normalise + match) against a naive baseline in the same process.
 
-    python bench/classify.py [--rules DIR] [--corpus tests/data/dev.jsonl] [--seconds 1.5]
+    python bench/classify.py [--rules DIR] [--corpus FILE.jsonl] [--seconds 1.5]
 
 Prints messages/second for the default rules and for synthetic rule sets of
 1,000 and 10,000 keywords, each beside two baselines that normalise the same
@@ -154,8 +154,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rules", type=Path, default=ROOT / "routing_rules")
-    parser.add_argument("--corpus", type=Path, default=ROOT / "tests" / "data" / "dev.jsonl")
+    parser.add_argument(
+        "--corpus", type=Path, default=ROOT / "routing_rules" / "examples" / "dev.jsonl"
+    )
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
+    parser.add_argument("--data", type=Path, default=ROOT / "data", help="model cache dir")
+    parser.add_argument("--no-model", action="store_true", help="skip the learned model")
+    parser.add_argument("--tfidf", action="store_true", help="the TF-IDF-only model")
     args = parser.parse_args()
 
     default = load_ruleset(args.rules)
@@ -189,7 +194,42 @@ def main() -> int:
         f"target >= 50x the naive baseline at 1,000 keywords: {fast_1k / naive_1k:,.0f}x "
         f"(against precompiled patterns: {fast_1k / compiled_1k:.1f}x)"
     )
+    if not args.no_model:
+        bench_model(default, messages, args)
     return 0
+
+
+def bench_model(ruleset: RuleSet, messages: list[str], args: argparse.Namespace) -> None:
+    """Print the learned model's end-to-end rate, beside the rails alone, its load time and RSS."""
+    import resource
+
+    from bot.classifier.engine import Engine
+    from bot.core.triage import triage
+
+    started = time.perf_counter()
+    engine = Engine(ruleset, args.data, embeddings=not args.tfidf)
+    job = engine.start()
+    if job is not None:
+        print("\n(no cached model: training it first)", flush=True)
+        job.result()
+        engine = Engine(ruleset, args.data, embeddings=not args.tfidf)
+        started = time.perf_counter()
+        engine.start()
+    engine.classify_many(messages[:2])  # the embedder loads on first use
+    load = time.perf_counter() - started
+    kind = "e5 + TF-IDF" if engine.model and engine.model.uses_embedding else "TF-IDF"
+    sample = messages[:256]
+    begin = time.perf_counter()
+    for i in range(0, len(sample), 32):
+        engine.classify_many(sample[i : i + 32])
+    model_rate = len(sample) / (time.perf_counter() - begin)
+    rails = rate(lambda m: triage(m, ruleset, None), messages, args.seconds)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nmodel ({kind}), batches of 32, end to end: {model_rate:,.0f} msg/s (target >= 100)")
+    print(f"rails alone (rules-only verdict): {rails:,.0f} msg/s (target >= 50,000); "
+          f"model/rails = {model_rate / rails:.4f}")  # fmt: skip
+    print(f"model load (cached arrays + embedder + jieba): {load:.2f} s; max RSS {rss:,.0f} MB")
+    engine.close()
 
 
 if __name__ == "__main__":

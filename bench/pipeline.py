@@ -86,7 +86,19 @@ async def run(args: argparse.Namespace) -> None:
         )
         client = redis.asyncio.Redis(connection_pool=pool)
         sync = redis.Redis.from_url(url)
-        service = Service(RedisStore(client), config, RqScheduler(sync))
+        engine = None
+        if args.model != "rules":  # the learned model, loaded (or trained) before timing
+            from bot.classifier.engine import Engine
+
+            engine = Engine(config.ruleset, args.data, embeddings=args.model == "model")
+            job = engine.start()
+            if job is not None:
+                job.result()
+            kind = "e5 + TF-IDF" if engine.model and engine.model.uses_embedding else "TF-IDF"
+            print(
+                f"classifier: {kind} model, thresholds {engine.model and engine.model.thresholds}"
+            )
+        service = Service(RedisStore(client), config, RqScheduler(sync), classifier=engine)
         await service.handle_message(messages(config, 1, "warm")[0])
 
         ping_seq = await ping_rate(client, 2000, 1)
@@ -151,6 +163,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--model", choices=("model", "tfidf", "rules"), default="model")
+    parser.add_argument("--data", type=Path, default=ROOT / "data", help="model cache dir")
     asyncio.run(run(parser.parse_args()))
     return 0
 

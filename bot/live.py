@@ -15,7 +15,7 @@ from bot.core.errors import InvalidConfig, Problem
 from bot.core.org import OrgTree
 from bot.core.rules import RuleSet
 from bot.core.workflow import Context
-from bot.sources import load_org, load_ruleset, rule_files
+from bot.sources import load_org, load_ruleset, watched_files
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class LiveConfig:
         """Return a digest of the names, sizes and times of every watched file."""
         digest = hashlib.sha256()
         paths = (
-            [*rule_files(self.rules_dir), self.org_file]
+            [*watched_files(self.rules_dir), self.org_file]
             if self.rules_dir.is_dir()
             else [self.org_file]
         )

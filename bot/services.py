@@ -16,10 +16,10 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core import deadlines as dl
-from bot.core.classify import Match, classify
+from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
 from bot.core.models import IncomingMessage, Reply
@@ -36,6 +36,7 @@ from bot.core.org import (
 )
 from bot.core.stats import node_stats
 from bot.core.ticket import Ticket
+from bot.core.triage import EMERGENCY, Action, Verdict, triage
 from bot.core.workflow import (
     Context,
     Decision,
@@ -57,6 +58,9 @@ from bot.storage.redis import (
     reply_payload,
 )
 
+if TYPE_CHECKING:
+    from bot.classifier.engine import Engine
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 30  # commits that lose a race reload and decide again; this many times at most
@@ -67,9 +71,13 @@ STATS_WINDOW = 30 * 24 * 3600.0
 class Handled:
     """What handling one message did."""
 
-    status: str  # ignored | unbound | opened | joined | duplicate | done | refused
+    # ignored | unbound | opened | joined | duplicate | done | refused
+    # | ask (unsure which problem: the resident should be asked)
+    # | danger (possibly dangerous but not classed an emergency: a grid worker should confirm)
+    status: str
     ticket: str | None = None
     detail: str = ""
+    verdict: Verdict | None = None  # the classifier's decision on a report
 
 
 class Service:
@@ -85,11 +93,13 @@ class Service:
         config: LiveConfig,
         scheduler: Scheduler,
         clock: Clock = time.time,
+        classifier: Engine | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.scheduler = scheduler
         self.clock = clock
+        self.classifier = classifier  # None: the keyword rules alone decide
         # Work on one ticket (or one village's problem) in turn within this process;
         # the commit guards still settle races with other processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -120,9 +130,25 @@ class Service:
         return await self._query(ctx, message, command, person)
 
     async def _report(self, ctx: Context, message: IncomingMessage) -> Handled:
-        match = classify(message.text, ctx.ruleset)
-        if match is None:
-            return Handled("ignored")  # chatter: no answer, nothing stored
+        if self.classifier is None:
+            verdict = triage(message.text, ctx.ruleset, None)
+        else:
+            verdict = await self.classifier.classify(message.text)  # in its thread pool
+        emergency = verdict.danger and verdict.category == EMERGENCY
+        if verdict.action is not Action.TICKET and not emergency:
+            if verdict.danger:
+                log.info("possible danger in %s (%s, p=%.2f): to confirm",
+                         message.chat, verdict.category, verdict.confidence)  # fmt: skip
+                return Handled("danger", detail=verdict.category, verdict=verdict)
+            if verdict.action is Action.ASK:
+                log.info("unsure report in %s (%s, p=%.2f): to ask",
+                         message.chat, verdict.category, verdict.confidence)  # fmt: skip
+                return Handled("ask", detail=verdict.category, verdict=verdict)
+            return Handled("ignored", verdict=verdict)  # chatter: no answer, nothing stored
+        match = verdict.match
+        assert match is not None  # a ticket always has its category
+        if verdict.danger and not emergency:
+            log.info("possible danger in %s, opened as %s", message.chat, verdict.category)
         origin = node_of_chat(ctx.tree, message.chat)
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
@@ -419,6 +445,8 @@ class Service:
             await self.store.commit(None, None, (), self._entries(replies, marker), marker)
         elif result.changed:
             log.info("rules and org reloaded: %d rules", len(self.config.ruleset.rules))
+            if self.classifier is not None:  # the rails at once, the model in the background
+                self.classifier.update(self.config.ruleset)
         return result
 
     # -- outbox --------------------------------------------------------------------------

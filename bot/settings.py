@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
         default="08:30",
         description="Local time (Asia/Shanghai, HH:MM) of the daily list of open tickets sent "
         "to each group that owes work; empty: no digest.",
+    )
+    classifier: Literal["model", "tfidf", "rules"] = Field(
+        default="model",
+        description="What classifies reports: the learned model with sentence embeddings "
+        "(trained in the background into the data dir), a TF-IDF-only model, or the rules alone.",
     )
     telegram_token: SecretStr | None = Field(
         default=None, description="Bot token from @BotFather (never printed)."

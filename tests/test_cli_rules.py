@@ -165,21 +165,21 @@ def test_classify_streams_one_line_out_per_line_in(rules_dir: Path) -> None:
         proc.stdin.flush()
         first = json.loads(proc.stdout.readline())
         assert first == {
-            "id": 1, "category": "utilities", "start_tier": "village", "severity": "normal",
-            "urgent": False, "matched": ["停水"],
+            "id": 1, "category": "utilities", "tier": "village", "confidence": 1.0,
+            "action": "ticket", "danger": False, "source": "rules-only",
         }  # fmt: skip
         proc.stdin.write('{"id": "x", "text": "著火了"}\n')
         proc.stdin.flush()
         second = json.loads(proc.stdout.readline())
-        assert (second["id"], second["category"], second["urgent"]) == ("x", "emergency", True)
+        assert (second["id"], second["category"], second["danger"]) == ("x", "emergency", True)
         proc.stdin.write('{"id": 3, "text": "早晨"}\nnot json\n\n{"id": 4}\n')
         proc.stdin.close()
         rest = [json.loads(line) for line in proc.stdout]
         proc.wait(timeout=30)
     assert proc.returncode == 0
     assert rest[0] == {
-        "id": 3, "category": "none", "start_tier": None, "severity": None, "urgent": False,
-        "matched": [],
+        "id": 3, "category": "none", "tier": None, "confidence": 1.0, "action": "ignore",
+        "danger": False, "source": "rules-only",
     }  # fmt: skip
     assert [r.get("line") for r in rest[1:]] == [4, 5, 6]
     assert all("error" in r for r in rest[1:])

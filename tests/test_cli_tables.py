@@ -51,7 +51,7 @@ def test_org_show_piped_lists_every_chat_of_a_node_on_its_line() -> None:
 
 
 def test_rules_test_piped_prints_plain_rows() -> None:
-    lines = lianhu("rules", "test", "routing_rules", "--corpus", "tests/data/dev.jsonl")
+    lines = lianhu("rules", "test", "routing_rules", "--corpus", "routing_rules/examples/dev.jsonl")
     header = lines.index("category\tsupport\tpredicted\tprecision\trecall\tF1")
     emergency = lines[header + 1 :]
     assert any(line.startswith("emergency\t24\t") for line in emergency)

@@ -58,8 +58,8 @@ def test_rules_cover_the_contract(ruleset: RuleSet, data: Path) -> None:
         assert any(r.category == entry["id"] for r in ruleset.rules), f"no rule for {entry['id']}"
 
 
-def test_corpus_bar(ruleset: RuleSet, data: Path) -> None:
-    lines = (data / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+def test_corpus_bar(ruleset: RuleSet, examples: Path) -> None:
+    lines = (examples / "dev.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     report = evaluate(
         [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset
@@ -95,9 +95,7 @@ def test_schema_file_is_in_sync() -> None:
 
 def test_regression_corpus(ruleset: RuleSet) -> None:
     """Messages the team wrote (tests/data/README.md) stay classified as before."""
-    report = evaluate(
-        read_corpus(RULES_DIR.parent / "tests" / "data" / "regression.jsonl"), ruleset
-    )
+    report = evaluate(read_corpus(RULES_DIR / "examples" / "regression.jsonl"), ruleset)
     assert report.total == 667
     assert report.macro_f1 >= 0.97
     assert report.emergency_recall == 1.0
@@ -113,7 +111,7 @@ def test_blind_corpus_floors(
 ) -> None:
     """Messages written without reading the rules (tests/data/README.md): no emergency missed,
     and no worse than the figures reached (the first-run figures are in the README)."""
-    report = evaluate(read_corpus(RULES_DIR.parent / "tests" / "data" / f"{name}.jsonl"), ruleset)
+    report = evaluate(read_corpus(RULES_DIR / "examples" / f"{name}.jsonl"), ruleset)
     assert report.total == total
     assert report.emergency_recall == 1.0
     assert report.false_ticket_rate <= false_tickets

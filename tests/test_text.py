@@ -84,9 +84,9 @@ def test_phrase_characters_match_the_installed_dictionary(tmp_path: Path) -> Non
     assert set(text.PHRASE_CHARACTERS) == sensitive - ignored
 
 
-def test_table_and_converter_agree_on_the_corpora(data: Path) -> None:
+def test_table_and_converter_agree_on_the_corpora(examples: Path) -> None:
     """Outside the phrase characters, the table converts exactly as OpenCC does."""
-    files = [data / "regression.jsonl", data / "dev.jsonl"]
+    files = [examples / "regression.jsonl", examples / "dev.jsonl"]
     texts = [json.loads(line)["text"] for f in files for line in f.read_text().splitlines()]
     assert len(texts) > 1000
     for raw in texts:

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cli.classify import ready_engine, verdict_json
 from bot.cli.common import default_rules_dir, print_table, report_invalid, stdout
 from bot.core.classify import Trace, explain
 from bot.core.errors import InvalidRules
 from bot.core.evaluate import LabelledMessage, Report, check_examples, evaluate
 from bot.core.rules import RuleSet, json_schema
+from bot.core.triage import rails
 from bot.sources import load_ruleset, rule_files
 
 
@@ -30,12 +32,16 @@ def register(commands: Any) -> None:
     test.add_argument("--corpus", type=Path, help="JSON lines with id, text, category[, urgent]")
     test.add_argument("--json", action="store_true", help="print one JSON report")
     test.add_argument("--errors", action="store_true", help="list every misclassified message")
+    test.add_argument(
+        "--rules-only", action="store_true", help="skip the model's cross-validated figures"
+    )
     test.set_defaults(func=cmd_test)
 
     why = sub.add_parser("explain", help="show how a message is classified, rule by rule")
     why.add_argument("text")
     why.add_argument("--dir", type=Path, default=None)
     why.add_argument("--json", action="store_true")
+    why.add_argument("--rules-only", action="store_true", help="the rules' trace alone")
     why.set_defaults(func=cmd_explain)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a rule file")
@@ -77,12 +83,20 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(f"{args.corpus}: {exc}", file=sys.stderr)
             return 2
         report = evaluate(items, ruleset)
+    cv = None
+    if not args.rules_only and ruleset.examples:
+        engine = ready_engine(ruleset, False)
+        engine.close()
+        if engine.model is not None:
+            cv = {"thresholds": vars(engine.model.thresholds), **engine.model.meta}
     if args.json:
         out: dict[str, Any] = {
             "examples": {"count": count, "failures": [vars(f) for f in failures]},
         }
         if report is not None:
             out["corpus"] = report_json(report)
+        if cv is not None:
+            out["model"] = cv
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         for failure in failures:
@@ -90,7 +104,38 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"examples: {count - len(failures)}/{count} pass")
         if report is not None:
             print_report(report, show_errors=args.errors)
+        if cv is not None:
+            print_cv(cv)
     return 1 if failures else 0
+
+
+CV_COLUMNS = (
+    ("messages", "messages"),
+    ("macro_f1", "macro-F1"),
+    ("emergency_recall", "emergency recall"),
+    ("emergency_recall_with_danger", "with danger flag"),
+    ("false_ticket_rate", "false tickets on none"),
+    ("ask_rate", "ask rate"),
+    ("flags_per_100", "flags per 100"),
+)
+
+
+def print_cv(cv: dict[str, Any]) -> None:
+    """Print the model's leave-one-corpus-out figures, one row per held-out corpus."""
+    figures = cv.get("cv", {})
+    columns = ("held-out corpus", *(title for _, title in CV_COLUMNS))
+    print_table(
+        "model, leave-one-corpus-out cross-validation (rails included)",
+        columns,
+        [(corpus, *(str(row.get(key, "")) for key, _ in CV_COLUMNS))
+         for corpus, row in figures.items()],
+        right=frozenset(columns[1:]),
+    )  # fmt: skip
+    thresholds = cv.get("thresholds", {})
+    stdout().print(
+        f"thresholds: danger p(emergency) >= {thresholds.get('danger')}, "
+        f"ask below {thresholds.get('ask')}"
+    )
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -101,11 +146,46 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except InvalidRules as exc:
         return report_invalid(exc, str(directory))
     trace = explain(args.text, ruleset)
+    model: dict[str, Any] | None = None
+    if not args.rules_only:
+        engine = ready_engine(ruleset, False)
+        verdict = engine.classify_many([args.text])[0]
+        model = {
+            "verdict": verdict_json(verdict),
+            "top": [{"category": c, "p": round(p, 4)} for c, p in verdict.top],
+            "rails": list(verdict.rails),
+            "feature_rules": list(rails(args.text, ruleset).features),
+            "nearest": [
+                {"similarity": round(s, 4), "category": c, "text": t}
+                for s, c, t in engine.nearest(args.text)
+            ],
+        }
+        engine.close()
     if args.json:
-        print(json.dumps(trace_json(trace), ensure_ascii=False, indent=2))
+        print(json.dumps({**trace_json(trace), "model": model}, ensure_ascii=False, indent=2))
     else:
         print_trace(trace)
+        if model is not None:
+            print_model(model)
     return 0
+
+
+def print_model(model: dict[str, Any]) -> None:
+    """Print what the model and the rails decided, and the nearest labelled examples."""
+    console = stdout()
+    v = model["verdict"]
+    console.print(
+        f"decision:   {v['category']} ({v['action']}, danger {v['danger']}, from {v['source']})",
+        markup=False,
+    )
+    top = ", ".join(f"{t['category']} {t['p']:.3f}" for t in model["top"]) or "(no model)"
+    console.print(f"model top:  {top}", markup=False)
+    console.print(f"rails:      {' '.join(model['rails']) or '-'}", markup=False)
+    console.print(f"evidence:   {' '.join(model['feature_rules']) or '-'}", markup=False)
+    for n in model["nearest"]:
+        console.print(
+            f"nearest:    {n['similarity']:.3f} {n['category']}: {n['text']}", markup=False
+        )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -92,6 +92,11 @@ def classify(message: str, ruleset: RuleSet) -> Match | None:
     return _match(ruleset, index, score, extra + tuple(sorted(map(matcher.term, patterns))))
 
 
+def fired_rules(text: str, ruleset: RuleSet) -> list[tuple[int, int]]:
+    """Return (rule index, score) of every rule that fires on already normalised ``text``."""
+    return [(index, score) for index, score, _, _ in _fired(text, ruleset)]
+
+
 def explain(message: str, ruleset: RuleSet) -> Trace:
     """Return the full trace of classifying ``message``: every candidate and the verdict."""
     text = normalise(message)

@@ -8,9 +8,12 @@ are before matching, so an administrator may write them in either script.
 
 from __future__ import annotations
 
+import json
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, NamedTuple
 
@@ -75,6 +78,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RuleMode(StrEnum):
+    """What a rule does beside the learned model."""
+
+    FEATURE = "feature"  # evidence for the model and for explanations; decides only without one
+    FORCE = "force"  # always this category, whatever the model says (danger words)
+    NEVER = "never"  # a veto: no ticket and no danger flag (notices, drills, idioms)
+
+
 class DeadlineOverride(_Strict):
     """Replace one or both deadlines, in a tier or for a category."""
 
@@ -109,6 +120,7 @@ class CategorySpec(_Strict):
     """What a category means for routing: where it starts, how urgent, who hears of it."""
 
     names: dict[Lang, Annotated[str, Field(min_length=1)]]
+    description: str | None = None
     start_tier: Tier
     severity: Severity
     departments: list[Identifier] = []
@@ -129,6 +141,7 @@ class RuleSpec(_Strict):
     id: RuleId
     category: Annotated[str, Field(min_length=1)]
     description: str | None = None
+    mode: RuleMode = RuleMode.FEATURE
     priority: Annotated[int, Field(ge=0, le=1000)] = 50
     urgent: bool = False
     keywords: Terms | None = None
@@ -142,7 +155,28 @@ class RuleSpec(_Strict):
     def _has_trigger(self) -> RuleSpec:
         if self.keywords is None and not self.regex:
             raise ValueError("a rule needs keywords or regex")
+        if self.mode is RuleMode.NEVER and self.category != NONE_CATEGORY:
+            raise ValueError("a never rule vetoes tickets: its category must be none")
+        if self.mode is RuleMode.FORCE and self.category == NONE_CATEGORY:
+            raise ValueError("a force rule names the category it forces, not none")
         return self
+
+
+ExamplePath = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.jsonl$", max_length=200)
+]
+
+
+class ExampleSpec(_Strict):
+    """One labelled message of an examples file (JSON lines)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=100)]
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    category: Annotated[str, Field(min_length=1)]
+    variant: str | None = None
+    urgent: bool = False
+    tags: list[str] = []
+    set: str | None = Field(default=None, description="a part of the corpus (regression: heldout)")
 
 
 class RuleFile(_Strict):
@@ -159,6 +193,13 @@ class RuleFile(_Strict):
         description="Phrases in which a negation asks rather than denies (是不是, 有冇).",
     )
     rules: list[RuleSpec] = []
+    examples: list[ExamplePath] = Field(
+        default=[],
+        description=(
+            "Files of labelled messages (JSON lines: id, text, category[, variant, urgent, tags])"
+            " relative to the rules directory; the file name is the corpus name."
+        ),
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -203,6 +244,18 @@ class Rule:
     must_not_match: tuple[str, ...]
     source: str
     line: int
+    mode: RuleMode = RuleMode.FEATURE
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labelled message the classifier learns from; ``corpus`` names its file."""
+
+    id: str
+    text: str
+    category: str
+    corpus: str
+    urgent: bool = False
 
 
 class Outcome(NamedTuple):
@@ -229,6 +282,8 @@ class RuleSet:
     severity_ranks: tuple[int, ...] = ()  # per rule: its category's severity rank (none: 0)
     priorities: tuple[int, ...] = ()  # per rule: its priority
     outcomes: tuple[Outcome | None, ...] = ()  # per rule: what it decides (None: category none)
+    examples: tuple[Example, ...] = ()
+    digest: str = ""  # a hash of every rule and example file: the learned model's cache key
 
     def deadline(self, category: str, tier: Tier) -> tuple[int, int]:
         """Return (ack, resolve) seconds for a ticket of ``category`` at ``tier``."""
@@ -242,8 +297,17 @@ class RuleSet:
         return ack, max(ack, resolve)
 
 
-def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -> RuleSet:
-    """Validate and merge parsed rule files; raise InvalidRules listing every problem."""
+def build_ruleset(
+    documents: Sequence[Document],
+    where: str = "routing_rules",
+    example_files: Mapping[str, str | None] | None = None,
+    digest: str = "",
+) -> RuleSet:
+    """Validate and merge parsed rule files; raise InvalidRules listing every problem.
+
+    ``example_files`` maps each examples path a file names (as written) to its text, or
+    None when it could not be read; the shell reads them (see ``example_paths``).
+    """
     problems: list[Problem] = []
     categories: dict[str, Category] = {}
     deadlines: Deadlines | None = None
@@ -252,6 +316,7 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
     exceptions: list[str] = []
     specs: list[tuple[Document, int, RuleSpec]] = []
     seen_rules: dict[str, str] = {}
+    example_refs: list[tuple[Document, int, str]] = []
     for doc in documents:
         parts = _validate_file(doc, problems)
         for cid, spec in parts.categories:
@@ -271,6 +336,7 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
             deadlines = parts.deadlines or deadlines
         negations.extend(_terms(doc, ("negations",), parts.negations, problems))
         exceptions.extend(_terms(doc, ("negation_exceptions",), parts.exceptions, problems))
+        example_refs.extend((doc, i, path) for i, path in enumerate(parts.examples))
         for i, spec_rule in parts.rules:
             if spec_rule.id in seen_rules:
                 message = (
@@ -284,6 +350,7 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
     if documents and not deadlines_seen:
         problems.append(Problem(where, 1, 1, "deadlines", "no file defines deadlines"))
     rules = [_compile_rule(doc, i, spec, categories, problems) for doc, i, spec in specs]
+    examples = _examples(example_refs, example_files or {}, categories, problems)
     if problems:
         raise InvalidRules(problems)
     if deadlines is None:
@@ -305,7 +372,77 @@ def build_ruleset(documents: Sequence[Document], where: str = "routing_rules") -
         ),
         priorities=tuple(r.priority for r in compiled),
         outcomes=tuple(_outcome(r, categories) for r in compiled),
+        examples=examples,
+        digest=digest,
     )
+
+
+def example_paths(document: Document) -> list[str]:
+    """Return the examples paths a parsed rule file names (unvalidated), for the shell."""
+    data = document.data
+    paths = data.get("examples", []) if isinstance(data, dict) else []
+    return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+
+
+def corpus_name(path: str) -> str:
+    """Return the corpus name of an examples path: its file name without .jsonl."""
+    return posixpath.basename(path).removesuffix(".jsonl")
+
+
+_EXAMPLE = TypeAdapter(ExampleSpec)
+
+
+def _examples(
+    refs: Sequence[tuple[Document, int, str]],
+    texts: Mapping[str, str | None],
+    categories: Mapping[str, Category],
+    problems: list[Problem],
+) -> tuple[Example, ...]:
+    """Parse every named examples file; each bad line is a problem at file:line."""
+    out: list[Example] = []
+    corpora: dict[str, str] = {}
+    for doc, index, path in refs:
+        corpus = corpus_name(path)
+        if corpus in corpora:
+            message = f"corpus {corpus!r} is named twice (first {corpora[corpus]})"
+            problems.append(doc.problem(("examples", index), message))
+            continue
+        corpora[corpus] = path
+        text = texts.get(path)
+        label = posixpath.join(posixpath.dirname(doc.source), path)
+        if text is None:
+            problems.append(doc.problem(("examples", index), f"cannot read {label}"))
+            continue
+        seen: set[str] = set()
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                spec = _EXAMPLE.validate_python(json.loads(line))
+            except ValueError as exc:
+                for where, message in _line_errors(exc):
+                    problems.append(Problem(label, number, 1, where, message))
+                continue
+            if spec.category != NONE_CATEGORY and spec.category not in categories:
+                problems.append(
+                    Problem(label, number, 1, "category", f"unknown category {spec.category!r}")
+                )
+            elif spec.id in seen:
+                problems.append(Problem(label, number, 1, "id", f"duplicate id {spec.id!r}"))
+            else:
+                seen.add(spec.id)
+                out.append(Example(spec.id, spec.text, spec.category, corpus, spec.urgent))
+    return tuple(out)
+
+
+def _line_errors(exc: ValueError) -> list[tuple[str, str]]:
+    """Return (field, message) pairs for a line that is not a valid example."""
+    if isinstance(exc, ValidationError):
+        return [
+            (".".join(str(p) for p in e["loc"]), str(e["msg"]))
+            for e in exc.errors(include_url=False)
+        ]
+    return [("", f"not JSON: {exc}")]
 
 
 def _outcome(rule: Rule, categories: Mapping[str, Category]) -> Outcome | None:
@@ -327,6 +464,7 @@ class _FileParts:
     negations: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
     rules: list[tuple[int, RuleSpec]] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
 
 
 _CATEGORY_ID = TypeAdapter(Identifier)
@@ -355,6 +493,7 @@ def _validate_file(doc: Document, problems: list[Problem]) -> _FileParts:
         parts.deadlines = head.deadlines
         parts.negations = list(head.negations)
         parts.exceptions = list(head.negation_exceptions)
+        parts.examples = list(head.examples)
     categories = data.get("categories", {})
     if not isinstance(categories, dict):
         problems.append(
@@ -403,7 +542,7 @@ def _compile_rule(
         keywords=tuple(dict.fromkeys(keywords)), all_of=all_of,
         regex=tuple(r for r in regexes if r is not None), veto=tuple(dict.fromkeys(veto)),
         must_match=tuple(spec.must_match), must_not_match=tuple(spec.must_not_match),
-        source=doc.source, line=line,
+        source=doc.source, line=line, mode=spec.mode,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.adapters.telegram import ALLOWED_UPDATES, PLATFORM, TelegramGateway
 from bot.bindings import BindingStore, OverlaidConfig
+from bot.classifier.engine import engine_for
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
@@ -71,7 +72,12 @@ class TelegramBot:
         )
         self.renderer = Renderer()
         self.store = RedisStore(client)
-        self.service = Service(self.store, self.config, RqScheduler(sync, settings.queue))
+        self.service = Service(
+            self.store,
+            self.config,
+            RqScheduler(sync, settings.queue),
+            classifier=engine_for(settings, self.config.ruleset),
+        )
         self.bindings = BindingStore(client)
         root = settings.telegram_base_url.rstrip("/")
         self.application: Application = (  # type: ignore[type-arg]

