@@ -31,7 +31,7 @@ from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
 from bot.storage.redis import RedisStore
-from bot.telegram.inbox import Inbox
+from bot.inbox import Inbox
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.router import Router, set_menus
 from bot.telegram.sending import TelegramSender
