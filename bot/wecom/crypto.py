@@ -38,7 +38,7 @@ class BadCiphertext(Exception):
 
 
 def aes_key(encoding_aes_key: str) -> bytes:
-    """Return the 32-byte AES key of a 43-character EncodingAESKey; raise ValueError if malformed."""
+    """Return the 32-byte key of a 43-character EncodingAESKey; raise ValueError if malformed."""
     if not _AES_KEY.match(encoding_aes_key):
         raise ValueError("an EncodingAESKey is 43 characters of A-Z, a-z, 0-9, + and /")
     return base64.b64decode(encoding_aes_key + "=")
