@@ -100,7 +100,7 @@ def to_incoming(
         if not isinstance(key, str) or not key:
             return None
         return IncomingMessage(**base, callback=key)
-    text, attachments = "", ()
+    text, attachments = "", tuple[str, ...]()
     if kind == "text":
         text = _content(msg.get("text"))
     elif kind == "mixed":
@@ -141,8 +141,9 @@ def _userid(msg: Mapping[str, Any]) -> str | None:
 
 def _created(msg: Mapping[str, Any], received_at: float) -> float:
     created = msg.get("create_time")
-    ok = isinstance(created, int | float) and not isinstance(created, bool) and created > 0
-    return float(created) if ok else received_at
+    if isinstance(created, int | float) and not isinstance(created, bool) and created > 0:
+        return float(created)
+    return received_at
 
 
 def _obj(value: Any) -> Mapping[str, Any]:

@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -70,6 +71,18 @@ class WeComError(Exception):
         self.errcode = errcode
 
 
+@dataclass(frozen=True)
+class WeComRendered(Rendered):
+    """A rendered reply and, when it has buttons, the @-mention commands that stand for them."""
+
+    hint: str = ""
+
+
+def hint_of(message: Rendered) -> str:
+    """Return the @-mention hint of a message (none for a message without buttons)."""
+    return message.hint if isinstance(message, WeComRendered) and message.buttons else ""
+
+
 class Passive:
     """Callbacks of this process waiting for their passive reply, by (chat, msgid)."""
 
@@ -86,7 +99,7 @@ class Passive:
         """Stop waiting (the callback was answered)."""
         self._waiting.pop((chat, msgid), None)
 
-    def offer(self, chat: str, msgid: str, message: Rendered, hint: str) -> bool:
+    def offer(self, chat: str, msgid: str, message: Rendered) -> bool:
         """Make ``message`` the passive reply of ``msgid`` if it still waits; return whether."""
         waiting = self._waiting.pop((chat, msgid), None)
         if waiting is None or waiting[1].done():
@@ -95,7 +108,7 @@ class Passive:
         if message.buttons and single:
             future.set_result(template_card(message))
         else:
-            future.set_result(stream(with_hint(message, hint)))
+            future.set_result(stream(with_hint(message)))
         return True
 
 
@@ -134,9 +147,10 @@ def template_card(message: Rendered) -> dict[str, Any]:
     return {"msgtype": "template_card", "template_card": card}
 
 
-def with_hint(message: Rendered, hint: str) -> str:
+def with_hint(message: Rendered) -> str:
     """Return the text of ``message``, and the @-mention hint when it had buttons."""
-    return f"{message.text}\n\n{hint}" if message.buttons and hint else message.text
+    hint = hint_of(message)
+    return f"{message.text}\n\n{hint}" if hint else message.text
 
 
 def _cut(text: str, limit: int) -> str:
@@ -155,7 +169,6 @@ class WeComGateway:
         base_url: str,
         webhooks: Callable[[], Mapping[str, SecretStr]],
         passive: Passive,
-        hint: Callable[[Rendered], str],
         *,
         per_minute: int = 20,
         window: float = 60.0,
@@ -166,7 +179,6 @@ class WeComGateway:
         self.base_url = base_url.rstrip("/")
         self.webhooks = webhooks
         self.passive = passive
-        self.hint = hint
         self.per_minute = per_minute
         self.window = window
         self.clock = clock
@@ -190,18 +202,17 @@ class WeComGateway:
         if msgid is None:
             latest = await self.redis.get(keys.wecom_latest(chat))
             msgid = latest.decode() if isinstance(latest, bytes) else latest
-        hint = self.hint(message) if message.buttons else ""
-        if msgid and self.passive.offer(chat, msgid, message, hint):
+        if msgid and self.passive.offer(chat, msgid, message):
             return sent
-        if msgid and await self._respond(chat, msgid, message, hint):
+        if msgid and await self._respond(chat, msgid, message):
             return sent
         key = self.webhooks().get(chat)
         if key is None:
             raise Undeliverable(f"{chat}: no open callback, no response_url, no webhook key")
-        await self._push(key.get_secret_value(), text_message(with_hint(message, hint)))
+        await self._push(key.get_secret_value(), text_message(with_hint(message)))
         return sent
 
-    async def _respond(self, chat: str, msgid: str, message: Rendered, hint: str) -> bool:
+    async def _respond(self, chat: str, msgid: str, message: Rendered) -> bool:
         """Send through the callback's response_url if it is unused; return whether it was."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.get(keys.wecom_response_url(chat, msgid))
@@ -213,7 +224,7 @@ class WeComGateway:
         if message.buttons and record.get("single"):
             body = template_card(message)
         else:
-            body = markdown(with_hint(message, hint))
+            body = markdown(with_hint(message))
         await self._post(record["url"], body)
         return True
 
