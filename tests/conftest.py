@@ -10,6 +10,7 @@ from bot.core.rules import RuleSet
 from bot.sources import load_ruleset
 from tests.redis_fixtures import redis_async, redis_server, redis_sync, redis_url  # noqa: F401
 from tests.telegram_fixtures import fake, harness  # noqa: F401
+from tests.wecom_fixtures import fake_wecom, wecom_bot  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "routing_rules"
