@@ -88,7 +88,9 @@ class FakeWeCom:
 
     # -- what users do ---------------------------------------------------------------------
 
-    def message(self, userid: str, text: str, chatid: str | None = None, **extra: Any) -> dict[str, Any]:
+    def message(
+        self, userid: str, text: str, chatid: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """Return a text callback: in a group when ``chatid`` is given, else a single chat."""
         msg = self._base(userid, chatid)
         msg.update(msgtype="text", text={"content": text}, **extra)
@@ -125,8 +127,12 @@ class FakeWeCom:
     # -- calling the bot -------------------------------------------------------------------
 
     def envelope(
-        self, msg: dict[str, Any], *, cipher: WeComCipher | None = None,
-        timestamp: str | None = None, nonce: str | None = None,
+        self,
+        msg: dict[str, Any],
+        *,
+        cipher: WeComCipher | None = None,
+        timestamp: str | None = None,
+        nonce: str | None = None,
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Return the query and the body of a callback, encrypted and signed."""
         cipher = cipher or self.cipher
@@ -138,8 +144,12 @@ class FakeWeCom:
         return query, {"encrypt": encrypted}
 
     async def post(
-        self, msg: dict[str, Any] | None = None, *, query: dict[str, str] | None = None,
-        body: bytes | None = None, **envelope: Any,
+        self,
+        msg: dict[str, Any] | None = None,
+        *,
+        query: dict[str, str] | None = None,
+        body: bytes | None = None,
+        **envelope: Any,
     ) -> Answer:
         """Post a callback (or exactly ``query`` and ``body``); return the bot's answer."""
         if msg is not None:

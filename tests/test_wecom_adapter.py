@@ -74,7 +74,11 @@ def test_media_count_in_single_chats_only(
 
 def test_a_button_press_is_the_telegram_callback(tree: OrgTree) -> None:
     m = to_incoming(FakeWeCom().button(CADRE, "ack:42"), 1.0, tree)
-    assert m is not None and (m.callback, m.private, m.sender.person) == ("ack:42", True, "p-yang-zixuan")
+    assert m is not None and (m.callback, m.private, m.sender.person) == (
+        "ack:42",
+        True,
+        "p-yang-zixuan",
+    )
 
 
 def test_what_lianhu_ignores(tree: OrgTree) -> None:
