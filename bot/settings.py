@@ -71,6 +71,33 @@ class Settings(BaseSettings):
         description="Factor applied to the periods of Telegram's rate limits (tests only).",
     )
 
+    # -- WeCom (企业微信) intelligent robot: ``lianhu run --platform wecom`` ---------------------
+    wecom_token: SecretStr | None = Field(
+        default=None, description="Token of the robot's API mode (never printed)."
+    )
+    wecom_aes_key: SecretStr | None = Field(
+        default=None, description="EncodingAESKey of the robot's API mode, 43 characters."
+    )
+    wecom_bot_id: str | None = Field(
+        default=None, description="The robot's aibotid; callbacks of other robots are refused."
+    )
+    wecom_bot_name: str = Field(
+        default="", description="The robot's name, cut from @-mentions (default: the first one)."
+    )
+    wecom_base_url: str = Field(
+        default="https://qyapi.weixin.qq.com",
+        description="WeCom API root for group robot webhooks and response_url (tests).",
+    )
+    wecom_webhooks: Path | None = Field(
+        default=None, description="YAML file of group robot webhook keys per WeCom group chat."
+    )
+    wecom_replay_window: int = Field(
+        default=300, ge=10, le=3600, description="Seconds a callback's timestamp may be off."
+    )
+    wecom_per_minute: int = Field(
+        default=20, ge=1, le=20, description="Pushes a minute per group robot (WeCom: 20)."
+    )
+
     def policy(self) -> Policy:
         """Return the deadline policy these settings describe."""
         return Policy(scale=self.deadline_scale, floor=self.deadline_floor)
@@ -89,4 +116,11 @@ class Settings(BaseSettings):
             r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
         ):
             raise ValueError("1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value.get_secret_value()):
+            raise ValueError("43 characters of A-Z, a-z, 0-9, + and / (the EncodingAESKey)")
         return value

@@ -11,6 +11,7 @@ from bot.core.rules import RuleSet
 from bot.sources import load_ruleset
 from tests.redis_fixtures import redis_async, redis_server, redis_sync, redis_url  # noqa: F401
 from tests.telegram_fixtures import fake, harness  # noqa: F401
+from tests.wecom_fixtures import fake_wecom, wecom_bot  # noqa: F401
 
 # The bot and the simulator classify with the rules alone in tests (and their subprocesses):
 # training the model takes tens of seconds; tests/test_classifier*.py test it on purpose.

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio
 
-from bot.telegram.inbox import Inbox
+from bot.inbox import Inbox
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
-"""``lianhu run``: the Telegram bot, by long polling or (``--webhook URL``) by webhook."""
+"""``lianhu run``: the Telegram bot, by long polling or (``--webhook URL``) by webhook;
+``lianhu run --platform wecom``: the WeCom intelligent robot's callback server."""
 
 from __future__ import annotations
 
@@ -36,7 +37,15 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--name", default=None, help="this process's consumer name (default: the host name)"
     )
+    parser.add_argument(
+        "--platform", choices=PLATFORMS, default="telegram",
+        help="which chat platform this process serves (one process per platform)",
+    )  # fmt: skip
+    parser.add_argument("--path", default="/wecom", help="WeCom callback URL path")
     parser.set_defaults(func=cmd_run)
+
+
+PLATFORMS = ("telegram", "wecom")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -45,6 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = Settings()
     except ValidationError as exc:
         return report_settings(exc, "lianhu run")
+    if args.platform == "wecom":
+        return run_wecom(settings, args)
     if settings.telegram_token is None:
         print("lianhu run: set LIANHU_TELEGRAM_TOKEN to the token from @BotFather", file=sys.stderr)
         return 2
@@ -79,6 +90,58 @@ async def _serve(settings: Settings, url: str, args: argparse.Namespace) -> int:
             print(f"lianhu run: {exc}", file=sys.stderr)
             await bot.stop()
             return 2
+        await stop.wait()
+        log.info("stopping")
+        await bot.stop()
+        return 0
+    finally:
+        await client.aclose(close_connection_pool=True)
+        sync.close()
+
+
+# -- WeCom ------------------------------------------------------------------------------------
+
+
+def run_wecom(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the WeCom callback URL until SIGTERM or Ctrl-C."""
+    missing = [
+        name
+        for name, value in (
+            ("LIANHU_WECOM_TOKEN", settings.wecom_token),
+            ("LIANHU_WECOM_AES_KEY", settings.wecom_aes_key),
+        )
+        if value is None
+    ]
+    if missing:
+        print(f"lianhu run: set {' and '.join(missing)}", file=sys.stderr)
+        return 2
+    setup_logging()
+    url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
+    try:
+        return asyncio.run(_serve_wecom(settings, url, args))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _serve_wecom(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    from bot.wecom.runner import WeComBot
+    from bot.wecom.webhooks import InvalidWebhooks
+
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    sync = redis.Redis.from_url(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        try:
+            bot = WeComBot(settings, client, sync, consumer=args.name)
+        except InvalidWebhooks as exc:
+            print(f"lianhu run: {exc}", file=sys.stderr)
+            return 2
+        await bot.start(args.listen, args.port, args.path)
         await stop.wait()
         log.info("stopping")
         await bot.stop()

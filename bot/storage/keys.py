@@ -88,7 +88,7 @@ def inbox(platform: str) -> str:
     return INBOX.format(platform=platform)
 
 
-def update_seen(platform: str, update_id: int) -> str:
+def update_seen(platform: str, update_id: int | str) -> str:
     """Return the marker of an update already written to the inbox."""
     return f"{PREFIX}:update:{platform}:{update_id}"
 
@@ -101,3 +101,26 @@ def invite(code: str) -> str:
 def sender_lease(platform: str) -> str:
     """Return the lease that makes one process the only writer of a platform."""
     return f"{PREFIX}:sender:{platform}:lease"
+
+
+# -- WeCom: replay protection, reply routes ----------------------------------------------------
+
+
+def wecom_nonce(nonce: str) -> str:
+    """Return the marker of a callback nonce already accepted (kept for the replay window)."""
+    return f"{PREFIX}:wecom:nonce:{nonce}"
+
+
+def wecom_response_url(chat: str, msgid: str) -> str:
+    """Return the one-use response_url of a callback (WeCom honours it for an hour)."""
+    return f"{PREFIX}:wecom:response:{chat}:{msgid}"
+
+
+def wecom_latest(chat: str) -> str:
+    """Return the id of the latest callback from a chat (whose response_url may still be unused)."""
+    return f"{PREFIX}:wecom:latest:{chat}"
+
+
+def wecom_webhook_window(robot: str) -> str:
+    """Return the ZSET of recent pushes through one group robot webhook (its rate limit)."""
+    return f"{PREFIX}:wecom:webhook:{robot}"

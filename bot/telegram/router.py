@@ -1,13 +1,11 @@
 """What the bot does with one Telegram update: the core's use cases, or /bind, /invite, /join.
 
-Every answer goes through the outbox in the same commit that marks the
-message handled, so a redelivered update answers nothing twice.
+The admin commands are ``bot.chat_admin``'s, shared with the other platforms.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from telegram import (
     Bot,
@@ -19,23 +17,14 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.adapters.telegram import PLATFORM, chat_key, to_incoming
-from bot.bindings import BindingStore, OverlaidConfig, invite_params
-from bot.core.enrolment import (
-    AdminCommand,
-    AdminRefusal,
-    AdminVerb,
-    Binding,
-    decide_bind,
-    decide_invite,
-    parse_admin,
-)
-from bot.core.models import IncomingMessage, Lang, Reply
-from bot.core.org import node_of_chat, person_of_account
-from bot.core.workflow import node_params
+from bot.adapters.telegram import chat_key, to_incoming
+from bot.bindings import BindingStore, OverlaidConfig
+from bot.chat_admin import ChatAdmin
+from bot.core.enrolment import AdminCommand, AdminRefusal, Binding, parse_admin
+from bot.core.models import IncomingMessage, Lang
+from bot.core.org import node_of_chat
 from bot.render import Renderer
 from bot.services import Handled, Service
-from bot.storage.redis import OutboxEntry, reply_payload
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +51,7 @@ class Router:
         self.config = config
         self.bindings = bindings
         self.renderer = renderer
+        self.chat_admin = ChatAdmin(service, config, bindings)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Handle one update (a ptb handler callback); raise to leave it in the inbox."""
@@ -94,39 +84,7 @@ class Router:
         self, message: IncomingMessage, command: AdminCommand | AdminRefusal, thread: int | None
     ) -> None:
         """Carry out /bind, /invite or /join, or refuse it; answer in the chat."""
-        if await self.service.store.was_processed(message.key) is not None:
-            return
-        if isinstance(command, AdminRefusal):
-            return await self._say(message, command.reason, dict(command.params))
-        tree = self.config.context.tree
-        person = person_of_account(tree, message.sender.account)
-        if command.verb is AdminVerb.BIND:
-            file_tree = self.config.file_context.tree
-            bind = decide_bind(file_tree, person, message.chat, message.private, command)
-            if isinstance(bind, AdminRefusal):
-                return await self._say(message, bind.reason, dict(bind.params))
-            await self.bindings.bind(Binding(bind.chat, bind.node, bind.staff, thread))
-            await self.config.refresh(self.bindings, force=True)
-            log.info("chat %s bound to %s by %s", bind.chat, bind.node, message.sender.account)
-            node = tree.nodes[bind.node]
-            return await self._say(message, "bound", {**node_params(node), "staff": bind.staff})
-        if command.verb is AdminVerb.INVITE:
-            invite = decide_invite(tree, person, message.private, command)
-            if isinstance(invite, AdminRefusal):
-                return await self._say(message, invite.reason, dict(invite.params))
-            code = await self.bindings.create_invite(invite, message.sender.account)
-            return await self._say(message, "invite_code", invite_params(tree, invite, code))
-        if not message.private:
-            await self.bindings.burn_invite(command.code)
-            return await self._say(message, "join_in_private", {})
-        s = message.sender
-        joined = await self.bindings.join(command.code, s.account, s.name, s.lang)
-        if joined is None:
-            return await self._say(message, "join_invalid", {})
-        await self.config.refresh(self.bindings, force=True)
-        log.info("%s enrolled as %s of %s", s.account, joined.role.value, joined.scope)
-        node = self.config.context.tree.nodes[joined.scope]
-        await self._say(message, "joined", {**node_params(node), "role": joined.role.value})
+        await self.chat_admin.handle(message, command, thread)
 
     async def migrate(self, old: str, new: str) -> None:
         """Keep a group's node when Telegram turns it into a supergroup with a new id."""
@@ -137,14 +95,6 @@ class Router:
         await self.bindings.bind(Binding(new, node.id, staff=node.staff_chat == old))
         await self.config.refresh(self.bindings, force=True)
         log.warning("chat %s migrated to %s: bound to %s", old, new, node.id)
-
-    async def _say(self, message: IncomingMessage, template: str, params: dict[str, Any]) -> None:
-        """Answer in the chat, quoting the message, committed with its handled marker."""
-        reply = Reply(
-            message.chat, template, params, message.sender.lang, reply_to=message.message_id
-        )
-        entry = OutboxEntry(PLATFORM, f"m:{message.key}:0", reply_payload(reply))
-        await self.service.store.commit(None, None, (), [entry], message.key)
 
 
 async def set_menus(bot: Bot, renderer: Renderer) -> None:

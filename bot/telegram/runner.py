@@ -27,12 +27,12 @@ from bot.classifier.engine import engine_for
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
+from bot.inbox import Inbox
 from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
 from bot.storage.redis import RedisStore
-from bot.telegram.inbox import Inbox
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.router import Router, set_menus
 from bot.telegram.sending import TelegramSender

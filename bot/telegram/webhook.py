@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.telegram.inbox import Inbox
+from bot.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

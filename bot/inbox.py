@@ -1,4 +1,6 @@
-"""The durable inbox: every update is in Redis before Telegram is told it arrived.
+"""The durable inbox: every update is in Redis before its platform is told it arrived.
+
+Shared by every platform (Telegram updates, WeCom callbacks), one stream each.
 
 ``put`` sets a marker on the update id if absent and appends the update to a
 stream in one script (one round trip): an update delivered twice is stored
@@ -26,7 +28,7 @@ from bot.storage import keys
 
 log = logging.getLogger(__name__)
 
-SEEN_TTL = 7 * 24 * 3600  # Telegram keeps an undelivered update for 24 h
+SEEN_TTL = 7 * 24 * 3600  # Telegram keeps an undelivered update for 24 h; WeCom retries for less
 
 _PUT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -63,7 +65,7 @@ class Inbox:
         self._put = redis.register_script(_PUT)
         self._inflight: set[str] = set()
 
-    async def put(self, update_id: int, raw: str) -> bool:
+    async def put(self, update_id: int | str, raw: str) -> bool:
         """Store an update unless its id was seen; return whether it was new."""
         seen = keys.update_seen(self.platform, update_id)
         return bool(await self._put(keys=[seen, self.stream], args=[SEEN_TTL, raw]))
