@@ -7,16 +7,21 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
-PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)")
+PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)(?:\s*;\s*([^\\\n]+))?")
 
 
 def pins(name: str) -> dict[str, str]:
-    """Return {package: version} of a lock file, checking that every pin carries hashes."""
+    """Return {package: version} of a lock file for this interpreter and platform.
+
+    The lock is universal: a package may have one pin per Python version range (its
+    environment marker); only the pin whose marker holds here counts. Every pin carries hashes.
+    """
     text = (REQUIREMENTS / name).read_text(encoding="utf-8")
     blocks = re.split(r"\n(?=\S)", text)
     found = {}
@@ -24,7 +29,8 @@ def pins(name: str) -> dict[str, str]:
         match = PIN.match(block)
         if match:
             assert "--hash=sha256:" in block, f"{name}: {match[1]} has no hash"
-            found[canonicalize_name(match[1])] = match[2]
+            if match[3] is None or Marker(match[3].strip()).evaluate():
+                found[canonicalize_name(match[1])] = match[2]
     return found
 
 
