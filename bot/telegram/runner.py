@@ -26,6 +26,7 @@ from bot.bindings import BindingStore, OverlaidConfig
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
+from bot.core.pacing import Pacing
 from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.services import Service
@@ -71,7 +72,10 @@ class TelegramBot:
         )
         self.renderer = Renderer()
         self.store = RedisStore(client)
-        self.service = Service(self.store, self.config, RqScheduler(sync, settings.queue))
+        self.service = Service(
+            self.store, self.config, RqScheduler(sync, settings.queue),
+            pacing=Pacing(per_person=settings.replies_per_person),
+        )  # fmt: skip
         self.bindings = BindingStore(client)
         root = settings.telegram_base_url.rstrip("/")
         self.application: Application = (  # type: ignore[type-arg]
@@ -100,8 +104,9 @@ class TelegramBot:
         # One consumer name for every sender: whoever holds the lease next reads what the
         # last holder had in hand as its own pending entries, at once.
         self.sender = TelegramSender(
-            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle
-        )
+            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle,
+            backlog_alert=settings.outbox_backlog_alert,
+        )  # fmt: skip
         self.inbox = Inbox(client, PLATFORM, name, claim_idle=claim_idle)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
