@@ -197,6 +197,8 @@ class TelegramSender(Sender):
                     break
             except UNREACHABLE:
                 pass
+            except Exception:  # not a missing Redis: say so, and keep trying
+                log.exception("outbox %s: recovery failed", self.stream)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         if not held and self._holding:  # another process took over while Redis was away
