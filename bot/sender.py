@@ -5,22 +5,36 @@ the sender renders each in its recipient's language just before sending.
 
 Entries are read through a consumer group. Before sending, the entry's sent
 marker is checked; after the platform accepts a message, the marker, the
-card pointer (so replies to the card reach its ticket) and the XACK are
-written in one transaction. A failed send stays pending and is claimed again
+card pointer (so replies to the card reach its ticket), the XACK and the XDEL
+are written in one transaction. A failed send stays pending and is claimed again
 after a back-off; after ``max_attempts`` it is dropped to a dead-letter list
 and logged, never retried forever.
+
+Exactly once through a Redis restart: a message the platform accepted is
+remembered in memory before its marker is written. When Redis does not answer
+that write, the sender keeps the fact, sends nothing new, and writes the marker
+again until Redis answers; an entry read again meanwhile (or after Redis lost
+its last second of writes) is found in memory and not sent again.
+
+The stream is never trimmed: a delivered entry is deleted, an undelivered one
+stays until it is delivered or dead-lettered, and a backlog of more than
+``backlog_alert`` entries is logged as an error once each time it crosses it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.ports import ChatGateway, Render
 from bot.render import Renderer
@@ -31,6 +45,15 @@ log = logging.getLogger(__name__)
 
 SENT_TTL = 7 * 24 * 3600
 CARD_TTL = 90 * 24 * 3600  # replies to a card are understood for three months
+REMEMBERED = 50_000  # delivered keys kept in memory: covers Redis losing its last writes
+BACKLOG_ALERT = 10_000  # undelivered entries before the sender logs an error
+BACKLOG_CHECK = 5.0  # seconds between looks at the backlog
+# Redis is away (stopped, restarting, loading its AOF, a replica now): wait and try again.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OSError)
+
+
+class RedisUnavailable(Exception):
+    """Redis did not answer a write the sender must make before it sends anything else."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,16 @@ class SenderStats:
     skipped: int = 0  # already sent before (a redelivery)
     failed: int = 0
     dropped: int = 0
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A message the platform accepted: what its sent marker and card pointer record."""
+
+    key: str
+    chat: str
+    message_id: str
+    ticket: str | None
 
 
 class Sender:
@@ -55,6 +88,7 @@ class Sender:
         render: Render | None = None,
         retry_after: float = 5.0,
         max_attempts: int = 8,
+        backlog_alert: int = BACKLOG_ALERT,
     ) -> None:
         self.redis = redis
         self.gateway = gateway
@@ -63,7 +97,11 @@ class Sender:
         self.stream = keys.outbox(gateway.platform)
         self.retry_after = retry_after
         self.max_attempts = max_attempts
+        self.backlog_alert = backlog_alert
         self._group_ready = False
+        self._delivered: OrderedDict[str, Delivered] = OrderedDict()  # by key, oldest first
+        self._unmarked: dict[str, Delivered] = {}  # by entry id: markers Redis has not taken yet
+        self._over_backlog = False
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -73,10 +111,27 @@ class Sender:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        await self._trim_delivered()
         self._group_ready = True
+
+    async def _trim_delivered(self) -> None:
+        """Delete entries acknowledged before XDEL was used (every one older than all pending)."""
+        groups = await self.redis.xinfo_groups(self.stream)
+        group = next((g for g in groups if _text(g["name"]) == keys.OUTBOX_GROUP), None)
+        if group is None:
+            return
+        ms, seq = _text(group["last-delivered-id"]).split("-")
+        upto = f"{ms}-{int(seq) + 1}"  # everything read by the group, and not pending
+        pending = await self.redis.xpending(self.stream, keys.OUTBOX_GROUP)
+        if pending["pending"]:
+            oldest = _text(pending["min"])
+            upto = min(upto, oldest, key=lambda i: tuple(int(p) for p in i.split("-")))
+        await self.redis.xtrim(self.stream, minid=upto, approximate=False)
 
     async def drain(self, count: int = 100, block_ms: int | None = None) -> SenderStats:
         """Send what is waiting: stale pending entries first, then new ones."""
+        if not await self._flush_marks():
+            raise RedisUnavailable(f"{len(self._unmarked)} sent markers not written yet")
         await self._ensure_group()
         total = SenderStats()
         claimed: Any = await self.redis.xautoclaim(
@@ -97,23 +152,43 @@ class Sender:
 
     async def run(self, stop: asyncio.Event, block_ms: int = 1000) -> None:
         """Drain until ``stop`` is set."""
+        loop = asyncio.get_running_loop()
+        last_check = 0.0
         while not stop.is_set():
             try:
+                if loop.time() - last_check > BACKLOG_CHECK:
+                    last_check = loop.time()
+                    await self.check_backlog()
                 await self.drain(block_ms=block_ms)
             except Exception:  # keep the one writer alive; the entry stays pending
                 log.exception("outbox %s: drain failed", self.stream)
                 await asyncio.sleep(1.0)
+        await self._flush_marks()
+
+    async def check_backlog(self) -> int:
+        """Log an error when the undelivered entries first exceed ``backlog_alert``."""
+        waiting = int(await self.redis.xlen(self.stream))  # delivered entries are deleted
+        if waiting > self.backlog_alert and not self._over_backlog:
+            self._over_backlog = True
+            log.error(
+                "outbox %s: %d messages wait to be delivered (alert at %d): is %s reachable?",
+                self.stream, waiting, self.backlog_alert, self.gateway.platform,
+            )  # fmt: skip
+        elif waiting <= self.backlog_alert * 0.9 and self._over_backlog:
+            self._over_backlog = False
+            log.warning("outbox %s: backlog down to %d", self.stream, waiting)
+        return waiting
 
     async def _handle(self, entries: list[Any]) -> SenderStats:
         stats = SenderStats()
-        for entry_id, fields in entries:
-            if not fields:  # deleted by trimming while pending
-                await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+        for raw_id, fields in entries:
+            entry_id = _text(raw_id)
+            if not fields:
+                await self._vanished(entry_id)
                 continue
-            key = _text(fields[b"key"] if b"key" in fields else fields["key"])
-            payload = json.loads(fields[b"payload"] if b"payload" in fields else fields["payload"])
-            if await self.redis.exists(keys.sent(key)):
-                await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+            key = _text(_field(fields, "key"))
+            payload = json.loads(_field(fields, "payload"))
+            if await self._done_before(entry_id, key):
                 stats = _add(stats, SenderStats(skipped=1))
                 continue
             try:
@@ -122,16 +197,71 @@ class Sender:
             except Exception as exc:
                 stats = _add(stats, await self._failed(entry_id, key, exc))
                 continue
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.set(keys.sent(key), sent.message_id, ex=SENT_TTL)
-            if payload.get("ticket"):
-                pipe.set(
-                    keys.card(payload["chat"], sent.message_id), payload["ticket"], ex=CARD_TTL
-                )
-            pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
-            await pipe.execute()
+            done = Delivered(key, str(payload["chat"]), str(sent.message_id), payload.get("ticket"))
             stats = _add(stats, SenderStats(sent=1))
+            if not await self._delivered_now(entry_id, done):
+                raise RedisUnavailable(f"sent {key}; its marker waits for Redis")
         return stats
+
+    # -- what was delivered: in memory first, then in Redis ------------------------------
+
+    async def _done_before(self, entry_id: str, key: str) -> bool:
+        """Return whether ``key`` was delivered already; if so, settle this entry of it."""
+        known = self._delivered.get(key)
+        if known is not None:
+            if entry_id not in self._unmarked and not await self._mark(entry_id, known):
+                self._unmarked[entry_id] = known
+            return True
+        if await self.redis.exists(keys.sent(key)):
+            await self._settle(entry_id)
+            return True
+        return False
+
+    async def _delivered_now(self, entry_id: str, done: Delivered) -> bool:
+        """Remember an accepted message, then record it; False when Redis did not answer."""
+        self._delivered[done.key] = done
+        while len(self._delivered) > REMEMBERED:
+            self._delivered.popitem(last=False)  # unmarked ones are also in _unmarked
+        if await self._mark(entry_id, done):
+            return True
+        self._unmarked[entry_id] = done
+        log.warning("outbox %s: sent %s; Redis away, its marker is kept", self.stream, done.key)
+        return False
+
+    async def _mark(self, entry_id: str, done: Delivered) -> bool:
+        """Write the sent marker, card pointer, XACK and XDEL at once; False if Redis is away."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.sent(done.key), done.message_id, ex=SENT_TTL)
+        if done.ticket:
+            pipe.set(keys.card(done.chat, done.message_id), done.ticket, ex=CARD_TTL)
+        pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+        pipe.xdel(self.stream, entry_id)
+        try:
+            await pipe.execute()
+        except UNREACHABLE:
+            return False
+        return True
+
+    async def _flush_marks(self) -> bool:
+        """Write the markers Redis did not take; return whether none is left."""
+        for entry_id, done in list(self._unmarked.items()):
+            if not await self._mark(entry_id, done):
+                return False
+            del self._unmarked[entry_id]
+            log.info("outbox %s: marker of %s written after Redis came back", self.stream, done.key)
+        return True
+
+    async def _settle(self, entry_id: str) -> None:
+        """Acknowledge and delete an entry that needs no send."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+        pipe.xdel(self.stream, entry_id)
+        await pipe.execute()
+
+    async def _vanished(self, entry_id: str) -> None:
+        """Acknowledge a pending entry whose content is gone (deleted by hand or trimmed)."""
+        log.error("outbox %s: entry %s vanished before it was delivered", self.stream, entry_id)
+        await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
 
     async def _failed(self, entry_id: Any, key: str, exc: Exception) -> SenderStats:
         pending = await self.redis.xpending_range(
@@ -139,18 +269,20 @@ class Sender:
         )
         attempts = int(pending[0]["times_delivered"]) if pending else 1
         if attempts >= self.max_attempts:
-            log.error(
-                "outbox %s: dropping %s after %d attempts: %s", self.stream, key, attempts, exc
-            )
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.rpush(f"{self.stream}:dead", key)
-            pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
-            await pipe.execute()
+            await self._dead_letter(entry_id, key, exc)
             return SenderStats(dropped=1)
         log.warning(
             "outbox %s: send of %s failed (attempt %d): %s", self.stream, key, attempts, exc
         )
         return SenderStats(failed=1)
+
+    async def _dead_letter(self, entry_id: str, key: str, exc: Exception) -> None:
+        log.error("outbox %s: dropping %s: %s", self.stream, key, exc)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.rpush(f"{self.stream}:dead", key)
+        pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+        pipe.xdel(self.stream, entry_id)
+        await pipe.execute()
 
 
 def _add(a: SenderStats, b: SenderStats) -> SenderStats:
@@ -159,5 +291,15 @@ def _add(a: SenderStats, b: SenderStats) -> SenderStats:
     )
 
 
+def _field(fields: Any, name: str) -> Any:
+    return fields[name.encode()] if name.encode() in fields else fields[name]
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -34,6 +34,7 @@ from bot.core.org import (
     node_of_chat,
     person_of_account,
 )
+from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.stats import node_stats
 from bot.core.ticket import Ticket
 from bot.core.triage import EMERGENCY, Action, Verdict, triage
@@ -53,6 +54,7 @@ from bot.storage import keys
 from bot.storage.redis import (
     CommitStatus,
     OutboxEntry,
+    Pace,
     RedisStore,
     deadline_members,
     reply_payload,
@@ -94,12 +96,14 @@ class Service:
         scheduler: Scheduler,
         clock: Clock = time.time,
         classifier: Engine | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.scheduler = scheduler
         self.clock = clock
         self.classifier = classifier  # None: the keyword rules alone decide
+        self.pacing = pacing or Pacing()
         # Work on one ticket (or one village's problem) in turn within this process;
         # the commit guards still settle races with other processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -332,7 +336,7 @@ class Service:
         await self._commit_replies(message, [reply])
 
     async def _commit_replies(self, message: IncomingMessage, replies: Sequence[Reply]) -> None:
-        outbox = self._entries(replies, f"m:{message.key}")
+        outbox = self._entries(replies, f"m:{message.key}", message)
         await self.store.commit(None, None, (), outbox, message.key)
 
     # -- deadlines ---------------------------------------------------------------------
@@ -459,13 +463,42 @@ class Service:
         else:
             assert message is not None
             prefix = f"m:{message.key}"
-        return self._entries(decision.replies, prefix)
+        changed = decision.ticket if decision.events else None
+        return self._entries(decision.replies, prefix, message, changed)
 
-    def _entries(self, replies: Sequence[Reply], prefix: str) -> list[OutboxEntry]:
+    def _entries(
+        self,
+        replies: Sequence[Reply],
+        prefix: str,
+        message: IncomingMessage | None = None,
+        changed: Ticket | None = None,
+    ) -> list[OutboxEntry]:
+        """Return the outbox entries of replies to ``message`` (about ``changed``, if any)."""
+        rank = priority(changed)
         return [
-            OutboxEntry(reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply))
+            OutboxEntry(
+                reply.chat.split(":", 1)[0],
+                f"{prefix}:{i}",
+                reply_payload(reply),
+                rank,
+                self._pace(reply, message, f"{prefix}:{i}", capped=changed is None),
+            )
             for i, reply in enumerate(replies)
         ]
+
+    def _pace(
+        self, reply: Reply, message: IncomingMessage | None, key: str, capped: bool
+    ) -> Pace | None:
+        """Return how a reply to the writer of ``message`` is paced (see bot.core.pacing)."""
+        if message is None or not to_sender(reply, message):
+            return None
+        same = same_answer(reply)
+        p = self.pacing
+        return Pace(
+            message.sender.account, p.per_person, p.period, capped, f"{key}:slow",
+            reply_payload(slow_down(message)),
+            keys.same_reply(reply.chat, same) if same else None, p.same_window,
+        )  # fmt: skip
 
 
 def _duplicate(ticket_id: str) -> Handled:

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         default=None,
         description="Secret token Telegram sends with each webhook call (1-256 of A-Za-z0-9_-).",
     )
+    replies_per_person: int = Field(
+        default=5,
+        gt=0,
+        description="Answers to one person's questions per minute; past it, one 'slow down' "
+        "notice and silence until the minute is over (reports still open tickets).",
+    )
+    outbox_backlog_alert: int = Field(
+        default=10_000,
+        gt=0,
+        description="Undelivered messages in a platform's outbox before an error is logged "
+        "(once each time the backlog grows past it).",
+    )
     telegram_limit_scale: float = Field(
         default=1.0,
         gt=0,

@@ -9,7 +9,13 @@ import pytest
 
 from bot.core.rules import RuleSet
 from bot.sources import load_ruleset
-from tests.redis_fixtures import redis_async, redis_server, redis_sync, redis_url  # noqa: F401
+from tests.redis_fixtures import (  # noqa: F401
+    redis_async,
+    redis_server,
+    redis_sync,
+    redis_url,
+    restartable_redis,
+)
 from tests.telegram_fixtures import fake, harness  # noqa: F401
 from tests.wecom_fixtures import fake_wecom, wecom_bot  # noqa: F401
 

@@ -5,7 +5,8 @@ answerCallbackQuery, setWebhook, deleteWebhook, setMyCommands, ...), answers
 an unknown method with 404 and lists it in ``unexpected``. ptb posts form
 fields whose structured values are JSON text; ``Call.json`` decodes one.
 Faults on demand: a storm of 429s with ``retry_after``, 5xx answers, users
-who blocked the bot, and ``hold()`` to keep sends waiting unrecorded.
+who blocked the bot, ``hold()`` to keep sends waiting unrecorded, and
+``latency`` between accepting a send and answering it.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class FakeBotApi:
     storm: int = 0  # the next this many sends get 429
     retry_after: int = 1
     failures: int = 0  # the next this many sends get 502
+    latency: float = 0.0  # seconds between accepting a send and answering it
     webhook: dict[str, str] = field(default_factory=dict)
     webhook_target: str = ""  # where deliver() posts (the bot's local listener)
     url: str = ""
@@ -231,6 +233,8 @@ class FakeBotApi:
             call.status = result.status
             return result
         call.result = result
+        if method in SENDS and self.latency:
+            await asyncio.sleep(self.latency)  # accepted and recorded: delivered whatever happens
         return web.json_response({"ok": True, "result": result})
 
     async def _api_getMe(self, params: dict[str, str]) -> Any:

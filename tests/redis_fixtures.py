@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,6 +16,20 @@ from bot.redis_server import EmbeddedRedis
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """Run one redis-server for the session; fsync every write so restart tests lose nothing."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="always")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """Run a redis-server of the test's own, AOF fsynced on every write, on a unix socket.
+
+    The test may stop or kill it (``pid``) and ``start()`` it again on the same AOF.
+    """
+    server = EmbeddedRedis(tmp_path / "redis", appendfsync="always")
     server.start()
     try:
         yield server

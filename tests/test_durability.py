@@ -70,6 +70,7 @@ async def test_the_sender_retries_and_never_sends_twice(redis_async: redis.async
     opened = await service.handle_message(resident_message(config, "1", "村口的路灯坏了半个月"))
     queued = await redis_async.xlen(keys.outbox("telegram"))
     assert queued == 2  # the answer to the resident and the card to the village group
+    entries = await redis_async.xrange(keys.outbox("telegram"))
     gateway = Gateway(failures=1)
     sender = Sender(redis_async, gateway, retry_after=0.0)
     first = await sender.drain()
@@ -77,8 +78,8 @@ async def test_the_sender_retries_and_never_sends_twice(redis_async: redis.async
     second = await sender.drain()  # the failed one is claimed again
     assert second.sent == 1
     assert len(gateway.delivered) == 2
+    assert await redis_async.xlen(keys.outbox("telegram")) == 0  # delivered entries are deleted
     # A redelivery of an entry already sent (a crash before XACK) is skipped, not sent again.
-    entries = await redis_async.xrange(keys.outbox("telegram"))
     await redis_async.xadd(keys.outbox("telegram"), entries[0][1])
     third = await sender.drain()
     assert (third.sent, third.skipped) == (0, 1)

@@ -50,7 +50,10 @@ REFUSALS = [
     "not_resolved", "unknown_person", "assignee_out_of_scope", "no_such_ticket", "needs_id",
     "needs_text", "needs_target", "needs_rating",
 ]  # fmt: skip
-MESSAGES = ["ticket_list", "stats", "help", "replied_privately", "rules_invalid", "rules_reloaded"]
+MESSAGES = [
+    "ticket_list", "stats", "help", "replied_privately", "rules_invalid", "rules_reloaded",
+    "slow_down",
+]  # fmt: skip
 TEMPLATE_NAMES = NOTICES + REFUSALS + MESSAGES
 
 NOISE = "楼下大排档天天搞到凌晨两点，吵到冇觉瞓，老板电话13812345678"
@@ -232,6 +235,7 @@ def street(ruleset: RuleSet, tree: OrgTree) -> Street:
         s.answer("p-zhong-zhiwei", "help", {"role": role})
     s.answer("p-chen-zhiqiang", "replied_privately", {"name": "陈志强"})
     s.answer("p-chen-zhiqiang", "replied_privately", {})
+    s.answer("p-chen-zhiqiang", "slow_down", {"name": "陈志强"})
     problems = [
         f"routing_rules/noise.yaml:{i}:5: rules.{i}.keywords: Input should be a valid list"
         for i in range(1, 14)

@@ -57,6 +57,16 @@ def sent(outbox_key: str) -> str:
     return f"{PREFIX}:sent:{outbox_key}"
 
 
+def pace(account: str) -> str:
+    """Return the counter of replies to one person's messages in the current period."""
+    return f"{PREFIX}:pace:{account}"
+
+
+def same_reply(chat: str, digest: str) -> str:
+    """Return the marker of an answer (by content digest) just queued for a chat."""
+    return f"{PREFIX}:same:{chat}:{digest}"
+
+
 def outbox(platform: str) -> str:
     """Return the outbox stream of a platform."""
     return OUTBOX.format(platform=platform)

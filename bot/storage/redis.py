@@ -23,7 +23,6 @@ from bot.ports import ScheduledJob
 from bot.storage import keys
 
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
-OUTBOX_MAXLEN = 100_000
 
 _COMMIT = """
 local spec = cjson.decode(ARGV[1])
@@ -47,8 +46,23 @@ for _, op in ipairs(spec.ops) do
     redis.call('RPUSH', key, unpack(values))
   elseif name == 'zadd' then redis.call('ZADD', key, op[3], op[4])
   elseif name == 'zrem' then redis.call('ZREM', key, op[3])
-  elseif name == 'xadd' then
-    redis.call('XADD', key, 'MAXLEN', '~', op[3], '*', 'key', op[4], 'payload', ARGV[op[5]])
+  elseif name == 'xadd' then  -- never trimmed: the sender deletes what it delivered
+    local fields = {'key', op[3], 'payload', ARGV[op[4]]}
+    if op[5] > 0 then fields[5], fields[6] = 'priority', tostring(op[5]) end
+    local pace, send = op[6], true
+    if #pace > 0 then  -- a reply to a person's own message: {count, limit, period, capped, ...}
+      local n = redis.call('INCR', KEYS[pace[1]])
+      if n == 1 then redis.call('EXPIRE', KEYS[pace[1]], pace[3]) end
+      if pace[4] == 1 and n > pace[2] then
+        send = false
+        if n == pace[2] + 1 then  -- the one notice of this period: slow down
+          redis.call('XADD', key, '*', 'key', pace[5], 'payload', ARGV[pace[6]])
+        end
+      elseif pace[7] > 0 and not redis.call('SET', KEYS[pace[7]], '1', 'NX', 'EX', pace[8]) then
+        send = false  -- the same answer went to this chat a moment ago
+      end
+    end
+    if send then redis.call('XADD', key, '*', unpack(fields)) end
   elseif name == 'job' then  -- rq's unique schedule: only when no job of this id exists
     if redis.call('EXISTS', key) == 0 then
       local fields = {}  -- text inline; a number is the ARGV index of a binary value
@@ -92,12 +106,34 @@ class CommitStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class Pace:
+    """How a reply to a person's own message is paced (decided in bot.core.pacing).
+
+    Every such reply counts against the person's ``limit`` per ``period`` seconds.
+    A ``capped`` one is not queued past the limit; the first one past it is replaced by
+    ``notice`` (under ``notice_key``). ``same`` names an answer (chat and content) that
+    is queued once per ``same_window`` seconds.
+    """
+
+    person: str
+    limit: int
+    period: int
+    capped: bool
+    notice_key: str
+    notice: dict[str, Any]
+    same: str | None = None
+    same_window: int = 0
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A reply waiting for the sender of its platform (see reply_payload)."""
 
     platform: str
     key: str  # unique per change and recipient: the sender never sends one key twice
     payload: dict[str, Any]
+    priority: int = 0  # sent ahead of everything else waiting (emergencies)
+    pace: Pace | None = None
 
 
 @dataclass
@@ -316,7 +352,14 @@ class RedisStore:
             ops.op("publish", keys.TICKET_CHANGES, after.id)
         for entry in outbox:
             payload = ops.arg(dumps(entry.payload))
-            ops.op("xadd", keys.outbox(entry.platform), OUTBOX_MAXLEN, entry.key, payload)
+            pace: list[Any] = []
+            if entry.pace is not None:
+                p = entry.pace
+                pace = [ops.key(keys.pace(p.person)), p.limit, p.period, int(p.capped)]
+                pace += [p.notice_key, ops.arg(dumps(p.notice))]
+                pace += [ops.key(p.same), p.same_window] if p.same else [0, 0]
+            stream = keys.outbox(entry.platform)
+            ops.op("xadd", stream, entry.key, payload, entry.priority, pace)
         for job in jobs:
             # Text inline; rq's binary data as an ARGV index.
             fields = [ops.arg(v) if isinstance(v, bytes) else v for v in job.fields]

@@ -8,8 +8,10 @@ are in flight or were answered within the last ``period``. However long the
 network or our event loop takes, no ``limit + 1`` requests can then reach
 Telegram within one period (the proof is in ``Window``). The periods carry a
 margin of 5% besides, as Telegram's own limits are not exact.
-A 429 answer pauses every send for its ``retry_after``. The decisions take
-``now``; only ``acquire`` and ``sending`` sleep.
+A 429 answer pauses every send for its ``retry_after``. An urgent send
+(an emergency) waiting only for the overall window goes before any other:
+ordinary sends hold back while one waits. The decisions take ``now``; only
+``acquire`` and ``sending`` sleep.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -99,6 +101,7 @@ class RateLimiter:
         self.overall = Window(*self.limits.overall)
         self.chats: dict[int, Window] = {}
         self.paused_until = 0.0
+        self.urgent: Counter[int] = Counter()  # chats with urgent sends waiting
 
     def _window(self, chat_id: int) -> Window:
         window = self.chats.get(chat_id)
@@ -107,11 +110,18 @@ class RateLimiter:
             window = self.chats[chat_id] = Window(limit, period)
         return window
 
-    def delay(self, chat_id: int, now: float) -> float:
+    def delay(self, chat_id: int, now: float, urgent: bool = False) -> float:
         """Return how long a send to ``chat_id`` must wait from ``now``."""
-        return max(
+        wait = max(
             self.paused_until - now, self.overall.wait(now), self._window(chat_id).wait(now), 0.0
         )
+        if wait <= 0 and not urgent and self._urgent_ready(now):
+            return IN_FLIGHT_POLL  # the overall window's next slot is an urgent send's
+        return wait
+
+    def _urgent_ready(self, now: float) -> bool:
+        """Return whether an urgent send waits for nothing but the overall window."""
+        return any(self._window(chat).wait(now) <= 0 for chat in self.urgent)
 
     def start(self, chat_id: int) -> None:
         """Count a send to ``chat_id`` that starts now."""
@@ -129,19 +139,27 @@ class RateLimiter:
         """Hold every send for ``seconds`` (Telegram answered 429 with retry_after)."""
         self.paused_until = max(self.paused_until, self.clock() + seconds)
 
-    async def acquire(self, chat_id: int) -> None:
+    async def acquire(self, chat_id: int, urgent: bool = False) -> None:
         """Wait until a send to ``chat_id`` may start, and count it as started."""
-        while True:
-            wait = self.delay(chat_id, self.clock())
-            if wait <= 0:
-                self.start(chat_id)
-                return
-            await self.sleep(wait)
+        if urgent:
+            self.urgent[chat_id] += 1
+        try:
+            while True:
+                wait = self.delay(chat_id, self.clock(), urgent)
+                if wait <= 0:
+                    self.start(chat_id)
+                    return
+                await self.sleep(wait)
+        finally:
+            if urgent:
+                self.urgent[chat_id] -= 1
+                if self.urgent[chat_id] <= 0:
+                    del self.urgent[chat_id]
 
     @contextlib.asynccontextmanager
-    async def sending(self, chat_id: int) -> AsyncIterator[None]:
+    async def sending(self, chat_id: int, urgent: bool = False) -> AsyncIterator[None]:
         """Wait for a send to ``chat_id``; count it until the block ends (answered or failed)."""
-        await self.acquire(chat_id)
+        await self.acquire(chat_id, urgent)
         try:
             yield
         finally:

@@ -27,6 +27,7 @@ from bot.classifier.engine import engine_for
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
+from bot.core.pacing import Pacing
 from bot.inbox import Inbox
 from bot.render import Renderer
 from bot.scheduling import RqScheduler
@@ -77,6 +78,7 @@ class TelegramBot:
             self.config,
             RqScheduler(sync, settings.queue),
             classifier=engine_for(settings, self.config.ruleset),
+            pacing=Pacing(per_person=settings.replies_per_person),
         )
         self.bindings = BindingStore(client)
         root = settings.telegram_base_url.rstrip("/")
@@ -106,8 +108,9 @@ class TelegramBot:
         # One consumer name for every sender: whoever holds the lease next reads what the
         # last holder had in hand as its own pending entries, at once.
         self.sender = TelegramSender(
-            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle
-        )
+            client, gateway, limiter, render=self.renderer, claim_idle=claim_idle,
+            backlog_alert=settings.outbox_backlog_alert,
+        )  # fmt: skip
         self.inbox = Inbox(client, PLATFORM, name, claim_idle=claim_idle)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

@@ -5,7 +5,9 @@ markers, card pointers and dead-letter list, so either can drain the outbox),
 with what Telegram needs on top:
 
 - one lane per chat keeps that chat's messages in order while a group held
-  back by its 20-a-minute limit does not hold back any other chat;
+  back by its 20-a-minute limit does not hold back any other chat; within a
+  lane, urgent entries (emergency replies and cards, ``priority`` > 0) go
+  first, and the rate limiter lets them ahead of other chats' sends;
 - a 429 pauses every send for its ``retry_after`` and the message is sent
   again (a 429 means it was not delivered); network errors and 5xx are
   retried with exponential back-off up to ``max_attempts``; a refusal for
@@ -15,20 +17,25 @@ with what Telegram needs on top:
   several run; a sender that loses it stops its lanes at once.
 
 "Never twice": the sent marker is checked before each send and written with
-the XACK right after Telegram accepts, so a redelivered entry is skipped.
-What no client can close is a crash in the instant between Telegram accepting
-a message and that write: the message is sent again after the restart.
+the XACK and XDEL right after Telegram accepts, so a redelivered entry is
+skipped. When Redis is away (stopped, restarting) that write waits in memory
+(``bot.sender``): every send is held until Redis answers and the marker is
+written, and a request already at Telegram is never cancelled, not even when
+the lease is lost or the sender stops. What no client can close is a crash of
+this process in the instant between Telegram accepting a message and that
+write: the message is sent again after the restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import random
 import warnings
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,7 +46,15 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.adapters.telegram import TelegramGateway, Undeliverable, chat_id_of
 from bot.ports import Render
-from bot.sender import CARD_TTL, SENT_TTL, Sender
+from bot.sender import (
+    BACKLOG_ALERT,
+    BACKLOG_CHECK,
+    UNREACHABLE,
+    Delivered,
+    RedisUnavailable,
+    Sender,
+    wait,
+)
 from bot.storage import keys
 from bot.storage.redis import payload_reply
 from bot.telegram.lease import Lease
@@ -50,6 +65,11 @@ log = logging.getLogger(__name__)
 LEASE_TTL = 15.0  # a crashed sender on another machine is replaced after this
 LEASE_POLL = 2.0  # seconds between tries for a lease another process holds
 MAX_BACKOFF = 60.0
+SEND_GRACE = 15.0  # seconds a request already at Telegram may take to finish when lanes stop
+FLUSH_GRACE = 5.0  # seconds to keep trying to write sent markers on the way out
+
+# A lane is a heap of (-priority, arrival, entry id, key, payload): urgent first, else in order.
+Lane = list[tuple[int, int, str, str, dict[str, Any]]]
 
 
 @dataclass
@@ -78,42 +98,55 @@ class TelegramSender(Sender):
         backoff: float = 1.0,
         claim_idle: float = 60.0,
         max_inflight: int = 5000,
+        backlog_alert: int = BACKLOG_ALERT,
     ) -> None:
         super().__init__(
-            redis, gateway, consumer,
-            render=render, retry_after=claim_idle, max_attempts=max_attempts,
+            redis, gateway, consumer, render=render, retry_after=claim_idle,
+            max_attempts=max_attempts, backlog_alert=backlog_alert,
         )  # fmt: skip
         self.telegram = gateway
         self.limiter = limiter or RateLimiter()
         self.backoff = backoff
         self.max_inflight = max_inflight
         self.counts = Counts()
-        self._lanes: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {}
+        self._lanes: dict[str, Lane] = {}
+        self._order = itertools.count()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._inflight: set[str] = set()
+        self._sending: set[str] = set()  # chats with a request at Telegram right now
+        self._redis_up = asyncio.Event()  # cleared while Redis is away: nothing is sent then
+        self._redis_up.set()
+        self._recovery: asyncio.Task[None] | None = None
         self.lease = Lease(redis, keys.sender_lease(gateway.platform), LEASE_TTL)
         self._holding = False
 
     @property
     def idle(self) -> bool:
-        """Return whether nothing read from the outbox is waiting to be sent."""
-        return not self._inflight
+        """Return whether nothing read from the outbox waits to be sent or marked sent."""
+        return not self._inflight and not self._unmarked
 
     async def run(self, stop: asyncio.Event, block_ms: int = 1000) -> None:
         """Read the outbox into the lanes until ``stop`` is set; lanes are cancelled then."""
         own_pending: str | None = "0"  # entries read before a restart come first
-        last_claim = 0.0
+        last_claim = last_check = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
                 try:
+                    if not self._redis_up.is_set():  # _recover brings it back
+                        own_pending = "0"  # a read whose answer was lost left entries pending
+                        await wait(stop, 0.05)
+                        continue
                     if not await self._hold():
                         own_pending = "0"  # when it comes back, our pending entries first
-                        await _wait(stop, LEASE_POLL)
+                        await wait(stop, LEASE_POLL)
                         continue
                     await self._ensure_group()
+                    if loop.time() - last_check > BACKLOG_CHECK:
+                        last_check = loop.time()
+                        await self.check_backlog()
                     if len(self._inflight) >= self.max_inflight:
-                        await _wait(stop, 0.05)
+                        await wait(stop, 0.05)
                         continue
                     if own_pending is not None:
                         own_pending = await self._read_own(own_pending)
@@ -131,19 +164,73 @@ class TelegramSender(Sender):
                     )  # fmt: skip
                     for _, entries in fresh or []:
                         await self._dispatch(entries)
+                except UNREACHABLE as exc:
+                    self._redis_away(exc)
                 except Exception:  # keep the one writer alive; entries stay pending
                     log.exception("outbox %s: read failed", self.stream)
-                    await _wait(stop, 1.0)
+                    own_pending = "0"
+                    await wait(stop, 1.0)
         finally:
             await self._stop_lanes()
-            await self.lease.release()
+            await self._last_flush()
+            if self._recovery is not None:
+                self._recovery.cancel()
+                await asyncio.gather(self._recovery, return_exceptions=True)
+            with contextlib.suppress(*UNREACHABLE):  # it expires on its own
+                await self.lease.release()
+
+    def _redis_away(self, exc: BaseException) -> None:
+        """Hold every send until Redis answers again and the markers it owes are written."""
+        if self._redis_up.is_set():
+            log.warning("outbox %s: Redis away (%s); sending held", self.stream, exc)
+            self._redis_up.clear()
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover(), name="sender recovery")
+
+    async def _recover(self) -> None:
+        """Wait for Redis, write the markers it missed, check the lease, then let sends go."""
+        delay = 0.02
+        while True:
+            try:
+                if await self._flush_marks():
+                    held = await self.lease.hold()
+                    break
+            except UNREACHABLE:
+                pass
+            except Exception:  # not a missing Redis: say so, and keep trying
+                log.exception("outbox %s: recovery failed", self.stream)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        if not held and self._holding:  # another process took over while Redis was away
+            self._holding = False
+            log.warning("outbox %s: lease lost while Redis was away; lanes stopped", self.stream)
+            await self._stop_lanes()
+        log.info("outbox %s: Redis back; sending again", self.stream)
+        self._redis_up.set()
+
+    async def _last_flush(self) -> None:
+        """Try a little longer to write markers Redis did not take; say so when it never does."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + FLUSH_GRACE
+        while self._unmarked and loop.time() < end:
+            if await self._flush_marks():
+                return
+            await asyncio.sleep(0.1)
+        if self._unmarked:
+            log.error(
+                "outbox %s: stopping with %d sent messages not marked sent (Redis away): "
+                "they will be sent again: %s",
+                self.stream, len(self._unmarked), sorted(d.key for d in self._unmarked.values()),
+            )  # fmt: skip
 
     async def _hold(self) -> bool:
         """Renew (or take) the lease; on losing it, stop sending what is in hand."""
         try:
             held = await self.lease.hold()
+        except UNREACHABLE:
+            raise  # Redis away: sends are held (not lanes stopped) until it is back
         except Exception:
-            held = False  # Redis away: the lease may lapse, so send nothing until it is back
+            held = False
             log.exception("outbox %s: lease check failed", self.stream)
         if held != self._holding:
             self._holding = held
@@ -156,10 +243,23 @@ class TelegramSender(Sender):
         return held
 
     async def _stop_lanes(self) -> None:
-        """Cancel every lane; what they held stays pending in the outbox."""
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        """Stop every lane; what they held stays pending in the outbox.
+
+        A lane whose request is at Telegram finishes it (and its marker); cancelling it
+        would lose whether the message was delivered, and it would be sent again.
+        """
+        for lane in self._lanes.values():
+            lane.clear()
+        tasks = dict(self._tasks)
+        for chat, task in tasks.items():
+            if chat not in self._sending:
+                task.cancel()
+        if tasks:
+            _, late = await asyncio.wait(tasks.values(), timeout=SEND_GRACE)
+            for task in late:
+                log.error("outbox %s: %s still sending after %.0f s", self.stream, task, SEND_GRACE)
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
         self._tasks.clear()
         self._lanes.clear()
         self._inflight.clear()
@@ -178,34 +278,44 @@ class TelegramSender(Sender):
             entry_id = _text(raw_id)
             if entry_id in self._inflight:
                 continue
-            if not fields:  # trimmed while pending
-                await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+            if not fields:
+                await self._vanished(entry_id)
                 continue
             key = _text(_field(fields, "key"))
             payload = json.loads(_field(fields, "payload"))
             chat = str(payload["chat"])
+            rank = int(_field(fields, "priority")) if _has(fields, "priority") else 0
             self._inflight.add(entry_id)
-            self._lanes.setdefault(chat, deque()).append((entry_id, key, payload))
+            lane = self._lanes.setdefault(chat, [])
+            heapq.heappush(lane, (-rank, next(self._order), entry_id, key, payload))
             task = self._tasks.get(chat)
             if task is None or task.done():
                 self._tasks[chat] = asyncio.create_task(self._lane(chat), name=f"lane {chat}")
 
     async def _lane(self, chat: str) -> None:
         lane = self._lanes[chat]
-        while lane:
-            entry_id, key, payload = lane.popleft()
-            try:
-                await self._deliver(entry_id, key, payload)
-            except Exception:  # stays pending; claimed again after claim_idle
-                log.exception("outbox %s: sending %s failed", self.stream, key)
-            finally:
-                self._inflight.discard(entry_id)
-        del self._lanes[chat]
-        self._tasks.pop(chat, None)
+        try:
+            while lane:
+                rank, _, entry_id, key, payload = heapq.heappop(lane)
+                try:
+                    await self._deliver(entry_id, key, payload, urgent=rank < 0)
+                except UNREACHABLE as exc:  # stays pending; read again once Redis is back
+                    self._redis_away(exc)
+                except Exception:  # stays pending; claimed again after claim_idle
+                    log.exception("outbox %s: sending %s failed", self.stream, key)
+                finally:
+                    self._inflight.discard(entry_id)
+        finally:
+            if self._lanes.get(chat) is lane:
+                del self._lanes[chat]
+            if self._tasks.get(chat) is asyncio.current_task():
+                del self._tasks[chat]
 
-    async def _deliver(self, entry_id: str, key: str, payload: dict[str, Any]) -> None:
-        if await self.redis.exists(keys.sent(key)):
-            await self.redis.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
+    async def _deliver(
+        self, entry_id: str, key: str, payload: dict[str, Any], urgent: bool = False
+    ) -> None:
+        await self._redis_up.wait()  # nothing new goes out while Redis is away
+        if await self._done_before(entry_id, key):
             self.counts.skipped += 1
             return
         chat = str(payload["chat"])
@@ -215,12 +325,25 @@ class TelegramSender(Sender):
             await self._dead_letter(entry_id, key, exc)
             return
         attempts = 0
+        chat_id = chat_id_of(chat)
         while True:
+            await self._redis_up.wait()  # a retry too: its marker could not be written now
+            await self.limiter.acquire(chat_id, urgent)
+            self._sending.add(chat)  # from here on this lane is not cancelled (_stop_lanes)
             try:
-                async with self.limiter.sending(chat_id_of(chat)):
-                    sent = await self.telegram.deliver(
-                        chat, message, payload.get("reply_to"), payload.get("ticket")
-                    )
+                sent = await self.telegram.deliver(
+                    chat, message, payload.get("reply_to"), payload.get("ticket")
+                )
+                failure: Exception | None = None
+            except Exception as exc:
+                failure = exc
+            finally:
+                self._sending.discard(chat)
+                self.limiter.finish(chat_id, self.limiter.clock())
+            if failure is None:
+                break
+            try:
+                raise failure
             except RetryAfter as exc:
                 seconds = retry_seconds(exc)
                 self.counts.throttled += 1
@@ -240,21 +363,13 @@ class TelegramSender(Sender):
                 log.warning("telegram: send of %s failed (attempt %d): %s", key, attempts, exc)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
-            break
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.sent(key), sent.message_id, ex=SENT_TTL)
-        if payload.get("ticket"):
-            pipe.set(keys.card(chat, sent.message_id), payload["ticket"], ex=CARD_TTL)
-        pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
-        await pipe.execute()
         self.counts.sent += 1
+        done = Delivered(key, chat, str(sent.message_id), payload.get("ticket"))
+        if not await self._delivered_now(entry_id, done):
+            self._redis_away(RedisUnavailable(f"the marker of {key} was not written"))
 
     async def _dead_letter(self, entry_id: str, key: str, exc: Exception) -> None:
-        log.error("outbox %s: dropping %s: %s", self.stream, key, exc)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(f"{self.stream}:dead", key)
-        pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
-        await pipe.execute()
+        await super()._dead_letter(entry_id, key, exc)
         self.counts.dropped += 1
 
 
@@ -273,9 +388,8 @@ async def _holder(lease: Lease) -> str | None:
         return None
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+def _has(fields: Any, name: str) -> bool:
+    return name.encode() in fields or name in fields
 
 
 def _field(fields: Any, name: str) -> Any:

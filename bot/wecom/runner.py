@@ -25,9 +25,11 @@ from redis.asyncio import Redis
 
 from bot.bindings import BindingStore, OverlaidConfig
 from bot.chat_admin import ChatAdmin
+from bot.classifier.engine import engine_for
 from bot.core.deadlines import Policy
 from bot.core.enrolment import parse_admin
 from bot.core.models import Reply
+from bot.core.pacing import Pacing
 from bot.inbox import Inbox
 from bot.render import Renderer
 from bot.scheduling import RqScheduler
@@ -76,7 +78,13 @@ class WeComBot:
         )
         self.renderer = Renderer()
         self.store = RedisStore(client)
-        self.service = Service(self.store, self.config, RqScheduler(sync, settings.queue))
+        self.service = Service(
+            self.store,
+            self.config,
+            RqScheduler(sync, settings.queue),
+            classifier=engine_for(settings, self.config.ruleset),
+            pacing=Pacing(per_person=settings.replies_per_person),
+        )
         self.bindings = BindingStore(client)
         self.admin = ChatAdmin(self.service, self.config, self.bindings)
         self.webhooks: Mapping[str, SecretStr] = (
