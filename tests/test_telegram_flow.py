@@ -90,10 +90,14 @@ async def test_a_report_climbs_and_is_confirmed(harness: Harness, webhook: bool)
     texts = [(c.chat, c.text) for c in fake.sent]
     assert len(texts) == len(set(texts)), "a message was sent twice"
     assert all("#1" in text or "1" in text for _, text in texts)
-    assert {c.chat for c in fake.sent} <= {H01, V01, S01}
+    history = [e.kind.value for e in await bot.store.history("1")]
+    # (The street's 8 hours to acknowledge last 0.6 s here: on a loaded machine they may pass
+    # while the worker runs, and the administrator is then told privately, once.)
+    flagged = {ADMIN} if "flagged" in history else set()
+    assert history.count("flagged") <= 1
+    assert {c.chat for c in fake.sent} <= {H01, V01, S01} | flagged
     assert len([c for c in fake.sent if c.buttons[:1] == ["ack:1"]]) == 2  # village, street
     assert next(c for c in fake.sent if c.chat == H01) is reply
-    history = [e.kind.value for e in await bot.store.history("1")]
     assert history[0] == "opened" and history[-1] == "confirmed"
     assert history.count("opened") == 1 and history.count("escalated") == 1
     assert await harness.client.get(keys.TICKET_SEQ) == b"1"
