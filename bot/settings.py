@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Factor applied to the periods of Telegram's rate limits (tests only).",
     )
+
+    def secret_values(self) -> list[str]:
+        """Return every secret these settings hold, for the log filter to redact."""
+        values = [s.get_secret_value() for s in (self.telegram_token, self.webhook_secret) if s]
+        if self.redis_url:
+            try:
+                password = urlsplit(self.redis_url).password
+            except ValueError:
+                password = None
+            if password:
+                values.append(password)
+        return values
 
     @field_validator("digest_at")
     @classmethod

@@ -54,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bot.redis_server import RedisServerError, redis_url_or_embedded
 
     settings = demo_settings()
-    setup_logging()
+    setup_logging(secrets=settings.secret_values())
     previous = signal.signal(signal.SIGTERM, _terminate)  # until the event loop takes over
     embedded = None
     worker: subprocess.Popen[bytes] | None = None

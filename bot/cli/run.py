@@ -36,6 +36,12 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--name", default=None, help="this process's consumer name (default: the host name)"
     )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much the bot logs (the token and secrets are redacted at every level)",
+    )
     parser.set_defaults(func=cmd_run)
 
 
@@ -54,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.webhook and not args.webhook.startswith("https://"):
         print("lianhu run: Telegram posts webhooks only to https:// URLs", file=sys.stderr)
         return 2
-    setup_logging()
+    setup_logging(args.log_level, settings.secret_values())
     url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
     try:
         return asyncio.run(_serve(settings, url, args))
