@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
         default=None,
         description="Secret token Telegram sends with each webhook call (1-256 of A-Za-z0-9_-).",
     )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Host names the web app answers to besides the loopback names and the "
+        "address it listens on, comma-separated (the public name behind a TLS proxy).",
+    )
     telegram_limit_scale: float = Field(
         default=1.0,
         gt=0,
@@ -69,6 +75,21 @@ class Settings(BaseSettings):
             if password:
                 values.append(password)
         return values
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip() for h in value.split(",") if h.strip())
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"\[?[A-Za-z0-9.:_-]+\]?", host):
+                raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
+        return value
 
     @field_validator("digest_at")
     @classmethod

@@ -134,7 +134,9 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
 
     from bot.web.app import init_app
 
-    runner = web.AppRunner(init_app(settings, url), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        init_app(settings, url, listen=host), handle_signals=False, access_log=None
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

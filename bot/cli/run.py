@@ -31,7 +31,11 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to"
     )
-    parser.add_argument("--listen", default="0.0.0.0", help="address the webhook server binds")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        help="address the webhook server binds (loopback: the TLS proxy runs on this machine)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port the webhook server binds")
     parser.add_argument(
         "--name", default=None, help="this process's consumer name (default: the host name)"
