@@ -17,7 +17,9 @@ or loop).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +31,10 @@ from bot.storage import keys
 log = logging.getLogger(__name__)
 
 SEEN_TTL = 7 * 24 * 3600  # Telegram keeps an undelivered update for 24 h; WeCom retries for less
+# An update older than its de-duplication marker lives could be applied twice (replayed
+# after the marker expired): refuse any whose message is older than the window, less a day
+# for clocks that disagree. Telegram itself never delivers one older than 24 h.
+MAX_AGE = SEEN_TTL - 24 * 3600
 
 _PUT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -53,8 +59,10 @@ class Inbox:
         claim_idle: float = 60.0,
         concurrency: int = 32,
         max_attempts: int = 8,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
+        self.clock = clock
         self.platform = platform
         self.stream = keys.inbox(platform)
         self.consumer = consumer
@@ -66,7 +74,15 @@ class Inbox:
         self._inflight: set[str] = set()
 
     async def put(self, update_id: int | str, raw: str) -> bool:
-        """Store an update unless its id was seen; return whether it was new."""
+        """Store an update unless its id was seen or it is too old; return whether it was new."""
+        sent = message_date(raw)
+        if sent is not None and self.clock() - sent > MAX_AGE:
+            log.warning(
+                "inbox: refused update %s: its message is %.1f days old, older than the %d days "
+                "in which a repeat is recognised (a replay?)",
+                update_id, (self.clock() - sent) / 86400, MAX_AGE // 86400,
+            )  # fmt: skip
+            return False
         seen = keys.update_seen(self.platform, update_id)
         return bool(await self._put(keys=[seen, self.stream], args=[SEEN_TTL, raw]))
 
@@ -172,3 +188,24 @@ class Inbox:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def message_date(raw: str) -> float | None:
+    """Return when an update's message was sent (or edited); None when it has no date.
+
+    A button press carries the date of the card it was pressed on, however old: it is not
+    judged by age (its query id is new each time, and Telegram drops it after a day).
+    """
+    try:
+        update = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(update, dict):
+        return None
+    for kind in ("message", "edited_message"):
+        message = update.get(kind)
+        if isinstance(message, dict):
+            date = message.get("edit_date") or message.get("date")
+            if isinstance(date, int | float) and not isinstance(date, bool):
+                return float(date)
+    return None

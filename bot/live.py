@@ -6,6 +6,7 @@ good set keeps running and the problems are returned for the administrators.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,14 @@ class Reload:
     changed: bool
     problems: tuple[Problem, ...] = ()
     fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What ``read`` found, before it is swapped in."""
+
+    result: Reload
+    context: Context | None = None
 
 
 class LiveConfig:
@@ -64,11 +73,14 @@ class LiveConfig:
             digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         return digest.hexdigest()
 
-    def reload(self, force: bool = False) -> Reload:
-        """Load the files again if they changed (or ``force``); keep the old set on errors."""
+    def read(self, force: bool = False) -> Loaded:
+        """Read and build the files again if they changed (or ``force``); swap nothing.
+
+        Touches nothing the event loop reads, so it may run in a worker thread.
+        """
         fingerprint = self.fingerprint()
         if fingerprint == self._fingerprint and not force:
-            return Reload(False, fingerprint=fingerprint)
+            return Loaded(Reload(False, fingerprint=fingerprint))
         self._fingerprint = fingerprint
         problems: list[Problem] = []
         try:
@@ -80,6 +92,19 @@ class LiveConfig:
         except InvalidConfig as exc:
             problems += exc.problems
         if problems:
-            return Reload(False, tuple(problems), fingerprint)
-        self.context = Context(ruleset, tree, self.policy)
-        return Reload(True, (), fingerprint)
+            return Loaded(Reload(False, tuple(problems), fingerprint))
+        return Loaded(Reload(True, (), fingerprint), Context(ruleset, tree, self.policy))
+
+    def apply(self, loaded: Loaded) -> Reload:
+        """Swap in what ``read`` built, if it is valid; return what happened."""
+        if loaded.context is not None:
+            self.context = loaded.context
+        return loaded.result
+
+    def reload(self, force: bool = False) -> Reload:
+        """Load the files again if they changed (or ``force``); keep the old set on errors."""
+        return self.apply(self.read(force))
+
+    async def reload_off_loop(self, force: bool = False) -> Reload:
+        """``reload`` with the reading and parsing in a thread: the event loop keeps serving."""
+        return self.apply(await asyncio.to_thread(self.read, force))

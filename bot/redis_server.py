@@ -192,6 +192,7 @@ class EmbeddedRedis:
         binary = self._binary or find_redis_server()
         major, _ = server_version(binary)
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(self.data_dir)
         if major < 7 and (self.data_dir / "appendonlydir").exists():
             # Redis < 7 ignores the multi-part AOF of Redis 7 and would start empty.
             raise RedisServerFailed(
@@ -202,6 +203,7 @@ class EmbeddedRedis:
             raise RedisServerFailed(f"another redis-server already listens on {self._socket}")
         conf = self.data_dir / "redis.conf"
         conf.write_text(self._config(major), encoding="utf-8")
+        conf.chmod(0o600)
         with self._log.open("ab") as log:  # config errors come before redis opens its log
             self._proc = subprocess.Popen(
                 [binary, str(conf)],
@@ -209,6 +211,7 @@ class EmbeddedRedis:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # Ctrl-C reaches only us, and we shut the server down
+                umask=0o077,  # the AOF, RDB and log it writes: readable by this user only
                 preexec_fn=preexec,  # takes no lock, so safe beside other threads
             )
         self._owner = os.getpid()
@@ -324,6 +327,22 @@ class EmbeddedRedis:
                 return log.read().decode("utf-8", errors="replace")
         except OSError as exc:
             return f"(cannot read the log: {exc})"
+
+
+def _make_private(data_dir: Path) -> None:
+    """Make the data folder 0700 and what it holds 0600 (folders 0700), whatever they were.
+
+    Tickets in the AOF hold residents' reports: a folder made by an older version, copied
+    with cp -r, or loosened by hand must not stay readable by other users.
+    """
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs:
+            Path(root, name).chmod(0o700)
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 def redis_url_or_embedded(

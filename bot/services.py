@@ -435,7 +435,7 @@ class Service:
 
     async def check_config(self, force: bool = False) -> Any:
         """Reload changed rule and org files; tell the administrators when they are invalid."""
-        result = self.config.reload(force=force)
+        result = await self.config.reload_off_loop(force=force)
         if result.problems:
             log.warning("rules or org invalid, keeping the last good set: %s", result.problems[0])
             tree = self.config.tree

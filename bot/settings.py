@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
 
@@ -77,6 +78,11 @@ class Settings(BaseSettings):
         description="Undelivered messages in a platform's outbox before an error is logged "
         "(once each time the backlog grows past it).",
     )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Host names the web app answers to besides the loopback names and the "
+        "address it listens on, comma-separated (the public name behind a TLS proxy).",
+    )
     telegram_limit_scale: float = Field(
         default=1.0,
         gt=0,
@@ -113,6 +119,34 @@ class Settings(BaseSettings):
     def policy(self) -> Policy:
         """Return the deadline policy these settings describe."""
         return Policy(scale=self.deadline_scale, floor=self.deadline_floor)
+
+    def secret_values(self) -> list[str]:
+        """Return every secret these settings hold, for the log filter to redact."""
+        secrets = (self.telegram_token, self.webhook_secret, self.wecom_token, self.wecom_aes_key)
+        values = [s.get_secret_value() for s in secrets if s]
+        if self.redis_url:
+            try:
+                password = urlsplit(self.redis_url).password
+            except ValueError:
+                password = None
+            if password:
+                values.append(password)
+        return values
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip() for h in value.split(",") if h.strip())
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"\[?[A-Za-z0-9.:_-]+\]?", host):
+                raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
+        return value
 
     @field_validator("digest_at")
     @classmethod

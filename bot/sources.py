@@ -15,16 +15,31 @@ from bot.core.rules import RuleSet, build_ruleset, example_paths
 from bot.core.yamldoc import Document, parse
 
 RULE_SUFFIXES = (".yaml", ".yml")
+# A file past these is refused unread: the default rules are 35 KB at most per file and
+# 190 KB in all, and a 50 MB file once froze a running bot for two minutes.
+MAX_RULE_FILE_BYTES = 1024 * 1024
+MAX_RULES_BYTES = 8 * 1024 * 1024
+MAX_ORG_BYTES = 4 * 1024 * 1024  # the tree and roster of a large street, with room to spare
 
 
-def read_document(path: Path, label: str | None = None) -> tuple[Document | None, list[Problem]]:
-    """Parse one YAML file; problems name it by ``label`` (default: the path as given)."""
+def read_document(
+    path: Path, label: str | None = None, limit: int = MAX_RULE_FILE_BYTES
+) -> tuple[Document | None, list[Problem]]:
+    """Parse one YAML file of at most ``limit`` bytes; problems name it by ``label``."""
     name = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(limit + 1)  # never more, whatever stat said a moment ago
+        if len(raw) > limit:
+            return None, [Problem(name, 1, 1, "", f"larger than {_size(limit)}: refused")]
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(name, 1, 1, "", f"cannot read: {exc}")]
     return parse(name, text)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -44,7 +59,15 @@ def load_ruleset(directory: Path) -> RuleSet:
         raise InvalidRules([Problem(str(directory), 1, 1, "", "not a directory")])
     documents, problems = [], []
     digest = hashlib.sha256()
-    for path in rule_files(directory):
+    paths = rule_files(directory)
+    total = sum(_stat_size(p) for p in paths)
+    if total > MAX_RULES_BYTES:
+        message = (
+            f"all rule files together are larger than {_size(MAX_RULES_BYTES)}: "
+            f"refused ({total:,} bytes)"
+        )
+        raise InvalidRules([Problem(str(directory), 1, 1, "", message)])
+    for path in paths:
         doc, found = read_document(path)
         problems.extend(found)
         if doc is not None:
@@ -74,9 +97,16 @@ def load_ruleset(directory: Path) -> RuleSet:
     return ruleset
 
 
+def _stat_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def load_org(path: Path) -> OrgTree:
     """Load and validate the organisation tree and roster; raise InvalidOrg."""
-    doc, problems = read_document(path)
+    doc, problems = read_document(path, limit=MAX_ORG_BYTES)
     if doc is None:
         raise InvalidOrg(problems)
     return build_org(doc)

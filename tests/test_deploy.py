@@ -42,7 +42,7 @@ def test_compose_runs_redis_with_aof_the_bot_and_workers() -> None:
     for name in ("bot", "worker"):
         service = services[name]
         assert service["command"][0] in subcommands()
-        assert service["environment"]["REDIS_URL"].startswith("redis://redis:")
+        assert service["environment"]["REDIS_URL"].endswith("@redis:6379/0")
         assert (DEPLOY / service["env_file"]).with_suffix(".env.example").exists()
         assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
         for volume in service["volumes"]:
@@ -54,7 +54,7 @@ def test_the_example_environment_names_only_real_settings() -> None:
     for line in (DEPLOY / "lianhu.env.example").read_text().splitlines():
         if line and not line.startswith("#"):
             names.add(line.split("=", 1)[0])
-    extra = {"LIANHU_WEBHOOK_URL"}  # used by the compose file and the unit, not a setting
+    extra = {"LIANHU_WEBHOOK_URL", "LIANHU_REDIS_PASSWORD"}  # for compose and units
     assert names - extra <= variables()
     assert {"LIANHU_TELEGRAM_TOKEN", "LIANHU_WEBHOOK_SECRET"} <= names
 
@@ -98,3 +98,31 @@ def test_systemd_units_run_real_subcommands(tmp_path: Path) -> None:
         if str(tmp_path) in line and "lianhu" in line
     ]  # fmt: skip
     assert problems == [], result.stderr
+
+
+def test_redis_is_guarded_by_a_password_and_reachable_only_by_lianhu() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    redis_service = services["redis"]
+    assert "--requirepass" in redis_service["command"]
+    assert "ports" not in redis_service  # never published
+    assert redis_service["networks"] == ["redis"]
+    assert compose["networks"]["redis"]["internal"] is True
+    for name in ("bot", "worker"):
+        url = services[name]["environment"]["REDIS_URL"]
+        assert url.startswith("redis://:${LIANHU_REDIS_PASSWORD}@redis:"), url
+    env = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "lianhu.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert "LIANHU_REDIS_PASSWORD" in env
+    url = env["REDIS_URL"]
+    assert url.startswith("unix://:") and "@/run/redis/" in url  # a password and a socket
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        text = unit.read_text()
+        assert "REDIS_URL=redis://" not in text  # no password-less TCP Redis in a unit
+        assert "SupplementaryGroups=redis" in text
+    guide = (DEPLOY / "README.md").read_text()
+    assert "Redis is a trust boundary" in guide and "requirepass" in guide
+    assert "port 0" in guide and "unixsocket " in guide

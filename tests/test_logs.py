@@ -119,3 +119,64 @@ def test_setup_logging_masks_what_reaches_the_root(root: logging.Logger) -> None
 )
 def test_what_is_masked_and_what_is_not(raw: str, expected: str | None) -> None:
     assert mask(raw) == (raw if expected is None else expected)
+
+
+REAL_SHAPED = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+
+
+def test_a_bot_api_url_never_shows_its_token(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, out = logged
+    logger.info('HTTP Request: POST %s "HTTP/1.1 200 OK"',
+                f"https://api.telegram.org/bot{REAL_SHAPED}/getUpdates")  # fmt: skip
+    logger.info("token alone: %s", REAL_SHAPED)
+    text = out.getvalue()
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0" not in text
+    assert "https://api.telegram.org/bot<redacted>/getUpdates" in text
+    assert "token alone: 7012345678:<redacted>" in text
+
+
+def test_registered_secrets_are_redacted_everywhere() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(MaskingFilter(["123456:TEST-fake-token", "redis-pass-42"]))
+    logger = logging.getLogger("lianhu.test.secrets")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("connecting with %s", "redis://:redis-pass-42@127.0.0.1/0")
+        logger.warning("the part after the colon: TEST-fake-token")
+        try:
+            raise RuntimeError("bad token 123456:TEST-fake-token")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert "redis-pass-42" not in text and "TEST-fake-token" not in text
+    assert "redis://:<redacted>@127.0.0.1/0" in text and "RuntimeError: bad token" in text
+
+
+def test_setup_logging_keeps_http_clients_quiet_and_adds_secrets(root: logging.Logger) -> None:
+    setup_logging("DEBUG")
+    setup_logging("DEBUG", ["a-later-secret"])
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("httpcore.http11").getEffectiveLevel() == logging.WARNING
+    (handler,) = [h for h in root.handlers if h.get_name() == HANDLER_NAME]
+    assert isinstance(handler, logging.StreamHandler)
+    out = io.StringIO()
+    handler.setStream(out)
+    logging.getLogger("lianhu.test.later").warning("value a-later-secret")
+    assert out.getvalue().endswith("value <redacted>\n")
+
+
+def test_settings_name_their_secrets() -> None:
+    from bot.settings import Settings
+
+    settings = Settings(
+        **{"REDIS_URL": "redis://lianhu:s3cret-pw@127.0.0.1:6379/0"},
+        telegram_token="1:abcdefgh", webhook_secret="hook-secret",
+        wecom_token="wecom-token", wecom_aes_key="k" * 43,
+    )  # fmt: skip
+    assert set(settings.secret_values()) == {
+        "1:abcdefgh", "hook-secret", "s3cret-pw", "wecom-token", "k" * 43,
+    }  # fmt: skip

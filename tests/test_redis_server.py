@@ -320,3 +320,32 @@ def test_session_server_fsyncs_every_write(redis_server: EmbeddedRedis, redis_ur
     assert redis_url == redis_server.url
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         assert client.config_get("appendfsync") == {"appendfsync": "always"}
+
+
+def test_data_stays_private_even_in_a_folder_made_loose_before(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = EmbeddedRedis(data)
+    server.start()
+    with redis.Redis.from_url(server.url) as client:
+        client.set("k", "v")
+    server.stop()
+    # Someone (an old version, a copy, a careless chmod -R) loosened everything.
+    data.chmod(0o755)
+    for path in data.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    server.start()
+    with redis.Redis.from_url(server.url) as client:
+        client.set("k2", "v2")
+        client.bgrewriteaof()  # new AOF files, written by redis itself
+        client.save()  # and an RDB snapshot
+        while client.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(0.05)
+    server.stop()
+    modes = {p.relative_to(tmp_path): p.stat().st_mode & 0o777 for p in [data, *data.rglob("*")]}
+    assert any(p.suffix == ".rdb" for p in modes) and any("aof" in str(p) for p in modes)
+    loose = {
+        str(p): oct(m)
+        for p, m in modes.items()
+        if m != (0o700 if (tmp_path / p).is_dir() else 0o600)
+    }
+    assert loose == {}

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 
+import pytest
 import redis.asyncio
 
 from bot.inbox import Inbox
+from bot.storage import keys
 
 
 @contextlib.asynccontextmanager
@@ -83,3 +86,28 @@ async def test_an_update_that_always_fails_is_dead_lettered_not_retried_forever(
     assert tries == 3
     assert await redis_async.lrange(inbox.dead, 0, -1) == [bad.encode()]
     assert await inbox.pending() == 0
+
+
+async def test_an_update_older_than_the_marker_window_is_refused_with_a_log_line(
+    redis_async: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = 1_800_000_000.0
+    inbox = Inbox(redis_async, "telegram", "t1", clock=lambda: now)
+    old = now - 8 * 86400  # the marker of its first delivery expired a day ago
+
+    def message(update_id: int, kind: str = "message", **dates: float) -> str:
+        body = {"message_id": update_id, "text": "停水", "chat": {"id": -1}, **dates}
+        return json.dumps({"update_id": update_id, kind: body})
+
+    with caplog.at_level(logging.WARNING, logger="bot.inbox"):
+        assert await inbox.put(1, message(1, date=old)) is False
+    assert "refused update 1" in caplog.text and "8.0 days old" in caplog.text
+    assert await inbox.put(2, message(2, "edited_message", date=old, edit_date=old)) is False
+    assert await redis_async.xlen(keys.inbox("telegram")) == 0
+    # Fresh messages, an old message edited today, and buttons on old cards are taken.
+    assert await inbox.put(3, message(3, date=now - 60)) is True
+    assert await inbox.put(4, message(4, "edited_message", date=old, edit_date=now)) is True
+    press = {"update_id": 5, "callback_query": {"id": "q", "data": "ack:1",
+                                                "message": {"message_id": 9, "date": old}}}  # fmt: skip
+    assert await inbox.put(5, json.dumps(press)) is True
+    assert await redis_async.xlen(keys.inbox("telegram")) == 3

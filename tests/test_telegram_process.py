@@ -67,3 +67,35 @@ async def test_the_webhook_process_registers_rejects_forgeries_and_answers(
             raise
     assert code == 0, log.read_text(encoding="utf-8", errors="replace")
     assert len(fake.sent_to(H01)) == 1 and len(fake.sent_to(V01)) == 1  # once each
+
+
+async def test_a_polling_run_never_logs_the_token_even_at_debug(
+    fake: FakeBotApi, redis_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
+        "LIANHU_ORG_FILE": str(ORG), "LIANHU_TELEGRAM_TOKEN": TOKEN,
+        "LIANHU_TELEGRAM_BASE_URL": fake.url,
+    }  # fmt: skip
+    log = tmp_path / "bot.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--log-level", "DEBUG"],
+            env=env, cwd=ROOT, stdout=out, stderr=out,
+        )  # fmt: skip
+    try:
+        await wait_for(lambda: "getUpdates" in fake.methods(), 60, "getUpdates")
+        fake.push(fake.message(H01, RESIDENT, LIGHT))
+        await wait_for(lambda: len(fake.sent_to(V01)) == 1 and fake.sent_to(H01), 60, "answers")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert code == 0, text
+    assert "DEBUG" in text  # the run did log at DEBUG
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text

@@ -54,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bot.redis_server import RedisServerError, redis_url_or_embedded
 
     settings = demo_settings()
-    setup_logging()
+    setup_logging(secrets=settings.secret_values())
     previous = signal.signal(signal.SIGTERM, _terminate)  # until the event loop takes over
     embedded = None
     worker: subprocess.Popen[bytes] | None = None
@@ -135,7 +135,9 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
 
     from bot.web.app import init_app
 
-    runner = web.AppRunner(init_app(settings, url), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        init_app(settings, url, listen=host), handle_signals=False, access_log=None
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

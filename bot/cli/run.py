@@ -32,7 +32,11 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to"
     )
-    parser.add_argument("--listen", default="0.0.0.0", help="address the webhook server binds")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        help="address the webhook server binds (loopback: the TLS proxy runs on this machine)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port the webhook server binds")
     parser.add_argument(
         "--name", default=None, help="this process's consumer name (default: the host name)"
@@ -42,6 +46,12 @@ def register(commands: Any) -> None:
         help="which chat platform this process serves (one process per platform)",
     )  # fmt: skip
     parser.add_argument("--path", default="/wecom", help="WeCom callback URL path")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much the bot logs (the token and secrets are redacted at every level)",
+    )
     parser.set_defaults(func=cmd_run)
 
 
@@ -65,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.webhook and not args.webhook.startswith("https://"):
         print("lianhu run: Telegram posts webhooks only to https:// URLs", file=sys.stderr)
         return 2
-    setup_logging()
+    setup_logging(args.log_level, settings.secret_values())
     url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
     try:
         return asyncio.run(_serve(settings, url, args))
@@ -115,7 +125,7 @@ def run_wecom(settings: Settings, args: argparse.Namespace) -> int:
     if missing:
         print(f"lianhu run: set {' and '.join(missing)}", file=sys.stderr)
         return 2
-    setup_logging()
+    setup_logging(args.log_level, settings.secret_values())
     url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
     try:
         return asyncio.run(_serve_wecom(settings, url, args))

@@ -45,7 +45,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("lianhu worker: set REDIS_URL to the Redis the bot uses", file=sys.stderr)
         return 2
-    setup_logging()
+    setup_logging(secrets=settings.secret_values())
     connection = redis.Redis.from_url(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
     kind = SimpleWorker if args.simple else Worker

@@ -20,6 +20,19 @@ Path = tuple[str | int, ...]
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Aliases let a few hundred bytes stand for a billion values (an "alias bomb"): the builder
+# counts every value it makes, aliases expanded, and stops at this many. The default rules
+# hold about 14,000 values in all; a rule file under its 1 MB cap holds far fewer than this.
+MAX_VALUES = 200_000
+MAX_DEPTH = 64  # nesting deeper than this is no rule file; Python's recursion has a limit
+_PLAIN_TAGS: dict[type[yaml.Node], str] = {
+    yaml.MappingNode: "tag:yaml.org,2002:map",
+    yaml.SequenceNode: "tag:yaml.org,2002:seq",
+}
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
+
 
 @dataclass(frozen=True)
 class Document:
@@ -76,32 +89,79 @@ def parse(source: str, text: str) -> tuple[Document | None, list[Problem]]:
         return None, [Problem(source, line, column, "", f"invalid YAML: {message}")]
     except yaml.YAMLError as exc:  # a reader error: bad bytes or control characters
         return None, [Problem(source, 1, 1, "", f"invalid YAML: {exc}")]
+    except RecursionError:
+        return None, [Problem(source, 1, 1, "", "invalid YAML: nested too deep")]
     if node is None:
         return Document(source, {}, {(): (1, 1)}), []
     builder = _Builder(source)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except _TooMany as exc:
+        top = exc.path[:1]
+        line, column = builder.positions.get(top, (1, 1))
+        message = (
+            f"more than {MAX_VALUES:,} values once aliases (*name) are expanded: "
+            "refused (an alias bomb, or a file far too big)"
+        )
+        return None, [Problem(source, line, column, format_path(top), message)]
+    except _TooDeep as exc:
+        builder.problems.append(exc.problem)
     if builder.problems:
         return None, builder.problems
     return Document(source, data, builder.positions), []
 
 
+class _TooMany(Exception):
+    """The document expands to more than MAX_VALUES values."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+class _TooDeep(Exception):
+    """The document nests deeper than MAX_DEPTH."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
 class _Builder:
-    """Turn a composed node tree into plain data, noting positions and duplicate keys."""
+    """Turn a composed node tree into plain data, noting positions and duplicate keys.
+
+    Only YAML's plain types are built: a tag such as ``!!python/object`` is an error at
+    its place, never a constructor call (and never a traceback).
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.positions: dict[Path, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self._constructor = yaml.constructor.SafeConstructor()
+        self._values = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _TooMany(path)
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep(self._problem(node, path, f"nested deeper than {MAX_DEPTH} levels"))
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if not self._plain(node, path):
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._constructor.construct_object(key_node, deep=True)
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     self._add(key_node, path, "merge keys (<<) are not supported")
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._add(key_node, path, "a key must be text, not a list or mapping")
+                    continue
+                if not self._plain(key_node, path):
+                    continue
+                found = len(self.problems)
+                key = self._scalar(key_node, path)
+                if len(self.problems) > found:
                     continue
                 if not isinstance(key, str | int) or isinstance(key, bool):
                     self._add(key_node, path, f"a key must be text, not {key!r}")
@@ -118,11 +178,31 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._constructor.construct_object(node, deep=True)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.constructor.ConstructorError, ValueError) as exc:  # say, 2001-02-30
+            self._add(node, path, f"invalid value: {getattr(exc, 'problem', None) or exc}")
+            return None
+
+    def _plain(self, node: yaml.Node, path: Path) -> bool:
+        """Return whether ``node`` has one of YAML's plain tags; note a problem if not."""
+        expected = _PLAIN_TAGS.get(type(node))
+        if node.tag == expected or (expected is None and node.tag in _SCALAR_TAGS):
+            return True
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        message = f"unknown YAML tag {tag}: only plain text, numbers, lists and mappings"
+        self._add(node, path, message)
+        return False
+
+    def _problem(self, node: yaml.Node, path: Path, message: str) -> Problem:
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        return Problem(self.source, line, column, format_path(path), message)
 
     def _add(self, node: yaml.Node, path: Path, message: str) -> None:
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
-        self.problems.append(Problem(self.source, line, column, format_path(path), message))
+        self.problems.append(self._problem(node, path, message))
 
 
 def _clean_loc(loc: Sequence[str | int]) -> list[str | int]:

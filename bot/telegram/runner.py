@@ -37,7 +37,7 @@ from bot.storage.redis import RedisStore
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.router import Router, set_menus
 from bot.telegram.sending import TelegramSender
-from bot.telegram.webhook import webhook_app
+from bot.telegram.webhook import serve, webhook_app
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class TelegramBot:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(
-        self, webhook: str | None = None, host: str = "0.0.0.0", port: int = 8080
+        self, webhook: str | None = None, host: str = "127.0.0.1", port: int = 8080
     ) -> None:
         """Connect, publish the menus and start receiving, processing and sending."""
         await self.config.refresh(self.bindings, force=True)
@@ -140,9 +140,8 @@ class TelegramBot:
         if secret is None:
             raise MissingSetting("LIANHU_WEBHOOK_SECRET")
         path = urlsplit(webhook).path or "/"
-        self._site = web.AppRunner(webhook_app(path, self.inbox, secret.get_secret_value()))
-        await self._site.setup()
-        await web.TCPSite(self._site, host, port).start()
+        app = webhook_app(path, self.inbox, secret.get_secret_value())
+        self._site = await serve(app, host, port)
         await self.application.bot.set_webhook(
             webhook, secret_token=secret.get_secret_value(), allowed_updates=list(ALLOWED_UPDATES)
         )

@@ -8,6 +8,7 @@ value is never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -21,6 +22,12 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024  # an update is a few kilobytes; refuse anything absurd
+# Idle and slow clients must not hold file descriptors: aiohttp keeps an idle connection
+# (one that sent nothing yet, or half a request line) for an hour by default. Telegram
+# reconnects when it has news; it opens at most 100 connections (setWebhook max_connections).
+IDLE_TIMEOUT = 30.0  # seconds a connection may sit without a whole request
+BODY_TIMEOUT = 30.0  # seconds to send an update's body once its headers came
+MAX_CONNECTIONS = 200  # more open at once are closed as soon as they connect
 
 
 def webhook_handler(
@@ -37,8 +44,11 @@ def webhook_handler(
             )
             return web.Response(status=403)
         try:
-            raw = await request.text()
+            async with asyncio.timeout(BODY_TIMEOUT):
+                raw = await request.text()
             update = json.loads(raw)
+        except TimeoutError:
+            return web.Response(status=408)
         except (ValueError, UnicodeDecodeError):
             return web.Response(status=400, text="not JSON")
         update_id = update.get("update_id") if isinstance(update, dict) else None
@@ -60,3 +70,49 @@ def webhook_app(path: str, inbox: Inbox, secret: str) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     add_webhook(app, path, inbox, secret)
     return app
+
+
+class _Closed(asyncio.Protocol):
+    """A connection past the cap: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class CappedSite(web.TCPSite):
+    """A TCP site that closes connections past ``max_connections`` at once."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, max_connections: int) -> None:
+        super().__init__(runner, host, port)
+        self.max_connections = max_connections
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(server.connections) >= self.max_connections:
+                log.warning(
+                    "webhook: %d connections open; closing a new one", len(server.connections)
+                )
+                return _Closed()
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(protocol, self._host, self._port)
+
+
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port``, dropping idle clients and capping connections."""
+    runner = web.AppRunner(app, keepalive_timeout=idle_timeout)
+    await runner.setup()
+    await CappedSite(runner, host, port, max_connections).start()
+    return runner

@@ -28,6 +28,7 @@ from bot.services import Service
 from bot.settings import Settings
 from bot.storage.redis import RedisStore
 from bot.web.history import ChatHistory
+from bot.web.hosts import allowed_hosts, host_guard
 from bot.web.live import Hub
 from bot.web.pages import STATIC, Pages
 from bot.web.simulator import SimGateway, Simulator
@@ -63,15 +64,18 @@ def init_app(
     clock: Clock = time.time,
     scheduler: Scheduler | None = None,
     sender: bool = True,
+    listen: str | None = "127.0.0.1",
 ) -> web.Application:
     """Return the web app on the Redis at ``redis_url``.
 
     ``scheduler`` defaults to rq on the same Redis; ``sender`` runs the simulator's
     outbox Sender in this process (the demo does; another process may instead).
+    ``listen`` is the address the app is served on: a name it answers to.
     """
     from bot.web import views  # the routes import the app keys above
 
-    app = web.Application(client_max_size=64 * 1024)
+    guard = host_guard(allowed_hosts(listen, settings.allowed_hosts), views.refusal)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
     app[PAGES] = Pages()
     app[CONFIG] = LiveConfig(settings.rules_dir, settings.org_file, settings.policy())
     app.cleanup_ctx.append(_parts(settings, redis_url, clock, scheduler, sender))

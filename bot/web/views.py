@@ -50,6 +50,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
 
 
+def refusal(request: web.Request, status: int, error: str, detail: str) -> web.Response:
+    """Return the error page for a request refused before any handler ran."""
+    data = {"error": error, "detail": detail}
+    return request.app[PAGES].render(request, "error.html", data, status=status)
+
+
 async def index(request: web.Request) -> web.Response:
     """Send the visitor to the simulator."""
     raise web.HTTPFound("/sim")
