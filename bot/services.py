@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core import deadlines as dl
+from bot.core.access import staff_only
 from bot.core.classify import Match, classify
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies
-from bot.core.models import IncomingMessage, Reply
+from bot.core.models import IncomingMessage, Reply, Visibility
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -127,7 +128,11 @@ class Service:
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
-        if ctx.policy.join_window <= 0:  # joining switched off: every report is its own ticket
+        category = ctx.ruleset.categories.get(match.category)
+        sensitive = category is not None and category.visibility is Visibility.STAFF
+        # Joining switched off, or a staff-only matter (a neighbour's matching report must not
+        # make them party to it): every such report is its own ticket.
+        if ctx.policy.join_window <= 0 or sensitive:
             return await self._open_or_join(ctx, message, match, origin, None)
         join_key = keys.join(_join_scope(ctx.tree, origin).id, match.category)
         async with self._lock(join_key):
@@ -199,7 +204,9 @@ class Service:
                 if command.via is Via.REPLY:
                     return Handled("ignored")
                 return await self._refuse(message, "no_such_ticket", {"id": command.ticket})
-            outcome = apply(ctx, ticket, command, message.sender, person, message.chat, now)
+            outcome = apply(
+                ctx, ticket, command, message.sender, person, message.chat, now, message.private
+            )
             if isinstance(outcome, Refusal):
                 if command.via is Via.REPLY:  # a chat reply to a notice: not meant for the bot
                     return Handled("ignored")
@@ -275,8 +282,19 @@ class Service:
         self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]
     ) -> Handled:
         tickets = await self.store.get_many(list(ids))
-        params = [ticket_params(ctx, t, masked=True) for t in tickets]
-        return await self._answer(message, "ticket_list", {"title": title, "tickets": params})
+        params = {"title": title, "tickets": [ticket_params(ctx, t, masked=True) for t in tickets]}
+        if title != "my" or message.private or not any(staff_only(t) for t in tickets):
+            return await self._answer(message, "ticket_list", params)
+        # A resident's own list names a staff-only matter: not in front of the group.
+        lang = message.sender.lang
+        await self._commit_replies(
+            message,
+            [
+                Reply(message.sender.account, "ticket_list", params, lang),
+                Reply(message.chat, "replied_privately", {}, lang, reply_to=message.message_id),
+            ],
+        )
+        return Handled("done", detail="ticket_list")
 
     async def _answer(
         self, message: IncomingMessage, template: str, params: dict[str, Any]

@@ -1,4 +1,6 @@
-"""What the bot does with one Telegram update: the core's use cases, or /bind, /invite, /join.
+"""What the bot does with one Telegram update: the core's use cases, or the admin commands.
+
+/bind, /invite, /join and /revoke change the tree and the roster laid over the org file.
 
 Every answer goes through the outbox in the same commit that marks the
 message handled, so a redelivered update answers nothing twice.
@@ -28,6 +30,7 @@ from bot.core.enrolment import (
     Binding,
     decide_bind,
     decide_invite,
+    decide_revoke,
     parse_admin,
 )
 from bot.core.models import IncomingMessage, Lang, Reply
@@ -43,7 +46,7 @@ GROUP_COMMANDS = (
     "help", "status", "ack", "resolve", "note", "escalate",
     "open", "mine", "stats", "confirm", "reopen", "bind",
 )  # fmt: skip
-PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite")
+PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite", "revoke")
 MENU_LANGUAGES = ((None, Lang.ZH_HANS), ("zh", Lang.ZH_HANS), ("en", Lang.EN))
 """Telegram language codes (None: everyone else) and the language of their menu."""
 
@@ -93,7 +96,7 @@ class Router:
     async def admin(
         self, message: IncomingMessage, command: AdminCommand | AdminRefusal, thread: int | None
     ) -> None:
-        """Carry out /bind, /invite or /join, or refuse it; answer in the chat."""
+        """Carry out /bind, /invite, /join or /revoke, or refuse it; answer in the chat."""
         if await self.service.store.was_processed(message.key) is not None:
             return
         if isinstance(command, AdminRefusal):
@@ -102,7 +105,11 @@ class Router:
         person = person_of_account(tree, message.sender.account)
         if command.verb is AdminVerb.BIND:
             file_tree = self.config.file_context.tree
-            bind = decide_bind(file_tree, person, message.chat, message.private, command)
+            current = node_of_chat(tree, message.chat)
+            bind = decide_bind(
+                file_tree, person, message.chat, message.private, command,
+                current.id if current else None,
+            )  # fmt: skip
             if isinstance(bind, AdminRefusal):
                 return await self._say(message, bind.reason, dict(bind.params))
             await self.bindings.bind(Binding(bind.chat, bind.node, bind.staff, thread))
@@ -116,17 +123,44 @@ class Router:
                 return await self._say(message, invite.reason, dict(invite.params))
             code = await self.bindings.create_invite(invite, message.sender.account)
             return await self._say(message, "invite_code", invite_params(tree, invite, code))
+        if command.verb is AdminVerb.REVOKE:
+            return await self.revoke(message, command)
         if not message.private:
             await self.bindings.burn_invite(command.code)
             return await self._say(message, "join_in_private", {})
         s = message.sender
+        if s.account in self.config.file_context.tree.accounts:  # the file decides their role
+            return await self._say(message, "join_in_file", {})
         joined = await self.bindings.join(command.code, s.account, s.name, s.lang)
-        if joined is None:
-            return await self._say(message, "join_invalid", {})
+        if isinstance(joined, AdminRefusal):
+            if joined.reason == "join_locked":
+                log.warning("%s: /join locked after failed attempts", s.account)
+            return await self._say(message, joined.reason, dict(joined.params))
         await self.config.refresh(self.bindings, force=True)
         log.info("%s enrolled as %s of %s", s.account, joined.role.value, joined.scope)
         node = self.config.context.tree.nodes[joined.scope]
         await self._say(message, "joined", {**node_params(node), "role": joined.role.value})
+
+    async def revoke(self, message: IncomingMessage, command: AdminCommand) -> None:
+        """End a chat enrolment at once, for every process; the file's people stay."""
+        tree = self.config.context.tree
+        person = person_of_account(tree, message.sender.account)
+        decided = decide_revoke(
+            self.config.file_context.tree, person, message.private, command,
+            self.config.enrolments, PLATFORM,
+        )  # fmt: skip
+        if isinstance(decided, AdminRefusal):
+            return await self._say(message, decided.reason, dict(decided.params))
+        revoked = await self.bindings.revoke(decided.account, message.sender.account)
+        await self.config.refresh(self.bindings, force=True)
+        if revoked is None:  # revoked by another process meanwhile
+            return await self._say(message, "revoke_unknown", {"target": command.target})
+        log.info("%s revoked by %s", revoked.account, message.sender.account)
+        node = tree.nodes.get(revoked.scope)
+        params = {**(node_params(node) if node else {}), "role": revoked.role.value}
+        await self._say(
+            message, "revoked", {**params, "name": revoked.name, "account": revoked.account}
+        )
 
     async def migrate(self, old: str, new: str) -> None:
         """Keep a group's node when Telegram turns it into a supergroup with a new id."""
