@@ -9,6 +9,7 @@ ticket still owes what the deadline stands for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -212,6 +213,10 @@ class Service:
                     return Handled("ignored")
                 return await self._refuse(message, outcome.reason, dict(outcome.params))
             events = outcome.events
+            if not events:  # an answer (such as /status) quotes the question in its chat
+                outcome = dataclasses.replace(
+                    outcome, replies=tuple(_quoting(r, message) for r in outcome.replies)
+                )
             result, _ = await self.store.commit(
                 ticket if events else None,
                 outcome.ticket if events else None,
@@ -448,6 +453,13 @@ class Service:
             OutboxEntry(reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply))
             for i, reply in enumerate(replies)
         ]
+
+
+def _quoting(reply: Reply, message: IncomingMessage) -> Reply:
+    """Return ``reply`` quoting ``message`` when it goes to the chat the message came from."""
+    if reply.chat != message.chat or reply.reply_to is not None:
+        return reply
+    return dataclasses.replace(reply, reply_to=message.message_id)
 
 
 def _duplicate(ticket_id: str) -> Handled:
