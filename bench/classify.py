@@ -154,9 +154,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rules", type=Path, default=ROOT / "routing_rules")
-    parser.add_argument(
-        "--corpus", type=Path, default=ROOT / "tests" / "data" / "dev.jsonl"
-    )
+    parser.add_argument("--corpus", type=Path, default=ROOT / "tests" / "data" / "dev.jsonl")
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
     args = parser.parse_args()
 
