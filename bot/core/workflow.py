@@ -129,6 +129,8 @@ def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: flo
     """Add another report of the same problem to an open ticket."""
     if ticket.reported_by(message.sender.account):  # the same person again: just remind them
         params = ticket_params(ctx, ticket, masked=True, again=True)
+        if co_reporter(ticket, message.sender.account):
+            params = for_co_reporter(params, reporter_of(message))
         reply = Reply(
             message.chat,
             "ticket_joined",
