@@ -9,6 +9,7 @@ ticket still owes what the deadline stands for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.core import deadlines as dl
+from bot.core.access import staff_only
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import IncomingMessage, Reply
+from bot.core.models import IncomingMessage, Reply, Visibility
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -157,7 +159,11 @@ class Service:
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
-        if ctx.policy.join_window <= 0:  # joining switched off: every report is its own ticket
+        category = ctx.ruleset.categories.get(match.category)
+        sensitive = category is not None and category.visibility is Visibility.STAFF
+        # Joining switched off, or a staff-only matter (a neighbour's matching report must not
+        # make them party to it): every such report is its own ticket.
+        if ctx.policy.join_window <= 0 or sensitive:
             return await self._open_or_join(ctx, message, match, origin, None)
         join_key = keys.join(_join_scope(ctx.tree, origin).id, match.category)
         async with self._lock(join_key):
@@ -229,12 +235,18 @@ class Service:
                 if command.via is Via.REPLY:
                     return Handled("ignored")
                 return await self._refuse(message, "no_such_ticket", {"id": command.ticket})
-            outcome = apply(ctx, ticket, command, message.sender, person, message.chat, now)
+            outcome = apply(
+                ctx, ticket, command, message.sender, person, message.chat, now, message.private
+            )
             if isinstance(outcome, Refusal):
                 if command.via is Via.REPLY:  # a chat reply to a notice: not meant for the bot
                     return Handled("ignored")
                 return await self._refuse(message, outcome.reason, dict(outcome.params))
             events = outcome.events
+            if not events:  # an answer (such as /status) quotes the question in its chat
+                outcome = dataclasses.replace(
+                    outcome, replies=tuple(_quoting(r, message) for r in outcome.replies)
+                )
             result, _ = await self.store.commit(
                 ticket if events else None,
                 outcome.ticket if events else None,
@@ -313,8 +325,22 @@ class Service:
         tickets = await self.store.get_many(list(ids))
         if title != "my":  # a handler's queue: overdue first, then what is due next
             tickets = queue_order([t for t in tickets if t.state.active], now)
-        params = [ticket_params(ctx, t, masked=True, late=t.overdue(now)) for t in tickets]
-        return await self._answer(message, "ticket_list", {"title": title, "tickets": params})
+        params = {
+            "title": title,
+            "tickets": [ticket_params(ctx, t, masked=True, late=t.overdue(now)) for t in tickets],
+        }
+        if title != "my" or message.private or not any(staff_only(t) for t in tickets):
+            return await self._answer(message, "ticket_list", params)
+        # A resident's own list names a staff-only matter: not in front of the group.
+        lang = message.sender.lang
+        await self._commit_replies(
+            message,
+            [
+                Reply(message.sender.account, "ticket_list", params, lang),
+                Reply(message.chat, "replied_privately", {}, lang, reply_to=message.message_id),
+            ],
+        )
+        return Handled("done", detail="ticket_list")
 
     async def _answer(
         self, message: IncomingMessage, template: str, params: dict[str, Any]
@@ -499,6 +525,13 @@ class Service:
             reply_payload(slow_down(message)),
             keys.same_reply(reply.chat, same) if same else None, p.same_window,
         )  # fmt: skip
+
+
+def _quoting(reply: Reply, message: IncomingMessage) -> Reply:
+    """Return ``reply`` quoting ``message`` when it goes to the chat the message came from."""
+    if reply.chat != message.chat or reply.reply_to is not None:
+        return reply
+    return dataclasses.replace(reply, reply_to=message.message_id)
 
 
 def _duplicate(ticket_id: str) -> Handled:

@@ -29,9 +29,9 @@ OTHER_RESIDENT, GRID_WORKER_G03 = 100002, 100022
 LIGHT = "村口的路灯坏了半个月，晚上黑漆漆的"
 
 
-def settings_for(fake: FakeBotApi, redis_url: str, **extra: Any) -> Settings:
+def settings_for(fake: FakeBotApi, redis_url: str, org: Path = ORG, **extra: Any) -> Settings:
     return Settings(
-        **{"REDIS_URL": redis_url}, rules_dir=RULES_DIR, org_file=ORG, deadline_scale=SCALE,
+        **{"REDIS_URL": redis_url}, rules_dir=RULES_DIR, org_file=org, deadline_scale=SCALE,
         deadline_floor=0,
         telegram_token=TOKEN, telegram_base_url=fake.url, webhook_secret=SECRET,
         telegram_limit_scale=0.01, **extra,
@@ -68,9 +68,9 @@ class Harness:
         self.sync = redis.Redis.from_url(redis_url)
         self.bot: TelegramBot | None = None
 
-    async def start(self, webhook: bool = False, **extra: Any) -> TelegramBot:
+    async def start(self, webhook: bool = False, org: Path = ORG, **extra: Any) -> TelegramBot:
         self.bot = TelegramBot(
-            settings_for(self.fake, self.redis_url), self.client, self.sync,
+            settings_for(self.fake, self.redis_url, org), self.client, self.sync,
             consumer="test", poll_timeout=1, **extra,
         )  # fmt: skip
         if webhook:

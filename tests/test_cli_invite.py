@@ -13,7 +13,7 @@ import redis
 import redis.asyncio
 
 from bot.bindings import BindingStore
-from bot.core.enrolment import Invite
+from bot.core.enrolment import AdminRefusal, Invite
 from bot.core.models import Lang
 from bot.core.org import Role
 from bot.redis_server import EmbeddedRedis
@@ -51,7 +51,8 @@ async def test_a_code_from_the_shell_enrols_once(
     store = BindingStore(redis_async)
     joined = await store.join(code, "telegram:555001", "新网格员", Lang.ZH_HANS)
     assert joined == Invite(Role.GRID_WORKER, "G-03")
-    assert await store.join(code, "telegram:555002", "别人", Lang.ZH_HANS) is None  # once only
+    again = await store.join(code, "telegram:555002", "别人", Lang.ZH_HANS)  # once only
+    assert again == AdminRefusal("join_invalid", {})
     english = lianhu("org", "invite", "admin", "street:S-01", "--lang", "en", REDIS_URL=redis_url)
     assert english.returncode == 0 and "to the bot in a private chat" in english.stdout
 

@@ -210,7 +210,7 @@ MAY_ACT = [
     ("p-tan-zhihui", "D-fire", False),
     ("p-tan-zhihui", "S-01", False),
     ("p-tan-zhihui", "H-01", False),
-    ("p-admin-liu", "H-08", True),  # admin: everything
+    ("p-admin-liu", "H-08", True),  # admin of the street: everything in it
     ("p-admin-liu", "D-fire", True),
     ("p-admin-liu", "X-9", False),  # no such node
 ]
@@ -507,10 +507,29 @@ def test_scope_of_the_wrong_kind(role: str, good: str, bad: str) -> None:
 
 
 @pytest.mark.parametrize("scope", ["S-1", "V-1", "G-1", "H-1", "D-1"])
-def test_admin_may_sit_anywhere(scope: str) -> None:
+def test_admin_may_sit_anywhere_and_acts_in_the_subtree(scope: str) -> None:
     text = TREE + f"people:\n  - {{id: p-1, name: 甲, role: admin, scope: {scope}}}\n"
     tree = build(text)
-    assert all(may_act(tree, tree.people["p-1"], node) for node in tree.nodes)
+    below = {n for n in tree.nodes if scope in {a.id for a in ancestors(tree, n)}}
+    assert {n for n in tree.nodes if may_act(tree, tree.people["p-1"], n)} == below
+
+
+def test_an_admin_acts_in_their_street_unless_global() -> None:
+    text = TWO_STREETS + (
+        "  - {id: p-2, name: 乙, role: admin, scope: S-1}\n"
+        "  - {id: p-3, name: 丙, role: admin, scope: S-1, global: true}\n"
+    )
+    tree = build(text)
+    assert may_act(tree, tree.people["p-2"], "H-1") and may_act(tree, tree.people["p-2"], "D-1")
+    assert not any(may_act(tree, tree.people["p-2"], n) for n in ("S-2", "H-2", "D-2"))
+    assert all(may_act(tree, tree.people["p-3"], n) for n in tree.nodes)
+
+
+def test_only_an_admin_can_be_global() -> None:
+    text = TREE + "people:\n  - {id: p-1, name: 甲, role: street_staff, scope: S-1, global: true}\n"
+    assert errors(text) == [
+        "org.yaml:23:56: people[0].global: only an admin can be global, not a street_staff"
+    ]
 
 
 def test_an_invalid_node_hides_no_other_problem_and_adds_none() -> None:
@@ -640,6 +659,7 @@ def test_cli_show_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["people"][0] == {
         "id": "p-chen-zhiqiang", "name": "陈志强", "role": "resident", "scope": "H-01",
         "accounts": ["telegram:100001", "sim:p-chen-zhiqiang"], "lang": "zh-Hans",
+        "global": False,
     }  # fmt: skip
 
 

@@ -45,7 +45,7 @@ NOTICES = [
     "escalated", "overdue", "flagged", "rated", "status",
 ]  # fmt: skip
 REFUSALS = [
-    "not_yours", "not_reporter", "ticket_final", "not_in_scope", "not_handler", "not_admin",
+    "co_reporter", "not_reporter", "ticket_final", "not_in_scope", "not_handler", "not_admin",
     "already_resolved", "already_acknowledged", "at_top", "unknown_command", "closed_report_again",
     "not_resolved", "unknown_person", "assignee_out_of_scope", "no_such_ticket", "needs_id",
     "needs_text", "needs_target", "needs_rating",
@@ -183,8 +183,9 @@ def street(ruleset: RuleSet, tree: OrgTree) -> Street:
     s.command("p-zhong-zhiwei", Command(Verb.MY, noise))  # not a command on a ticket
     s.do("p-zhong-zhiwei", f"办结 {noise} 已约谈店主，承诺晚上十点前收档", at=NOW + 5 * HOUR)
     s.do("p-zhong-zhiwei", f"受理 {noise}")  # already resolved
-    s.do("p-luo-jiahao", f"评价 {noise} 5")  # joined reporters may rate too
-    s.do("p-huang-meiling", f"确认 {noise}")  # not the reporter
+    s.do("p-luo-jiahao", f"评价 {noise} 5")  # a joined reporter: the first reporter rates
+    s.do("p-huang-meiling", f"确认 {noise}")  # another village's resident: not found
+    s.do("p-zhong-zhiwei", f"确认 {noise}")  # a handler, not the reporter
     s.do("p-chen-zhiqiang", f"确认 {noise}", at=NOW + 6 * HOUR)
     s.do("p-chen-zhiqiang", f"评价 {noise} 5", at=NOW + 6 * HOUR)
     s.do("p-chen-zhiqiang", f"重开 {noise} 又吵了")  # closed: report again
@@ -196,6 +197,7 @@ def street(ruleset: RuleSet, tree: OrgTree) -> Street:
     s.do("p-liang-guohua", f"重开 {leak} 还是在漏水")
     s.do("p-yang-zixuan", f"上报 {leak} 主管破裂，需街道协调维修")
     s.do("p-luo-bingkun", f"上报 {leak} 再上报")  # the street is the top
+    s.do("p-pan-lijuan", f"受理 {leak}")  # the origin's grid worker: now with the street
     s.do("p-luo-bingkun", f"转派 {leak} housing 请住建办派人维修")
     s.do("p-gan-baolian", f"驳回 {leak} 属物业维修范围，已告知物业")
 
@@ -366,8 +368,10 @@ def test_closed_invites_a_rating_in_each_way_it_closes(street: Street, renderer:
     by = {r.params["by"] for r in street.replies["closed"]}
     assert by == {"reporter", "timeout"}
     for reply in street.replies["closed"]:
-        if "redacted" not in reply.params:  # to the resident
-            rendered = renderer.render(reply)
+        rendered = renderer.render(reply)
+        if reply.params.get("co_reporter"):  # rating is the first reporter's
+            assert "评分" not in rendered.text and not rendered.buttons
+        elif "redacted" not in reply.params:  # to the resident
             assert "评分" in rendered.text
             assert [data for _, data in rendered.buttons] == [
                 f"rate:{reply.ticket}:{n}" for n in range(1, 6)

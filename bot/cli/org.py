@@ -1,9 +1,10 @@
-"""``lianhu org check | show | invite``."""
+"""``lianhu org check | show | invite | revoke | audit``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from bot.cli.common import (
     report_invalid,
     report_settings,
 )
-from bot.core.enrolment import AdminRefusal, Invite, invite_for
+from bot.core.enrolment import AdminRefusal, Enrolment, Invite, invite_for
 from bot.core.errors import InvalidOrg, InvalidRules
 from bot.core.models import Lang
 from bot.core.org import Node, OrgTree, Person, Role, check_against_rules
@@ -67,6 +68,23 @@ def register(commands: Any) -> None:
         help="language of the instructions printed with the code",
     )  # fmt: skip
     invite.set_defaults(func=cmd_invite)
+
+    revoke = sub.add_parser(
+        "revoke",
+        help="end an enrolment made in chat (/join), at once, in the bot and every worker",
+        description="End the chat enrolment of ACCOUNT (telegram:12345), as /revoke does in "
+        "chat: its next command is refused. People the org file names are changed in the "
+        "file. Uses REDIS_URL, or the embedded server in LIANHU_DATA_DIR.",
+    )
+    revoke.add_argument("account", metavar="ACCOUNT", help="the account, as platform:id")
+    revoke.add_argument("--org", type=Path, default=None, metavar="FILE", help=file_help)
+    revoke.set_defaults(func=cmd_revoke)
+
+    audit = sub.add_parser(
+        "audit", help="print the history of enrolments and revocations, oldest first"
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON lines")
+    audit.set_defaults(func=cmd_audit)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -115,6 +133,70 @@ def cmd_invite(args: argparse.Namespace) -> int:
         code = asyncio.run(_store_invite(url, invite))
     print(renderer.text("invite_code_cli", invite_params(tree, invite, code), lang))
     return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """End an account's chat enrolment; exit 1 when it has none or the file names it."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return report_settings(exc, "lianhu org revoke")
+    path: Path = args.org or settings.org_file
+    try:
+        tree = load_org(path)
+    except InvalidOrg as exc:
+        return report_invalid(exc, str(path))
+    if args.account in tree.accounts:
+        person = tree.people[tree.accounts[args.account]]
+        print(f"{args.account}: named in {path} ({person.id}); change it there", file=sys.stderr)
+        return 1
+    with redis_for_command(settings.redis_url, settings.data_dir) as url:
+        revoked = asyncio.run(_revoke(url, args.account))
+    if revoked is None:
+        print(f"{args.account}: no enrolment to revoke", file=sys.stderr)
+        return 1
+    print(f"{revoked.account}: {revoked.role.value} of {revoked.scope} revoked")
+    return 0
+
+
+async def _revoke(url: str, account: str) -> Enrolment | None:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        return await BindingStore(client).revoke(account, by="cli")
+    finally:
+        await client.aclose()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Print every enrolment and revocation stored, oldest first."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return report_settings(exc, "lianhu org audit")
+    with redis_for_command(settings.redis_url, settings.data_dir) as url:
+        entries = asyncio.run(_audit(url))
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry, ensure_ascii=False))
+        return 0
+    columns = ("at", "action", "account", "name", "role", "scope", "by")
+    rows = [
+        (
+            dt.datetime.fromtimestamp(float(e.get("at", 0)), dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            *(e.get(c, "") for c in columns[1:]),
+        )
+        for e in entries
+    ]
+    print_table("enrolments and revocations (UTC)", columns, rows)
+    return 0
+
+
+async def _audit(url: str) -> list[dict[str, str]]:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        return await BindingStore(client).audit()
+    finally:
+        await client.aclose()
 
 
 async def _store_invite(url: str, invite: Invite) -> str:
@@ -171,6 +253,7 @@ def person_json(person: Person) -> dict[str, Any]:
         "scope": person.scope,
         "accounts": list(person.accounts),
         "lang": str(person.lang),
+        "global": person.everywhere,
     }
 
 

@@ -1,11 +1,16 @@
-"""Setting groups up in chat: ``/bind``, ``/invite`` and ``/join``, and their overlay on the tree.
+"""Setting groups up in chat: ``/bind``, ``/invite``, ``/join`` and ``/revoke``, and their overlay.
 
 The organisation file stays the source of the initial tree and roster. What
 administrators do in chat (bind a group to a node, enrol staff with one-time
-codes) is stored beside it and laid over the file's tree by ``overlay``: a
-binding adds a chat to a node (or makes it the node's staff chat), an
-enrolment gives an account a role and a scope. The file wins where the two
-disagree, so a chat bound in the file cannot be taken by ``/bind``.
+codes, revoke them) is stored beside it and laid over the file's tree by
+``overlay``: a binding adds a chat to a node (or makes it the node's staff
+chat), an enrolment gives an account a role and a scope. The file wins where
+the two disagree: a chat bound in the file cannot be taken by ``/bind``, and an
+enrolment never overrides a person the file names (to demote one, edit the
+file). A revocation wins over every enrolment made before it.
+
+An administrator acts within their scope's subtree (``bot.core.org.may_act``):
+they bind, invite and revoke only there, unless the file makes them global.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from bot.core.models import Lang
-from bot.core.org import Node, OrgTree, Person, Role
+from bot.core.org import Node, OrgTree, Person, Role, may_act
 from bot.core.roster import SCOPE_KIND
 
 
@@ -27,14 +32,15 @@ class AdminVerb(StrEnum):
     BIND = "bind"
     INVITE = "invite"
     JOIN = "join"
+    REVOKE = "revoke"
 
 
 @dataclass(frozen=True)
 class AdminCommand:
-    """A parsed ``/bind``, ``/invite`` or ``/join``."""
+    """A parsed ``/bind``, ``/invite``, ``/join`` or ``/revoke``."""
 
     verb: AdminVerb
-    target: str = ""  # "grid:G-03"
+    target: str = ""  # "grid:G-03"; for /revoke the account or person
     role: str = ""  # for /invite
     code: str = ""  # for /join
     staff: bool = False  # /bind ... staff: the node's staff-only chat
@@ -60,6 +66,7 @@ class Enrolment:
     scope: str
     lang: Lang = Lang.ZH_HANS
     code: str = ""
+    at: float = 0.0  # when it was made: a revocation after this time voids it
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class AdminRefusal:
     params: Mapping[str, str]
 
 
-_COMMAND = re.compile(r"^/(bind|invite|join)(?:@\w+)?(?:\s+(.*))?$", re.S | re.I)
+_COMMAND = re.compile(r"^/(bind|invite|join|revoke)(?:@\w+)?(?:\s+(.*))?$", re.S | re.I)
 _TARGET = re.compile(r"^([a-z]+):([A-Za-z][A-Za-z0-9_-]*)$")
 _CODE = re.compile(r"^[A-Z2-9]{6,16}$")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
@@ -98,6 +105,9 @@ def parse_admin(text: str) -> AdminCommand | AdminRefusal | None:
     elif verb is AdminVerb.INVITE:
         if len(args) == 2 and args[0] in set(Role) and _TARGET.match(args[1]):
             return AdminCommand(verb, role=args[0], target=args[1])
+    elif verb is AdminVerb.REVOKE:
+        if len(args) == 1 and args[0].lstrip("@"):
+            return AdminCommand(verb, target=args[0].lstrip("@"))
     elif len(args) == 1 and _CODE.match(args[0].upper()):
         return AdminCommand(verb, code=args[0].upper())
     return AdminRefusal(f"{verb.value}_usage", {})
@@ -117,16 +127,30 @@ def _is_admin(person: Person | None) -> bool:
 
 
 def decide_bind(
-    file_tree: OrgTree, person: Person | None, chat: str, private: bool, command: AdminCommand
+    file_tree: OrgTree,
+    person: Person | None,
+    chat: str,
+    private: bool,
+    command: AdminCommand,
+    bound_to: str | None = None,
 ) -> Binding | AdminRefusal:
-    """Return the binding ``/bind`` asks for, or why not (checked against the file's tree)."""
+    """Return the binding ``/bind`` asks for, or why not (checked against the file's tree).
+
+    ``bound_to`` is the node the chat is bound to now (in the file or in chat): an
+    administrator may not take a chat away from a node outside their scope.
+    """
     if not _is_admin(person):
         return AdminRefusal("not_admin", {"verb": command.verb.value})
+    assert person is not None
     if private:
         return AdminRefusal("bind_in_group", {})
     node = target_node(file_tree, command.target)
     if isinstance(node, AdminRefusal):
         return node
+    if not may_act(file_tree, person, node.id) or (
+        bound_to is not None and not may_act(file_tree, person, bound_to)
+    ):
+        return AdminRefusal("node_out_of_scope", {"target": command.target})
     owner = file_tree.chats.get(chat)
     if owner is not None and owner != node.id:
         return AdminRefusal("chat_bound_in_file", {"node": file_tree.nodes[owner].name})
@@ -139,9 +163,56 @@ def decide_invite(
     """Return what the code ``/invite`` asks for enrols, or why not."""
     if not _is_admin(person):
         return AdminRefusal("not_admin", {"verb": command.verb.value})
+    assert person is not None
     if not private:  # a code posted in a group could be used by anyone who reads it
         return AdminRefusal("invite_in_private", {})
-    return invite_for(tree, Role(command.role), command.target)
+    invite = invite_for(tree, Role(command.role), command.target)
+    if isinstance(invite, Invite) and not may_act(tree, person, invite.scope):
+        return AdminRefusal("node_out_of_scope", {"target": command.target})
+    return invite
+
+
+def decide_revoke(
+    file_tree: OrgTree,
+    person: Person | None,
+    private: bool,
+    command: AdminCommand,
+    enrolments: Mapping[str, Enrolment],
+    platform: str,
+) -> Enrolment | AdminRefusal:
+    """Return the enrolment ``/revoke`` ends, or why not.
+
+    The target is an account (``telegram:123``, or ``123`` on the admin's platform),
+    an enrolled person's id (``enrolled:telegram:123``) or their name. An account the
+    file names is the file's to change; one outside the admin's scope is "not found".
+    """
+    if not _is_admin(person):
+        return AdminRefusal("not_admin", {"verb": command.verb.value})
+    assert person is not None
+    if not private:
+        return AdminRefusal("revoke_in_private", {})
+    account = revoke_target(command.target, enrolments, platform)
+    if account is None:
+        if command.target in file_tree.accounts or command.target in file_tree.people:
+            return AdminRefusal("revoke_in_file", {"target": command.target})
+        return AdminRefusal("revoke_unknown", {"target": command.target})
+    if account in file_tree.accounts:
+        return AdminRefusal("revoke_in_file", {"target": command.target})
+    enrolment = enrolments.get(account)
+    if enrolment is None or not may_act(file_tree, person, enrolment.scope):
+        return AdminRefusal("revoke_unknown", {"target": command.target})
+    return enrolment
+
+
+def revoke_target(target: str, enrolments: Mapping[str, Enrolment], platform: str) -> str | None:
+    """Return the account ``target`` names among the enrolments (or as an account), or None."""
+    target = target.removeprefix("enrolled:")
+    if ":" in target:
+        return target
+    if target.isdigit():
+        return f"{platform}:{target}"
+    named = [e.account for e in enrolments.values() if e.name == target]
+    return named[0] if len(named) == 1 else None
 
 
 def invite_for(tree: OrgTree, role: Role, target: str) -> Invite | AdminRefusal:
@@ -156,9 +227,16 @@ def invite_for(tree: OrgTree, role: Role, target: str) -> Invite | AdminRefusal:
 
 
 def overlay(
-    tree: OrgTree, bindings: Mapping[str, Binding], enrolments: Mapping[str, Enrolment]
+    tree: OrgTree,
+    bindings: Mapping[str, Binding],
+    enrolments: Mapping[str, Enrolment],
+    revoked: Mapping[str, float] = MappingProxyType({}),
 ) -> OrgTree:
-    """Return the tree with the chat-made bindings and enrolments laid over it."""
+    """Return the tree with the chat-made bindings and enrolments laid over it.
+
+    ``revoked`` holds when each account was last revoked: an enrolment made before
+    that counts for nothing.
+    """
     if not bindings and not enrolments:
         return tree
     nodes = dict(tree.nodes)
@@ -178,7 +256,9 @@ def overlay(
     people = dict(tree.people)
     accounts = dict(tree.accounts)
     for e in enrolments.values():
-        if e.scope not in nodes:
+        if e.scope not in nodes or e.account in tree.accounts:  # the file names this account
+            continue
+        if e.at <= revoked.get(e.account, float("-inf")):
             continue
         person_id = f"enrolled:{e.account}"
         people[person_id] = Person(person_id, e.name, e.role, e.scope, (e.account,), e.lang)

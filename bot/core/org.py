@@ -344,7 +344,7 @@ def may_act(tree: OrgTree, person: Person, node_id: str) -> bool:
     """Return whether the person may handle tickets at this node."""
     if node_id not in tree.nodes or person.role not in HANDLER_ROLES:
         return False
-    if person.role is Role.ADMIN:
+    if person.role is Role.ADMIN and person.everywhere:
         return True
     if person.role is Role.HOUSEHOLD_LEADER:
         return node_id == person.scope

@@ -2,6 +2,8 @@
 
 The ``people`` section of the organisation file. Each person has a role and a
 scope, the node they serve; the role decides which kind of node that must be.
+An administrator acts within their scope's subtree too, unless the file makes
+them ``global: true`` (only the file can: an invite always has a scope).
 ``bot.core.org`` checks the scopes against the tree and holds the result.
 """
 
@@ -72,6 +74,9 @@ class PersonSpec(BaseModel):
     scope: NodeId
     accounts: list[ChatId] = []
     lang: Lang = Lang.ZH_HANS
+    everywhere: bool = Field(
+        False, alias="global", description="an administrator of every street (admins only)"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class Person:
     scope: str
     accounts: tuple[str, ...]
     lang: Lang
+    everywhere: bool = False  # an administrator of every street, not only of their scope
 
 
 def check_people(
@@ -104,14 +110,18 @@ def check_people(
             problems.append(doc.problem((*at, "id"), message))
         else:
             person = Person(
-                spec.id, spec.name, spec.role, spec.scope, tuple(spec.accounts), spec.lang
-            )
+                spec.id, spec.name, spec.role, spec.scope, tuple(spec.accounts), spec.lang,
+                spec.everywhere,
+            )  # fmt: skip
             people[spec.id] = (i, person)
         for j, account in enumerate(spec.accounts):
             owner = owners.setdefault(account, spec.id)
             if owner != spec.id or account in spec.accounts[:j]:
                 where = "listed twice" if owner == spec.id else f"already belongs to {owner!r}"
                 problems.append(doc.problem((*at, "accounts", j), f"account {account!r} {where}"))
+        if spec.everywhere and spec.role is not Role.ADMIN:
+            message = f"only an admin can be global, not a {spec.role}"
+            problems.append(doc.problem((*at, "global"), message))
         expected = SCOPE_KIND[spec.role]
         kind = kinds.get(spec.scope)
         if kind is None:

@@ -13,6 +13,14 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.core import deadlines as dl
+from bot.core.access import (
+    co_reporter,
+    first_reporter,
+    for_co_reporter,
+    may_handle,
+    may_view,
+    staff_only,
+)
 from bot.core.classify import Match
 from bot.core.commands import Command, Verb, Via
 from bot.core.models import Actor, IncomingMessage, Lang, Reply, Visibility
@@ -121,6 +129,8 @@ def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: flo
     """Add another report of the same problem to an open ticket."""
     if ticket.reported_by(message.sender.account):  # the same person again: just remind them
         params = ticket_params(ctx, ticket, masked=True, again=True)
+        if co_reporter(ticket, message.sender.account):
+            params = for_co_reporter(params, reporter_of(message))
         reply = Reply(
             message.chat,
             "ticket_joined",
@@ -144,7 +154,7 @@ def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: flo
     reply = Reply(
         joined.chat if after.visibility == Visibility.PUBLIC else joined.account,
         "ticket_joined",
-        ticket_params(ctx, after, masked=True),
+        for_co_reporter(ticket_params(ctx, after, masked=True), joined),
         Lang(joined.lang),
         reply_to=joined.message_id,
         ticket=after.id,
@@ -160,20 +170,27 @@ def apply(
     person: Person | None,
     chat: str,
     now: float,
+    private: bool = False,
 ) -> Decision | Refusal:
-    """Carry out ``command`` on ``ticket`` for ``actor`` (``person`` when on the roster)."""
+    """Carry out ``command`` on ``ticket`` for ``actor`` (``person`` when on the roster).
+
+    ``private`` says that ``chat`` is a one-to-one chat with the bot. Whoever may not
+    see the ticket learns only that it was not found or is not theirs.
+    """
     verb = command.verb
-    handler = _may_handle(ctx, person, ticket)
+    if not may_view(ctx.tree, person, actor.account, ticket):
+        return Refusal("no_such_ticket", {"id": ticket.id})
+    handler = may_handle(ctx.tree, person, ticket)
     reporter = ticket.reported_by(actor.account)
-    admin = person is not None and person.role is Role.ADMIN
+    admin = handler and person is not None and person.role is Role.ADMIN
     if verb is Verb.STATUS:
-        if not (handler or reporter or _covers_origin(ctx, person, ticket)):
-            return Refusal("not_yours", {"id": ticket.id})
-        return Decision(ticket, (), (_reply(ctx, chat, "status", ticket, actor.lang),))
+        return _status(ctx, ticket, actor, chat, private)
     if verb in (Verb.CONFIRM, Verb.REOPEN, Verb.RATE):
-        if not (reporter or admin):
-            return Refusal("not_reporter", {"id": ticket.id})
-        return _resident(ctx, ticket, command, actor, chat, now)
+        if first_reporter(ticket, actor.account) or admin:
+            return _resident(ctx, ticket, command, actor, chat, now)
+        if co_reporter(ticket, actor.account):
+            return Refusal("co_reporter", {"id": ticket.id})
+        return Refusal("not_reporter", {"id": ticket.id})
     if verb is Verb.NOTE and reporter and not handler:
         if ticket.state.final:
             return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
@@ -191,6 +208,24 @@ def apply(
             {"id": ticket.id, "node": _name(ctx, ticket.node)},
         )
     return _handle(ctx, ticket, command, actor, chat, now)
+
+
+def _status(ctx: Context, ticket: Ticket, actor: Actor, chat: str, private: bool) -> Decision:
+    """Answer ``/status``: a staff-only ticket only in private, a co-reporter without notes."""
+    params = ticket_params(ctx, ticket, masked=True)
+    if co_reporter(ticket, actor.account):
+        reporter = next(r for r in ticket.reporters if r.account == actor.account)
+        params = for_co_reporter(params, reporter)
+    if private or not staff_only(ticket):
+        return Decision(ticket, (), (Reply(chat, "status", params, actor.lang, ticket=ticket.id),))
+    return Decision(
+        ticket,
+        (),
+        (
+            Reply(actor.account, "status", params, actor.lang, ticket=ticket.id),
+            Reply(chat, "replied_privately", {}, actor.lang),
+        ),
+    )
 
 
 def _handle(
@@ -270,7 +305,8 @@ def _resident(
             return Refusal("not_resolved", {"id": ticket.id})
         event = _event(ticket, EventKind.RATED, now, actor, chat, rating=command.rating)
         after = evolve(ticket, event)
-        return Decision(after, (event,), (_reply(ctx, chat, "rated", after, actor.lang),))
+        reply = Reply(chat, "rated", ticket_params(ctx, after), actor.lang, ticket=after.id)
+        return Decision(after, (event,), (reply,))
     if state is TicketState.CLOSED and verb is Verb.REOPEN:
         return Refusal("closed_report_again", {"id": ticket.id})
     if state is not TicketState.RESOLVED:
@@ -323,7 +359,7 @@ def on_deadline(
                 ticket=after.id,
             )
             for p in ctx.tree.people.values()
-            if p.role is Role.ADMIN
+            if p.role is Role.ADMIN and may_act(ctx.tree, p, after.node)
             for account in _private_accounts(p, after)
         ]
         replies += _notices(ctx, after, ctx.tree.nodes[after.node], "overdue", missed=kind.value)
@@ -462,11 +498,18 @@ def _tell_reporters(
     buttons: tuple[str, ...] = (),
     rate: bool = False,
 ) -> list[Reply]:
-    """Tell every reporter, in the group where they asked (privately for staff-only matters)."""
+    """Tell every reporter, in the group where they asked (privately for staff-only matters).
+
+    Co-reporters hear the progress without what was written for the first reporter,
+    and get no buttons: confirming, reopening and rating are the first reporter's.
+    """
     public = ticket.visibility == Visibility.PUBLIC
     out = []
-    for r in ticket.reporters:
+    for i, r in enumerate(ticket.reporters):
         params = ticket_params(ctx, ticket, masked=public, **info)
+        offered = ("rate",) if rate else buttons
+        if i:
+            params, offered = for_co_reporter(params, r), ()
         out.append(
             Reply(
                 r.chat if public else r.account,
@@ -475,7 +518,7 @@ def _tell_reporters(
                 Lang(r.lang),
                 reply_to=r.message_id if public else None,
                 ticket=ticket.id,
-                buttons=("rate",) if rate else buttons,
+                buttons=offered,
             )
         )
     return out
@@ -532,10 +575,6 @@ def _private_accounts(person: Person, ticket: Ticket) -> list[str]:
     return same[:1] or list(person.accounts[:1])
 
 
-def _reply(ctx: Context, chat: str, template: str, ticket: Ticket, lang: Lang) -> Reply:
-    return Reply(chat, template, ticket_params(ctx, ticket, masked=True), lang, ticket=ticket.id)
-
-
 def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any) -> dict[str, Any]:
     """Return what templates may show of a ticket, masked for public chats."""
     category = ctx.ruleset.categories.get(ticket.category)
@@ -567,22 +606,6 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "has_location": ticket.location is not None,
         **{k: (mask(v) if masked and isinstance(v, str) else v) for k, v in info.items()},
     }
-
-
-def _may_handle(ctx: Context, person: Person | None, ticket: Ticket) -> bool:
-    if person is None:
-        return False
-    if person.role is Role.ADMIN:
-        return True
-    return person.role in HANDLER_ROLES and may_act(ctx.tree, person, ticket.node)
-
-
-def _covers_origin(ctx: Context, person: Person | None, ticket: Ticket) -> bool:
-    return (
-        person is not None
-        and person.role in HANDLER_ROLES
-        and may_act(ctx.tree, person, ticket.origin)
-    )
 
 
 def _department(ctx: Context, ticket: Ticket, target: str) -> Node | None:

@@ -90,7 +90,9 @@ BINDINGS = f"{PREFIX}:bindings"  # HASH chat -> JSON binding made with /bind
 ENROLMENTS = f"{PREFIX}:enrolments"  # HASH account -> JSON enrolment made with /join
 # PUBSUB channel: the id of every ticket a commit changed ("ticket N changed"), for live pages.
 TICKET_CHANGES = f"{PREFIX}:live:tickets"
-ORG_VERSION = f"{PREFIX}:org:version"  # INCR on every change of BINDINGS or ENROLMENTS
+REVOCATIONS = f"{PREFIX}:revocations"  # HASH account -> JSON: when and by whom last revoked
+ORG_VERSION = f"{PREFIX}:org:version"  # INCR on every change of BINDINGS, ENROLMENTS, REVOCATIONS
+ORG_AUDIT = f"{PREFIX}:org:audit"  # STREAM, append-only: every enrolment and revocation
 
 
 def inbox(platform: str) -> str:
@@ -106,6 +108,11 @@ def update_seen(platform: str, update_id: int | str) -> str:
 def invite(code: str) -> str:
     """Return the key of a one-time invite code (JSON role and scope)."""
     return f"{PREFIX}:invite:{code}"
+
+
+def join_failures(account: str) -> str:
+    """Return the counter of an account's failed /join attempts in the current window."""
+    return f"{PREFIX}:join:failures:{account}"
 
 
 def sender_lease(platform: str) -> str:

@@ -1,4 +1,6 @@
-"""What the bot does with one Telegram update: the core's use cases, or /bind, /invite, /join.
+"""What the bot does with one Telegram update: the core's use cases, or the admin commands.
+
+/bind, /invite, /join and /revoke change the tree and the roster laid over the org file.
 
 The admin commands are ``bot.chat_admin``'s, shared with the other platforms.
 """
@@ -32,7 +34,7 @@ GROUP_COMMANDS = (
     "help", "status", "ack", "resolve", "note", "escalate",
     "open", "mine", "stats", "confirm", "reopen", "bind",
 )  # fmt: skip
-PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite")
+PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite", "revoke")
 MENU_LANGUAGES = ((None, Lang.ZH_HANS), ("zh", Lang.ZH_HANS), ("en", Lang.EN))
 """Telegram language codes (None: everyone else) and the language of their menu."""
 
@@ -83,7 +85,7 @@ class Router:
     async def admin(
         self, message: IncomingMessage, command: AdminCommand | AdminRefusal, thread: int | None
     ) -> None:
-        """Carry out /bind, /invite or /join, or refuse it; answer in the chat."""
+        """Carry out /bind, /invite, /join or /revoke, or refuse it; answer in the chat."""
         await self.chat_admin.handle(message, command, thread)
 
     async def migrate(self, old: str, new: str) -> None:
