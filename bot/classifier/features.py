@@ -67,14 +67,25 @@ def build_vocabulary(docs: Iterable[Sequence[str]], min_df: int) -> tuple[list[s
     return terms, np.log((1.0 + n) / (1.0 + counts)) + 1.0
 
 
-def tfidf(
-    tokens: Sequence[str], vocabulary: Mapping[str, int], idf: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (indices, values): sublinear tf times idf, L2-normalised; unknown terms dropped."""
-    counts = Counter(vocabulary[t] for t in tokens if t in vocabulary)
-    if not counts:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    index = np.fromiter(counts.keys(), np.int64, len(counts))
-    tf = np.fromiter(counts.values(), np.float64, len(counts))
-    values = (1.0 + np.log(tf)) * idf[index]
-    return index, values / np.sqrt(np.dot(values, values))
+def tfidf_rows(
+    docs: Sequence[Sequence[str]], vocabulary: Mapping[str, int], idf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return CSR (indptr, indices, values) of ``docs``: sublinear tf times idf, L2-normalised.
+
+    One pass of numpy over every document at once (no per-row arrays); unknown terms are
+    dropped, indices are sorted within each row, and an empty row stays empty.
+    """
+    get = vocabulary.get
+    ids = [[i for i in map(get, tokens) if i is not None] for tokens in docs]
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(lengths.sum()))
+    width = max(len(idf), 1)
+    keys = np.repeat(np.arange(len(ids), dtype=np.int64), lengths) * width + flat
+    unique, counts = np.unique(keys, return_counts=True)
+    rows, indices = np.divmod(unique, width)
+    values = (1.0 + np.log(counts)) * idf[indices]
+    norms = np.sqrt(np.bincount(rows, values * values, minlength=len(ids)))
+    values /= norms[rows]
+    indptr = np.zeros(len(ids) + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(ids)), out=indptr[1:])
+    return indptr, indices, values

@@ -88,7 +88,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         engine = ready_engine(ruleset, False)
         engine.close()
         if engine.model is not None:
-            cv = {"thresholds": vars(engine.model.thresholds), **engine.model.meta}
+            cv = {"thresholds": vars(engine.model.thresholds), "gate": vars(engine.model.gate),
+                  **engine.model.meta}  # fmt: skip
     if args.json:
         out: dict[str, Any] = {
             "examples": {"count": count, "failures": [vars(f) for f in failures]},
@@ -117,25 +118,44 @@ CV_COLUMNS = (
     ("false_ticket_rate", "false tickets on none"),
     ("ask_rate", "ask rate"),
     ("flags_per_100", "flags per 100"),
+    ("extra_flags_per_100", "flags without an emergency ticket"),
+    ("embedded", "embedded"),
+)
+
+CV_TABLES = (
+    ("cv", "model, leave-one-corpus-out cross-validation (rails included)"),
+    ("cv_model_alone", "the model alone (no rails), same folds"),
+    ("cv_without_cascade", "every text embedded (no cascade), rails included"),
 )
 
 
 def print_cv(cv: dict[str, Any]) -> None:
     """Print the model's leave-one-corpus-out figures, one row per held-out corpus."""
-    figures = cv.get("cv", {})
-    columns = ("held-out corpus", *(title for _, title in CV_COLUMNS))
-    print_table(
-        "model, leave-one-corpus-out cross-validation (rails included)",
-        columns,
-        [(corpus, *(str(row.get(key, "")) for key, _ in CV_COLUMNS))
-         for corpus, row in figures.items()],
-        right=frozenset(columns[1:]),
-    )  # fmt: skip
-    thresholds = cv.get("thresholds", {})
+    for key, title in CV_TABLES:
+        figures = cv.get(key)
+        if not figures:
+            continue
+        keys = [k for k, _ in CV_COLUMNS if any(k in row for row in figures.values())]
+        columns = ("held-out corpus", *(t for k, t in CV_COLUMNS if k in keys))
+        print_table(
+            title,
+            columns,
+            [
+                (corpus, *(str(figures[corpus].get(k, "")) for k in keys))
+                for corpus in sorted(figures, key=lambda c: (c == "all", c))
+            ],  # all last
+            right=frozenset(columns[1:]),
+        )
+    thresholds, gate = cv.get("thresholds", {}), cv.get("gate", {})
     stdout().print(
         f"thresholds: danger p(emergency) >= {thresholds.get('danger')}, "
-        f"ask below {thresholds.get('ask')}"
+        f"ask below {thresholds.get('ask')} or when p(none) >= {thresholds.get('doubt')}"
     )
+    if gate and gate.get("confident", 2) <= 1:
+        stdout().print(
+            f"cascade: the TF-IDF model answers alone when its top probability >= "
+            f"{gate.get('confident')} and p(emergency) < {gate.get('emergency')}"
+        )
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

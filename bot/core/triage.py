@@ -7,7 +7,8 @@ and calls ``triage``; everything here is plain data in, a Verdict out.
   a danger rail: the emergency path starts whatever the model says).
 - Else a ``never`` rule that fires vetoes: no ticket and no danger flag.
 - Else the model decides: the most probable category; ``none`` is chatter (ignore); a top
-  probability under ``thresholds.ask`` asks the resident; otherwise a ticket. ``danger`` is
+  probability under ``thresholds.ask``, or p(none) at or over ``thresholds.doubt`` (maybe
+  nothing to handle at all), asks the resident; otherwise a ticket. ``danger`` is
   set when p(emergency) reaches ``thresholds.danger``, far below the top: a grid worker
   confirms those.
 - Without a model (``probabilities`` None) the rules decide alone, as they always did.
@@ -49,6 +50,7 @@ class Thresholds:
 
     danger: float = 0.03  # p(emergency) at or above which a message is flagged as danger
     ask: float = 0.5  # a top probability below this asks instead of opening a ticket
+    doubt: float = 1.0  # p(none) at or above this asks too, when a category is on top
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,9 @@ def triage(
         category, "model", round(confidence * 100), spec.severity,
         spec.severity is Severity.CRITICAL, spec.start_tier, (),
     )  # fmt: skip
-    action = Action.TICKET if confidence >= thresholds.ask else Action.ASK
+    doubtful = probabilities.get(NONE_CATEGORY, 0.0) >= thresholds.doubt
+    unsure = confidence < thresholds.ask or doubtful
+    action = Action.ASK if unsure else Action.TICKET
     return Verdict(
         category, spec.start_tier, confidence, action, danger, Source.MODEL, top, (), match
     )
