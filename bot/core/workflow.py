@@ -29,6 +29,7 @@ from bot.core.org import (
     may_act,
     next_up,
 )
+from bot.core.personal import ERASED
 from bot.core.privacy import mask
 from bot.core.rules import RuleSet
 from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent, TicketState, evolve
@@ -466,6 +467,8 @@ def _tell_reporters(
     public = ticket.visibility == Visibility.PUBLIC
     out = []
     for r in ticket.reporters:
+        if r.account == ERASED:  # they asked to be forgotten: nothing more reaches them
+            continue
         params = ticket_params(ctx, ticket, masked=public, **info)
         out.append(
             Reply(
