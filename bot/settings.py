@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         description="Answers to one person's questions per minute; past it, one 'slow down' "
         "notice and silence until the minute is over (reports still open tickets).",
     )
+    retention_days: int = Field(
+        default=365,
+        ge=0,
+        description="Days a closed or dismissed ticket keeps its reporters' texts, names and "
+        "accounts; then the worker's sweeper erases them (0: kept for ever).",
+    )
     outbox_backlog_alert: int = Field(
         default=10_000,
         gt=0,

@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis
+import redis.asyncio
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.core.deadlines import Policy
 from bot.core.org import OrgTree, Role
+from bot.core.personal import ERASED
 from bot.live import LiveConfig
+from bot.personal import PersonalData
 from bot.seed import WEEK, AlreadySeeded, seed
 from bot.settings import Settings
 from bot.web.app import PARTS, Parts, init_app
@@ -293,3 +296,19 @@ async def test_the_seed_plays_a_week_with_every_state(redis_url: str) -> None:
         assert client.zcard("rq:scheduled:lianhu") > 0  # the deadlines still owed have jobs
     finally:
         client.close()
+
+
+async def test_a_forgotten_reporter_shows_as_erased_on_the_ticket_page(
+    client: TestClient, redis_async: redis.asyncio.Redis
+) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了，电话13812345678")
+    done = await PersonalData(redis_async).forget(["telegram:100001", "sim:p-chen-zhiqiang"], True)
+    assert done.tickets == {"1": 5} and done.messages >= 1
+    expected = {"zh-Hans": "删除了 5 项个人信息（应本人要求）", "zh-Hant": "刪除了 5 項個人資料（應本人要求）",
+                "en": "erased 5 fields of personal data (on request)"}  # fmt: skip
+    for lang, words in expected.items():
+        client.session.cookie_jar.clear()
+        page = await client.get("/tickets/1", params={"lang": lang})
+        html = await page.text()
+        assert page.status == 200 and 'data-kind="erased"' in html and words in html
+        assert "陈志强" not in html and "停水两天" not in html and ERASED in html

@@ -14,6 +14,7 @@ from rq import Queue, SimpleWorker, Worker
 
 from bot.jobs import worker_service
 from bot.logs import setup_logging
+from bot.personal import PersonalData
 from bot.render import local_zone
 from bot.services import Service
 from bot.settings import Settings
@@ -81,19 +82,24 @@ async def _digest(service: Service, settings: Settings) -> int:
     return await service.digest(settings.digest_at, local_zone()) if settings.digest_at else 0
 
 
-async def _tick(settings: Settings) -> tuple[int, int]:
-    """Sweep lost deadlines and send the digest when due, on one set of clients."""
+async def _tick(settings: Settings) -> tuple[int, int, int]:
+    """Sweep lost deadlines, send a due digest and erase expired data, on one set of clients."""
     async with worker_service(settings) as service:
-        return await service.sweep(), await _digest(service, settings)
+        found, sent = await service.sweep(), await _digest(service, settings)
+        expired = PersonalData(service.store.redis, service.clock)
+        return found, sent, await expired.expire(settings.retention_days)
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
     while not stop.wait(SWEEP_EVERY):
         try:
-            found, sent = asyncio.run(_tick(settings))
+            found, sent, erased = asyncio.run(_tick(settings))
             if found:
                 log.warning("sweeper: %d overdue deadlines had lost their jobs", found)
             if sent:
                 log.info("digest: %d messages queued", sent)
+            if erased:
+                log.info("retention: erased the reporters' data of %d tickets closed more than "
+                         "%d days ago", erased, settings.retention_days)  # fmt: skip
         except Exception:
             log.exception("sweeper failed; trying again in %.0f s", SWEEP_EVERY)

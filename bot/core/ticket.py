@@ -58,6 +58,7 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     FLAGGED = "flagged"  # overdue at the top of the ladder: administrators told
     RATED = "rated"
+    ERASED = "erased"  # a person's data was replaced by a marker (bot.core.personal)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
         return replace(t, flagged=True)
     if kind is EventKind.RATED:
         return replace(t, rating=int(d["rating"]))
-    return t  # NOTED: the history grows, the snapshot only moves on
+    return t  # NOTED, ERASED: the history grows, the snapshot only moves on
 
 
 def replay(events: Iterable[TicketEvent]) -> Ticket:

@@ -37,6 +37,7 @@ from bot.core.org import (
     may_act,
     next_up,
 )
+from bot.core.personal import ERASED
 from bot.core.privacy import mask
 from bot.core.rules import RuleSet
 from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent, TicketState, evolve
@@ -506,6 +507,8 @@ def _tell_reporters(
     public = ticket.visibility == Visibility.PUBLIC
     out = []
     for i, r in enumerate(ticket.reporters):
+        if r.account == ERASED:  # they asked to be forgotten: nothing more reaches them
+            continue
         params = ticket_params(ctx, ticket, masked=public, **info)
         offered = ("rate",) if rate else buttons
         if i:

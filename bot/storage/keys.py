@@ -7,6 +7,8 @@ PREFIX = "lianhu"
 TICKET_SEQ = f"{PREFIX}:seq:ticket"  # INCR: the next short ticket id
 TICKETS = f"{PREFIX}:tickets"  # ZSET id -> created_at: every ticket
 DEADLINES = f"{PREFIX}:deadlines"  # ZSET "id:stage:kind" -> due: our own index, for the sweeper
+# ZSET id -> closed_at: closed and dismissed tickets whose reporters' data retention will erase
+CLOSED = f"{PREFIX}:closed"
 OUTBOX = f"{PREFIX}:outbox:{{platform}}"  # STREAM of rendered replies, one per platform
 OUTBOX_GROUP = "senders"
 INBOX = f"{PREFIX}:inbox:{{platform}}"  # STREAM of raw platform updates, one per platform

@@ -381,6 +381,10 @@ class RedisStore:
             ops.op("zrem", keys.active_at(before.node), after.id)
         if after.state.active:
             ops.op("zadd", keys.active_at(after.node), after.created_at, after.id)
+        if after.state.final and not (before and before.state.final):
+            ops.op("zadd", keys.CLOSED, after.closed_at or after.updated_at, after.id)
+        elif before is not None and before.state.final and not after.state.final:
+            ops.op("zrem", keys.CLOSED, after.id)
         known = {r.account for r in before.reporters} if before else set()
         for reporter in after.reporters:
             if reporter.account not in known:
