@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from bot.classifier import model as model_file
 from bot.classifier.embedding import E5Embedder, EmbeddingUnavailable, avx2_available
@@ -38,9 +39,16 @@ def small_rules(directory: Path, examples: list[tuple[str, str]] = SMALL_EXAMPLE
     shutil.copy(RULES_DIR / "categories.yaml", directory / "categories.yaml")
     text = (directory / "categories.yaml").read_text(encoding="utf-8")
     start = text.index("examples:")
-    end = text.index("categories:", start)
+    end = text.index("deadlines:", start)
     text = text[:start] + "examples: [examples/small.jsonl]\n\n" + text[end:]
     (directory / "categories.yaml").write_text(text, encoding="utf-8")
+    # Each category is described in a file of its own: take their `categories:` sections only.
+    kinds: dict[str, object] = {}
+    for path in sorted(RULES_DIR.glob("*.yaml")):
+        kinds.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("categories", {}))
+    (directory / "kinds.yaml").write_text(
+        yaml.safe_dump({"categories": kinds}, allow_unicode=True), encoding="utf-8"
+    )
     (directory / "rules.yaml").write_text(
         "rules:\n"
         "  - {id: water, category: utilities, keywords: [停水]}\n"

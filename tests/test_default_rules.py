@@ -1,22 +1,33 @@
-"""The shipped rules: valid, covering the contract, their examples, and the corpus bar."""
+"""The shipped rules: valid, readable, covering the contract and their examples; the emergency
+force rails' coverage; the learned model's cross-validated figures and the rules-only fallback."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import opencc
 import pytest
 import yaml
 
+from bot.classifier.embedding import E5Embedder, EmbeddingCache
+from bot.classifier.engine import SEED_EMBEDDINGS
+from bot.classifier.training import train
 from bot.cli.rules import read_corpus
 from bot.core.classify import classify
-from bot.core.evaluate import LabelledMessage, check_examples, evaluate
+from bot.core.evaluate import check_examples, evaluate
 from bot.core.models import NONE_CATEGORY, Severity
-from bot.core.rules import RuleSet, json_schema
+from bot.core.rules import RuleMode, RuleSet, json_schema
 from bot.core.text import normalise
+from bot.core.triage import EMERGENCY, rails
 from bot.sources import load_ruleset
 from tests.conftest import RULES_DIR
+
+# The labelled corpora written by residents' stand-ins (tests/data/README.md), and their sizes;
+# examples/rails.jsonl (written to cover the rails) is a sixth corpus, measured but not floored.
+CORPORA = {"dev": 420, "regression": 667, "blind2": 300, "blind3": 400, "blind4": 300}
 
 
 def examples() -> list[tuple[str, str, str]]:
@@ -58,19 +69,6 @@ def test_rules_cover_the_contract(ruleset: RuleSet, data: Path) -> None:
         assert any(r.category == entry["id"] for r in ruleset.rules), f"no rule for {entry['id']}"
 
 
-def test_corpus_bar(ruleset: RuleSet, examples: Path) -> None:
-    lines = (examples / "dev.jsonl").read_text(encoding="utf-8").splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
-    report = evaluate(
-        [LabelledMessage(r["id"], r["text"], r["category"], r["urgent"]) for r in rows], ruleset
-    )
-    assert report.total == len(rows) > 0
-    assert report.macro_f1 >= 0.92
-    assert report.emergency_recall == 1.0
-    assert report.false_ticket_rate <= 0.03
-    assert report.start_tier_accuracy >= 0.95
-
-
 CONVERTERS = [opencc.OpenCC(c) for c in ("s2t", "s2hk", "s2tw")]
 
 
@@ -93,26 +91,103 @@ def test_schema_file_is_in_sync() -> None:
     assert on_disk == json_schema(), "run: python -m bot rules schema > routing_rules/schema.json"
 
 
-def test_regression_corpus(ruleset: RuleSet) -> None:
-    """Messages the team wrote (tests/data/README.md) stay classified as before."""
-    report = evaluate(read_corpus(RULES_DIR / "examples" / "regression.jsonl"), ruleset)
-    assert report.total == 667
-    assert report.macro_f1 >= 0.97
-    assert report.emergency_recall == 1.0
-    assert report.false_ticket_rate <= 0.01
+def test_corpora_are_whole(ruleset: RuleSet) -> None:
+    counts = {name: sum(e.corpus == name for e in ruleset.examples) for name in CORPORA}
+    assert counts == CORPORA
+    assert {e.corpus for e in ruleset.examples} == {*CORPORA, "rails"}
 
 
-@pytest.mark.parametrize(
-    ("name", "total", "false_tickets", "macro_f1"),
-    [("blind2", 300, 0.03, 0.97), ("blind3", 400, 0.05, 0.94), ("blind4", 300, 0.02, 0.83)],
-)
-def test_blind_corpus_floors(
-    ruleset: RuleSet, name: str, total: int, false_tickets: float, macro_f1: float
-) -> None:
-    """Messages written without reading the rules (tests/data/README.md): no emergency missed,
-    and no worse than the figures reached (the first-run figures are in the README)."""
-    report = evaluate(read_corpus(RULES_DIR / "examples" / f"{name}.jsonl"), ruleset)
-    assert report.total == total
-    assert report.emergency_recall == 1.0
-    assert report.false_ticket_rate <= false_tickets
-    assert report.macro_f1 >= macro_f1
+def _emergencies(ruleset: RuleSet) -> list[str]:
+    return [e.text for e in ruleset.examples if e.corpus in CORPORA and e.category == EMERGENCY]
+
+
+def test_force_rails_catch_the_emergencies(ruleset: RuleSet) -> None:
+    """Nearly every labelled emergency hits a danger rail: the emergency path starts whatever the
+    model says. The two left are caught by the model's danger flag (test_model_floors)."""
+    emergencies = _emergencies(ruleset)
+    missed = [
+        text
+        for text in emergencies
+        if (m := rails(text, ruleset).force_match) is None or m.category != EMERGENCY
+    ]
+    assert len(emergencies) == 149
+    assert len(missed) <= 2, missed
+
+
+def test_force_rails_fire_on_no_other_message(ruleset: RuleSet) -> None:
+    """Drills, hypotheticals, news from elsewhere, hazards and notices in every corpus (the rails'
+    counter-examples included) are vetoed: a wrong force rail is a false emergency."""
+    wrong = [
+        (e.corpus, e.id, e.category, m.rule)
+        for e in ruleset.examples
+        if e.category != EMERGENCY and (m := rails(e.text, ruleset).force_match) is not None
+    ]
+    assert wrong == []
+
+
+def test_only_danger_words_are_force_rails(ruleset: RuleSet) -> None:
+    forced = {r.category for r in ruleset.rules if r.mode is RuleMode.FORCE}
+    assert forced == {EMERGENCY}
+
+
+def test_each_category_file_is_readable() -> None:
+    """One file per category, opening with its description (Chinese, then an English line), and
+    a modest list of defining words: phrasing variety belongs in the labelled examples."""
+    described: dict[str, str] = {}
+    for path in sorted(RULES_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        categories = data.get("categories", {})
+        assert len(categories) <= 1, f"{path.name}: one category per file"
+        for cid, spec in categories.items():
+            described[cid] = spec.get("description") or ""
+            assert all(r["category"] == cid for r in data.get("rules", [])), path.name
+    ruleset = load_ruleset(RULES_DIR)
+    assert described.keys() == ruleset.categories.keys()
+    for cid, text in described.items():
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert re.search(r"[\u4e00-\u9fff]", lines[0]), f"{cid}: the description opens in Chinese"
+        assert lines[-1].isascii() and len(lines[-1]) > 20, f"{cid}: an English line closes it"
+    for cid in ruleset.categories:
+        if cid == EMERGENCY:
+            continue
+        terms = sum(
+            len(r.keywords) + sum(len(g) for g in r.all_of) + len(r.regex)
+            for r in ruleset.rules
+            if r.category == cid
+        )
+        assert 10 <= terms <= 40, f"{cid}: {terms} defining terms"
+
+
+@pytest.fixture(scope="module")
+def cross_validated(ruleset: RuleSet) -> dict[str, Any]:
+    """Train the model as the bot does and return its leave-one-corpus-out figures (~20 s; the
+    embeddings of the shipped examples are in routing_rules/examples/e5-small.npz)."""
+    embedder = E5Embedder()
+    cache = EmbeddingCache(None, sorted(SEED_EMBEDDINGS.glob("*.npz")))
+    vectors = cache.vectors(embedder, [normalise(e.text) for e in ruleset.examples])
+    cv: dict[str, Any] = train(ruleset, vectors, embedder.name).meta["cv"]
+    return cv
+
+
+@pytest.mark.parametrize("corpus", list(CORPORA))
+def test_model_floors(cross_validated: dict[str, Any], corpus: str) -> None:
+    """Held out one corpus at a time, the model with its rails finds every emergency (as an
+    emergency, or flagged as danger for a grid worker to confirm) and stays at the figures reached
+    (README "Rules": before and after the rewrite)."""
+    figures = cross_validated[corpus]
+    assert figures["messages"] == CORPORA[corpus]
+    assert figures["emergency_recall_with_danger"] == 1.0
+    assert figures["emergency_recall"] >= 0.97
+    assert figures["macro_f1"] >= 0.94
+    assert figures["false_ticket_rate"] <= 0.07
+
+
+@pytest.mark.parametrize("corpus", list(CORPORA))
+def test_rules_only_fallback(ruleset: RuleSet, corpus: str) -> None:
+    """Without a model the defining words decide: far below the model (they are not fitted to
+    these corpora any more), but no danger is missed and most requests find their category."""
+    report = evaluate(read_corpus(RULES_DIR / "examples" / f"{corpus}.jsonl"), ruleset)
+    assert report.total == CORPORA[corpus]
+    assert report.emergency_recall >= 0.95
+    assert report.macro_f1 >= 0.65
+    assert report.false_ticket_rate <= 0.2

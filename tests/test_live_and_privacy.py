@@ -47,17 +47,17 @@ async def test_an_invalid_change_keeps_the_last_good_rules_and_tells_the_admins(
 ) -> None:
     rules, config, service = live
     good = config.ruleset
-    (rules / "noise.yaml").write_text(
+    (rules / "broken.yaml").write_text(
         "rules:\n  - id: broken\n    category: noise\n    keywords: []\n"
     )
     result = await service.check_config()
     assert result.problems and not result.changed
     assert config.ruleset is good  # the last good set keeps running
-    assert str(result.problems[0]).startswith(f"{rules}/noise.yaml:4:5: rules[0].keywords:")
+    assert str(result.problems[0]).startswith(f"{rules}/broken.yaml:4:5: rules[0].keywords:")
     admin = next(p for p in config.tree.people.values() if p.role is Role.ADMIN)
     notices = (await sent(redis_async)).delivered
     assert [chat for chat, _ in notices] == [admin.accounts[0]]
-    assert "noise.yaml:4:5" in notices[0][1]
+    assert "broken.yaml:4:5" in notices[0][1]
     assert (await service.check_config()).problems == ()  # unchanged files: nothing new to say
     assert await redis_async.xlen(keys.outbox("telegram")) == 0  # the one notice was delivered
     # A reported message is still classified by the last good rules.
