@@ -35,6 +35,7 @@ from bot.core.org import (
     may_act,
     node_of_chat,
     person_of_account,
+    staff_chat,
 )
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.stats import node_stats
@@ -307,7 +308,8 @@ class Service:
         ]
         histories = await self.store.histories([t.id for t in tickets])
         rows = node_stats(tickets, histories, ctx.tree, now)
-        return await self._answer(
+        return await self._answer_staff(
+            ctx,
             message,
             "stats",
             {
@@ -329,18 +331,34 @@ class Service:
             "title": title,
             "tickets": [ticket_params(ctx, t, masked=True, late=t.overdue(now)) for t in tickets],
         }
-        if title != "my" or message.private or not any(staff_only(t) for t in tickets):
+        if title != "my":  # a handler's list names tickets and places: staff eyes only
+            return await self._answer_staff(ctx, message, "ticket_list", params)
+        if message.private or not any(staff_only(t) for t in tickets):
             return await self._answer(message, "ticket_list", params)
         # A resident's own list names a staff-only matter: not in front of the group.
+        return await self._answer_privately(message, "ticket_list", params)
+
+    async def _answer_staff(
+        self, ctx: Context, message: IncomingMessage, template: str, params: dict[str, Any]
+    ) -> Handled:
+        """Answer in private or a staff chat; asked in a public group, answer privately."""
+        if message.private or staff_chat(ctx.tree, message.chat):
+            return await self._answer(message, template, params)
+        return await self._answer_privately(message, template, params)
+
+    async def _answer_privately(
+        self, message: IncomingMessage, template: str, params: dict[str, Any]
+    ) -> Handled:
+        """Send the answer to the asker privately; the group hears only that it was sent."""
         lang = message.sender.lang
         await self._commit_replies(
             message,
             [
-                Reply(message.sender.account, "ticket_list", params, lang),
+                Reply(message.sender.account, template, params, lang),
                 Reply(message.chat, "replied_privately", {}, lang, reply_to=message.message_id),
             ],
         )
-        return Handled("done", detail="ticket_list")
+        return Handled("done", detail=template)
 
     async def _answer(
         self, message: IncomingMessage, template: str, params: dict[str, Any]
