@@ -8,7 +8,11 @@ from bot.core.sameness import SIMILAR, Kin, Problem, kin, nearest, place_of, sim
 
 
 def problem(
-    text: str, category: str = "utilities", origin: str = "H-01", grid: str = "G-01", **extra: object
+    text: str,
+    category: str = "utilities",
+    origin: str = "H-01",
+    grid: str = "G-01",
+    **extra: object,
 ) -> Problem:
     severity = {"emergency": 4, "safety_hazard": 3, "sanitation": 1, "noise": 1}.get(category, 2)
     return Problem(category, int(extra.get("severity", severity)), bool(extra.get("urgent", False)),
