@@ -3,13 +3,18 @@ earlier handlers' notes, confirming a closed ticket, co-reporters, and lists kep
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
+from bot.core.models import Lang
 from bot.core.org import Role
 from bot.core.pacing import Pacing
 from bot.core.ticket import EventKind
 from bot.services import Handled
 from bot.storage import keys
+from bot.storage.redis import payload_reply
 from tests.telegram_fixtures import H01, RESIDENT, Harness, next_sent, quiet
-from tests.test_services import World
+from tests.test_services import RENDER, World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
 
 NOISE = "楼下KTV每晚唱到凌晨三点，吵得睡不着"
@@ -180,3 +185,47 @@ async def test_a_department_reports_in_by_its_own_buttons(harness: Harness) -> N
     # The handling group's cards show it from now on (an escalation card, say).
     ticket = await bot.store.get("1")
     assert ticket is not None and set(ticket.department_steps["D-fire"]) == {"arrived", "assisted"}
+
+
+NEW_TEMPLATES = {
+    "related", "linked", "reopened_as_new", "arrived", "assisted", "already_closed",
+    "not_department", "already_done_step", "link_self", "already_linked",
+}  # fmt: skip
+
+
+async def test_the_new_texts_render_in_every_language(world: World) -> None:
+    world.service.pacing = Pacing(per_person=1000)
+    cadre, fire = (
+        world.person(Role.VILLAGE_CADRE, "V-01"),
+        world.person(Role.DEPARTMENT_STAFF, "D-fire"),
+    )
+    first = await said(world, "H-01", "3栋楼道的垃圾好几天没人清理，很臭")
+    second = await said(world, "H-02", "3栋楼道里煤气味很重，怕会爆炸")
+    hazard = await said(world, "H-01", "5栋的消防通道被杂物堵住了")
+    joined = await said(world, "H-02", "五栋消防通道又被堵了，杂物还在")
+    assert joined.ticket == hazard.ticket
+    h = hazard.ticket
+    for person, text in [
+        (fire, f"到场 {h}"),
+        (fire, f"到场 {h}"),
+        (fire, f"协办完成 {h} 通道已打通"),
+        (world.person(Role.RESIDENT, "H-01"), f"到场 {h}"),
+        (cadre, f"关联 {first.ticket}"),
+        (cadre, f"关联 {first.ticket} {hazard.ticket}"),
+        (cadre, f"关联 {first.ticket} {hazard.ticket}"),
+        (world.person(Role.GRID_WORKER, "G-01"), f"办结 {h} 已清理"),
+        (world.person(Role.RESIDENT, "H-01"), f"确认 {h}"),
+        (world.person(Role.RESIDENT, "H-01"), f"确认 {h}"),
+        (world.person(Role.RESIDENT, "H-02"), f"重开 {h} 又堵了"),
+    ]:
+        await world.service.handle_message(world.message(person, text))
+    assert second.status == "opened"
+    sent = [payload_reply(p) for p in await world.outbox()]
+    seen = {r.template for r in sent}
+    assert seen >= NEW_TEMPLATES, NEW_TEMPLATES - seen
+    for reply in sent:
+        for lang in Lang:
+            text = RENDER(dataclasses.replace(reply, lang=lang)).text
+            assert text and "None" not in text and "{{" not in text, (reply.template, lang)
+            if lang is not Lang.EN:
+                assert re.search(r"[\u4e00-\u9fff]", text)
