@@ -9,6 +9,7 @@ ticket still owes what the deadline stands for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -20,11 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.core import deadlines as dl
-from bot.core.access import staff_only
+from bot.core.access import co_reporter, staff_only
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import IncomingMessage, Reply, Visibility
+from bot.core.models import SYSTEM, IncomingMessage, Reply, Visibility
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -35,10 +36,12 @@ from bot.core.org import (
     may_act,
     node_of_chat,
     person_of_account,
+    staff_chat,
 )
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
+from bot.core.sameness import nearest
 from bot.core.stats import node_stats
-from bot.core.ticket import Ticket
+from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
 from bot.core.triage import EMERGENCY, Action, Verdict, triage
 from bot.core.workflow import (
     Context,
@@ -46,9 +49,14 @@ from bot.core.workflow import (
     Refusal,
     apply,
     join_ticket,
+    link,
+    link_pair,
     on_deadline,
     open_ticket,
+    reopen_as_new,
+    report_problem,
     ticket_params,
+    ticket_problem,
 )
 from bot.live import LiveConfig
 from bot.ports import Clock, ScheduledJob, Scheduler
@@ -57,6 +65,7 @@ from bot.storage.redis import (
     CommitStatus,
     OutboxEntry,
     Pace,
+    Pool,
     RedisStore,
     deadline_members,
     reply_payload,
@@ -162,12 +171,13 @@ class Service:
         category = ctx.ruleset.categories.get(match.category)
         sensitive = category is not None and category.visibility is Visibility.STAFF
         # Joining switched off, or a staff-only matter (a neighbour's matching report must not
-        # make them party to it): every such report is its own ticket.
+        # make them party to it): every such report is its own ticket, and links to none.
         if ctx.policy.join_window <= 0 or sensitive:
             return await self._open_or_join(ctx, message, match, origin, None)
-        join_key = keys.join(_join_scope(ctx.tree, origin).id, match.category)
-        async with self._lock(join_key):
-            return await self._open_or_join(ctx, message, match, origin, join_key)
+        village = _join_scope(ctx.tree, origin).id
+        pool = Pool(keys.recent(village), keys.recent_version(village))
+        async with self._lock(pool.tickets):
+            return await self._open_or_join(ctx, message, match, origin, pool)
 
     async def _open_or_join(
         self,
@@ -175,38 +185,49 @@ class Service:
         message: IncomingMessage,
         match: Match,
         origin: Node,
-        join_key: str | None,
+        pool: Pool | None,
     ) -> Handled:
+        """Join the same problem at the same place, else open a ticket linked to related ones."""
         for attempt in range(ATTEMPTS):
             await _back_off(attempt)
             now = self.clock()
-            done, join_id, new_id = await self.store.lookup(message.key, join_key)
+            since = now - ctx.policy.join_window
+            done, ids, version = await self.store.lookup(message.key, pool, since)
             if done is not None:
                 return _duplicate(done)
-            target = await self.store.get(join_id) if join_id else None
-            if target is not None and not target.state.active and join_key is not None:
-                # The pointer outlived its ticket (settled within the join window): drop it, or
-                # the new ticket's commit would find the place taken and retry in vain.
-                await self.store.release_join(join_key, target.id)
-            join: tuple[str, float] | None = None
-            if target is not None and target.state.active:
-                before: Ticket | None = target
-                decision = join_ticket(ctx, target, message, now)
-                status = "joined"
+            open_ = [t for t in await self.store.get_many(ids) if t.state.active]
+            report = report_problem(ctx, message, match, origin)
+            same, related = nearest(report, [(t.id, ticket_problem(ctx, t)) for t in open_])
+            by_id = {t.id: t for t in open_}
+            linked: list[tuple[Ticket, Ticket, Sequence[TicketEvent]]] = []
+            outbox: list[OutboxEntry] = []
+            if same is not None:
+                before: Ticket | None = by_id[same]
+                decision = join_ticket(ctx, by_id[same], message, now)
+                status, opening = "joined", None
             else:
                 before = None
-                ticket_id = new_id or await self.store.next_id()  # none drawn: a closed one to join
-                decision = open_ticket(ctx, ticket_id, message, match, origin, now)
-                join = (join_key, ctx.policy.join_window) if join_key else None
+                ticket_id = await self.store.next_id()
+                decision = open_ticket(ctx, ticket_id, message, match, origin, now, related)
                 status = "opened"
+                opening = (
+                    dataclasses.replace(pool, read=version, window=ctx.policy.join_window)
+                    if pool
+                    else None
+                )
+                for other_id in related:
+                    other = link(ctx, by_id[other_id], decision.ticket, SYSTEM, message.chat, now)
+                    linked.append((by_id[other_id], other.ticket, other.events))
+                    outbox += self._outbox(other, message)
             result, value = await self.store.commit(
                 before,
                 decision.ticket,
                 decision.events,
-                self._outbox(decision, message),
+                self._outbox(decision, message) + outbox,
                 message.key,
-                join,
+                opening,
                 self._jobs(before, decision.ticket),
+                linked,
             )
             if result is CommitStatus.OK:
                 return Handled(status, decision.ticket.id)
@@ -218,8 +239,81 @@ class Service:
         self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
     ) -> Handled:
         assert command.ticket is not None
+        if command.verb is Verb.LINK and command.target is not None:
+            async with contextlib.AsyncExitStack() as locks:  # in id order: no deadlock
+                for ticket_id in sorted({command.ticket, command.target}):
+                    await locks.enter_async_context(self._lock(ticket_id))
+                return await self._link(ctx, message, command, person)
         async with self._lock(command.ticket):
             return await self._command_on(ctx, message, command, person)
+
+    async def _link(
+        self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
+    ) -> Handled:
+        """Link two tickets at a handler's word: a ``related`` event on both, in one commit."""
+        assert command.ticket is not None and command.target is not None
+        for attempt in range(ATTEMPTS):
+            await _back_off(attempt)
+            now = self.clock()
+            if (done := await self.store.was_processed(message.key)) is not None:
+                return Handled("duplicate", done if done != "-" else None)
+            first = await self.store.get(command.ticket)
+            second = await self.store.get(command.target)
+            for wanted, found in ((command.ticket, first), (command.target, second)):
+                if found is None:
+                    return await self._refuse(message, "no_such_ticket", {"id": wanted})
+            assert first is not None and second is not None
+            outcome = link_pair(ctx, first, second, message.sender, person, message.chat, now)
+            if isinstance(outcome, Refusal):
+                return await self._refuse(message, outcome.reason, dict(outcome.params))
+            a, b = outcome
+            result, _ = await self.store.commit(
+                first, a.ticket, a.events, self._outbox(a, message) + self._outbox(b, message),
+                message.key, linked=[(second, b.ticket, b.events)],
+            )  # fmt: skip
+            if result is CommitStatus.OK:
+                return Handled("done", first.id, command.verb.value)
+            if result is CommitStatus.DUPLICATE:
+                return Handled("duplicate", first.id)
+        raise RuntimeError(f"command {message.key}: gave up after {ATTEMPTS} conflicting commits")
+
+    async def _reopen_as_new(
+        self, ctx: Context, message: IncomingMessage, command: Command, old: Ticket
+    ) -> Handled:
+        """A co-reporter's 重开: a ticket of their own about their report, linked to the old one."""
+        mine = next(r for r in old.reporters if r.account == message.sender.account)
+        origin = node_of_chat(ctx.tree, mine.chat)
+        category = ctx.ruleset.categories.get(old.category)
+        if origin is None or category is None:
+            return await self._refuse(message, "closed_report_again", {"id": old.id})
+        own = next(
+            (str(e.data.get("text") or "") for e in await self.store.history(old.id)
+             if e.kind is EventKind.JOINED and e.actor == mine.account),
+            "",
+        )  # fmt: skip
+        report = IncomingMessage(
+            mine.chat,
+            message.message_id if message.chat == mine.chat else mine.message_id,
+            message.sender,
+            command.text or own or old.category,
+            message.sent_at,
+        )
+        match = Match(old.category, "reopen", 0, category.severity, old.urgent,
+                      category.start_tier, ())  # fmt: skip
+        new_id = await self.store.next_id()
+        new, old_side = reopen_as_new(ctx, new_id, old, report, match, origin, self.clock())
+        result, value = await self.store.commit(
+            None, new.ticket, new.events,
+            self._outbox(new, message) + self._outbox(old_side, message), message.key,
+            jobs=self._jobs(None, new.ticket), linked=[(old, old_side.ticket, old_side.events)],
+        )  # fmt: skip
+        if result is CommitStatus.DUPLICATE:
+            return _duplicate(value)
+        if result is not CommitStatus.OK:  # the old ticket moved meanwhile: decide again
+            return await self._command_on(
+                ctx, message, command, person_of_account(ctx.tree, message.sender.account)
+            )
+        return Handled("opened", new.ticket.id, "reopened_as_new")
 
     async def _command_on(
         self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
@@ -235,12 +329,18 @@ class Service:
                 if command.via is Via.REPLY:
                     return Handled("ignored")
                 return await self._refuse(message, "no_such_ticket", {"id": command.ticket})
+            if (
+                command.verb is Verb.REOPEN
+                and co_reporter(ticket, message.sender.account)
+                and ticket.state in (TicketState.RESOLVED, TicketState.CLOSED)
+            ):
+                return await self._reopen_as_new(ctx, message, command, ticket)
             outcome = apply(
                 ctx, ticket, command, message.sender, person, message.chat, now, message.private
             )
             if isinstance(outcome, Refusal):
-                if command.via is Via.REPLY:  # a chat reply to a notice: not meant for the bot
-                    return Handled("ignored")
+                if command.via is Via.REPLY and not _staff(person):
+                    return Handled("ignored")  # a resident's chat reply: not for the bot
                 return await self._refuse(message, outcome.reason, dict(outcome.params))
             events = outcome.events
             if not events:  # an answer (such as /status) quotes the question in its chat
@@ -307,7 +407,8 @@ class Service:
         ]
         histories = await self.store.histories([t.id for t in tickets])
         rows = node_stats(tickets, histories, ctx.tree, now)
-        return await self._answer(
+        return await self._answer_staff(
+            ctx,
             message,
             "stats",
             {
@@ -329,18 +430,34 @@ class Service:
             "title": title,
             "tickets": [ticket_params(ctx, t, masked=True, late=t.overdue(now)) for t in tickets],
         }
-        if title != "my" or message.private or not any(staff_only(t) for t in tickets):
+        if title != "my":  # a handler's list names tickets and places: staff eyes only
+            return await self._answer_staff(ctx, message, "ticket_list", params)
+        if message.private or not any(staff_only(t) for t in tickets):
             return await self._answer(message, "ticket_list", params)
         # A resident's own list names a staff-only matter: not in front of the group.
+        return await self._answer_privately(message, "ticket_list", params)
+
+    async def _answer_staff(
+        self, ctx: Context, message: IncomingMessage, template: str, params: dict[str, Any]
+    ) -> Handled:
+        """Answer in private or a staff chat; asked in a public group, answer privately."""
+        if message.private or staff_chat(ctx.tree, message.chat):
+            return await self._answer(message, template, params)
+        return await self._answer_privately(message, template, params)
+
+    async def _answer_privately(
+        self, message: IncomingMessage, template: str, params: dict[str, Any]
+    ) -> Handled:
+        """Send the answer to the asker privately; the group hears only that it was sent."""
         lang = message.sender.lang
         await self._commit_replies(
             message,
             [
-                Reply(message.sender.account, "ticket_list", params, lang),
+                Reply(message.sender.account, template, params, lang),
                 Reply(message.chat, "replied_privately", {}, lang, reply_to=message.message_id),
             ],
         )
-        return Handled("done", detail="ticket_list")
+        return Handled("done", detail=template)
 
     async def _answer(
         self, message: IncomingMessage, template: str, params: dict[str, Any]
@@ -525,6 +642,11 @@ class Service:
             reply_payload(slow_down(message)),
             keys.same_reply(reply.chat, same) if same else None, p.same_window,
         )  # fmt: skip
+
+
+def _staff(person: Person | None) -> bool:
+    """Return whether ``person`` serves on the roster (their replies to cards are commands)."""
+    return person is not None and person.role in HANDLER_ROLES
 
 
 def _quoting(reply: Reply, message: IncomingMessage) -> Reply:

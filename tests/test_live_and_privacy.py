@@ -94,8 +94,8 @@ async def test_a_valid_change_takes_effect_and_tickets_keep_their_deadlines(
     assert after == before  # the ticket keeps the deadlines of when it entered its tier
     match = classify("隔壁天天敲锣打鼓", config.ruleset)
     assert match is not None and match.rule == "noise-drums"
-    # The same resident reporting noise again is reminded of the open ticket, once.
-    again = resident_message(config, "2", "隔壁天天敲锣打鼓")
+    # The same resident reporting the same noise again is reminded of the open ticket, once.
+    again = resident_message(config, "2", "楼下KTV还在唱，敲锣打鼓到凌晨三点")
     assert (await service.handle_message(again)).status == "joined"
     assert (await service.handle_message(again)).status == "duplicate"
 

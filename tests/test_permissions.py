@@ -75,15 +75,22 @@ def allowed(person: Person, verb: Verb) -> bool:
     admin = person.role is Role.ADMIN
     handler = admin or (person.role not in NON_HANDLERS and person.scope in HANDLING_SCOPES)
     reporter = person.id == REPORTER.id
+    # Noise asks enforcement to report in: its staff see the ticket and add notes.
+    assisting = person.scope == "D-enforcement"
     if verb in HANDLER_VERBS:
         return handler
     if verb is Verb.NOTE:
-        return handler or reporter
+        return handler or reporter or assisting
     if verb in RESIDENT_VERBS:
         return reporter or admin
-    # STATUS: the handlers, the reporter, and staff of the group where it was reported
-    # (the household leader relays for neighbours).
-    return handler or reporter or (person.role is not Role.RESIDENT and person.scope == "H-01")
+    # STATUS: the handlers, the reporter, the departments asked to report in, and staff of
+    # the group where it was reported (the household leader relays for neighbours).
+    return (
+        handler
+        or reporter
+        or assisting
+        or (person.role is not Role.RESIDENT and person.scope == "H-01")
+    )
 
 
 CASES = [(p, verb) for p in sorted(TREE.people.values(), key=lambda p: p.id) for verb in COMMANDS]

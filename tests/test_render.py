@@ -369,8 +369,9 @@ def test_closed_invites_a_rating_in_each_way_it_closes(street: Street, renderer:
     assert by == {"reporter", "timeout"}
     for reply in street.replies["closed"]:
         rendered = renderer.render(reply)
-        if reply.params.get("co_reporter"):  # rating is the first reporter's
-            assert "评分" not in rendered.text and not rendered.buttons
+        if reply.params.get("co_reporter"):  # rating is the first reporter's; 重开 their own
+            assert "评分" not in rendered.text
+            assert [data for _, data in rendered.buttons] == [f"reopen:{reply.ticket}"]
         elif "redacted" not in reply.params:  # to the resident
             assert "评分" in rendered.text
             assert [data for _, data in rendered.buttons] == [

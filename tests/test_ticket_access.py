@@ -155,9 +155,10 @@ async def test_a_co_reporter_hears_progress_but_not_the_first_reporters_notes(
     for p in to_co:
         for secret in ("明晚上门", "139", "承诺十点", "唱到凌晨三点", "陈志强"):
             assert secret not in p["text"], (p["template"], p["text"])
-        assert not p["buttons"]
-    # The co-reporter cannot confirm, reopen or rate the first reporter's report.
-    for i, text in enumerate(["确认 1", "重开 1 还是吵", "评价 1 1"], start=10):
+        # Their only button is their own way to say it is not settled: 重开, a ticket of their own.
+        assert p["buttons"] == (["reopen"] if p["template"] == "resolved" else [])
+    # The co-reporter cannot confirm or rate the first reporter's report.
+    for i, text in enumerate(["确认 1", "评价 1 1"], start=10):
         handled = await service.handle_message(said(service, co, text, i))
         assert (handled.status, handled.detail) == ("refused", "co_reporter")
     status = await service.handle_message(said(service, co, "查询 1", 20))
@@ -166,7 +167,26 @@ async def test_a_co_reporter_hears_progress_but_not_the_first_reporters_notes(
     assert answer["chat"] == co_chat and "承诺十点" not in answer["text"] and "#1" in answer["text"]
     ticket = await service.store.get("1")
     assert ticket is not None and ticket.state is TicketState.RESOLVED
-    # The first reporter confirms: the ticket closes.
+    # The first reporter confirms: the ticket closes; the co-reporter is told who confirmed.
     assert (await service.handle_message(said(service, first, "确认 1", 21))).status == "done"
     ticket = await service.store.get("1")
     assert ticket is not None and ticket.state is TicketState.CLOSED
+    told = [p for p in await outbox(redis_async) if p["chat"] == co_chat][-1]
+    assert told["template"] == "closed" and "反映人已确认解决" in told["text"]
+    assert "陈志强" not in told["text"] and told["buttons"] == ["reopen"]
+    # 确认 again on the closed ticket says it is closed.
+    again = await service.handle_message(said(service, first, "确认 1", 22))
+    assert (again.status, again.detail) == ("refused", "already_closed")
+    said_again = (await outbox(redis_async))[-1]
+    assert "已完结" in said_again["text"] and "无需再确认" in said_again["text"]
+    # The co-reporter's 重开: a ticket of their own, linked to the first; the first is untouched.
+    reopened = await service.handle_message(said(service, co, "重开 1 还是吵", 23))
+    assert (reopened.status, reopened.detail) == ("opened", "reopened_as_new")
+    new = await service.store.get(reopened.ticket or "")
+    assert new is not None and new.related == ("1",) and new.text == "还是吵"
+    assert [r.account for r in new.reporters] == [tree.people[co].accounts[0]]
+    old = await service.store.get("1")
+    assert old is not None and old.state is TicketState.CLOSED and old.related == (new.id,)
+    answer = [p for p in await outbox(redis_async) if p["chat"] == co_chat][-1]
+    assert answer["template"] == "reopened_as_new" and f"#{new.id}" in answer["text"]
+    assert "#1" in answer["text"]

@@ -312,3 +312,18 @@ async def test_a_forgotten_reporter_shows_as_erased_on_the_ticket_page(
         html = await page.text()
         assert page.status == 200 and 'data-kind="erased"' in html and words in html
         assert "陈志强" not in html and "停水两天" not in html and ERASED in html
+
+
+async def test_a_ticket_page_shows_related_tickets_and_department_steps(
+    client: TestClient,
+) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "3栋楼道的垃圾好几天没人清理，很臭")
+    danger = await send(client, "p-huang-meiling", "sim:H-02", "3栋楼道里煤气味很重，怕会爆炸")
+    assert (danger["status"], danger["ticket"]) == ("opened", "2")
+    done = await send(client, "p-li-jiaxin", "sim:D-fire", "到场 2")
+    assert done["status"] == "done"
+    html = await (await client.get("/tickets/1")).text()
+    assert '<a href="/tickets/2">#2</a>' in html and 'data-kind="related"' in html
+    assert "关联工单 #2" in html
+    html = await (await client.get("/tickets/2")).text()
+    assert '<a href="/tickets/1">#1</a>' in html and "已到场" in html

@@ -52,6 +52,22 @@ def may_handle(tree: OrgTree, person: Person | None, ticket: Ticket) -> bool:
     )
 
 
+def handled_earlier(tree: OrgTree, person: Person | None, ticket: Ticket) -> bool:
+    """Return whether ``person`` could act on the ticket at a node that held it before."""
+    return (
+        person is not None
+        and person.role in HANDLER_ROLES
+        and any(may_act(tree, person, node) for node in ticket.handled_at)
+    )
+
+
+def assisting(tree: OrgTree, person: Person | None, ticket: Ticket) -> str | None:
+    """Return the department node asked to report in on the ticket that ``person`` serves."""
+    if person is None or person.role not in HANDLER_ROLES:
+        return None
+    return next((d for d in ticket.departments if may_act(tree, person, d)), None)
+
+
 def covers_origin(tree: OrgTree, person: Person | None, ticket: Ticket) -> bool:
     """Return whether ``person`` is staff of the place where the ticket was reported.
 
@@ -71,6 +87,8 @@ def may_view(tree: OrgTree, person: Person | None, account: str, ticket: Ticket)
         ticket.reported_by(account)
         or may_handle(tree, person, ticket)
         or covers_origin(tree, person, ticket)
+        or handled_earlier(tree, person, ticket)
+        or assisting(tree, person, ticket) is not None
     )
 
 

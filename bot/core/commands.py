@@ -35,6 +35,9 @@ class Verb(StrEnum):
     HELP = "help"
     RELOAD = "reload"
     RULES = "rules"
+    LINK = "link"  # two tickets are related: /link 42 43
+    ARRIVE = "arrive"  # a department asked to report in is on the scene
+    ASSISTED = "assisted"  # a department asked to report in has done its part
 
 
 class Via(StrEnum):
@@ -58,11 +61,23 @@ TICKET_VERBS = frozenset(
         Verb.CONFIRM,
         Verb.REOPEN,
         Verb.RATE,
+        Verb.LINK,
+        Verb.ARRIVE,
+        Verb.ASSISTED,
     }
 )
 TEXT_REQUIRED = frozenset({Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.DISMISS, Verb.REOPEN})
 BUTTON_VERBS = frozenset(
-    {Verb.ACK, Verb.RESOLVE, Verb.ESCALATE, Verb.CONFIRM, Verb.REOPEN, Verb.RATE}
+    {
+        Verb.ACK,
+        Verb.RESOLVE,
+        Verb.ESCALATE,
+        Verb.CONFIRM,
+        Verb.REOPEN,
+        Verb.RATE,
+        Verb.ARRIVE,
+        Verb.ASSISTED,
+    }
 )
 
 ALIASES: dict[str, Verb] = {
@@ -90,6 +105,9 @@ ALIASES: dict[str, Verb] = {
     "帮助": Verb.HELP,
     "重载规则": Verb.RELOAD,
     "规则": Verb.RULES,
+    "关联": Verb.LINK,
+    "到场": Verb.ARRIVE,
+    "协办完成": Verb.ASSISTED,
 }
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 
@@ -107,7 +125,7 @@ class Command:
     verb: Verb
     ticket: str | None = None
     text: str = ""
-    target: str | None = None  # whom to assign: "@name", a person id or a department
+    target: str | None = None  # whom to assign ("@name", a person id, a department); /link's other
     rating: int | None = None
     via: Via = Via.TEXT
 
@@ -147,6 +165,11 @@ def parse(
         if not m:
             return BadCommand(verb, "needs_target")
         return Command(verb, ticket, m.group(2).strip(), target=m.group(1))
+    if verb is Verb.LINK:
+        m = _TICKET_ARGS.match(rest)
+        if not m:
+            return BadCommand(verb, "link_self")
+        return Command(verb, ticket, m.group(2).strip(), target=m.group(1).lstrip("0") or "0")
     if verb is Verb.RATE:
         if not re.fullmatch(r"[1-5]", rest[:1] or "x"):
             return BadCommand(verb, "needs_rating")

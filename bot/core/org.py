@@ -47,6 +47,7 @@ __all__ = [
     "next_up",
     "node_of_chat",
     "person_of_account",
+    "staff_chat",
 ]
 
 
@@ -301,6 +302,14 @@ def node_of_chat(tree: OrgTree, chat: str) -> Node | None:
     """Return the node a chat (public or staff) is bound to, or None."""
     node_id = tree.chats.get(chat)
     return None if node_id is None else tree.nodes[node_id]
+
+
+def staff_chat(tree: OrgTree, chat: str) -> bool:
+    """Return whether only staff read ``chat``: a node's staff chat, or a department's group."""
+    node = node_of_chat(tree, chat)
+    if node is None:
+        return False
+    return chat == node.staff_chat or node.kind is NodeKind.DEPARTMENT
 
 
 def person_of_account(tree: OrgTree, account: str) -> Person | None:

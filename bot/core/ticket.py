@@ -59,6 +59,9 @@ class EventKind(StrEnum):
     FLAGGED = "flagged"  # overdue at the top of the ladder: administrators told
     RATED = "rated"
     ERASED = "erased"  # a person's data was replaced by a marker (bot.core.personal)
+    RELATED = "related"  # linked to another ticket about a nearby or graver problem
+    ARRIVED = "arrived"  # a department asked to report in arrived on the scene
+    ASSISTED = "assisted"  # a department asked to report in finished its part
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,12 @@ class Ticket:
     assignee: str | None = None
     assignee_name: str | None = None
     departments: tuple[str, ...] = ()  # department nodes told of it
+    handled_at: tuple[str, ...] = ()  # the nodes that held it before the current one
+    related: tuple[str, ...] = ()  # tickets linked to this one
+    # What each department asked to report in has done: {node: {"arrived": t, "assisted": t}}.
+    department_steps: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     escalations: int = 0
     flagged: bool = False
     rating: int | None = None
@@ -178,6 +187,9 @@ class Ticket:
         out["state"] = self.state.value
         out["reporters"] = [vars(r) for r in self.reporters]
         out["departments"] = list(self.departments)
+        out["handled_at"] = list(self.handled_at)
+        out["related"] = list(self.related)
+        out["department_steps"] = {k: dict(v) for k, v in self.department_steps.items()}
         out["photos"] = list(self.photos)
         out["location"] = list(self.location) if self.location else None
         return out
@@ -189,6 +201,12 @@ class Ticket:
         data["state"] = TicketState(data["state"])
         data["reporters"] = tuple(Reporter(**r) for r in data["reporters"])
         data["departments"] = tuple(data.get("departments") or ())
+        data["handled_at"] = tuple(data.get("handled_at") or ())
+        data["related"] = tuple(data.get("related") or ())
+        steps = data.get("department_steps") or {}
+        data["department_steps"] = MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in steps.items()}
+        )
         data["photos"] = tuple(data.get("photos") or ())
         location = data.get("location")
         data["location"] = (float(location[0]), float(location[1])) if location else None
@@ -221,6 +239,7 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
             ack_due=d["ack_due"],
             resolve_due=d["resolve_due"],
             departments=tuple(d.get("departments", ())),
+            related=tuple(d.get("related", ())),
             seq=event.seq,
             photos=tuple(d.get("photos", ())),
             location=(float(d["location"][0]), float(d["location"][1]))
@@ -255,6 +274,7 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
             assignee_name=None,
             flagged=False,
             escalations=t.escalations + (kind is EventKind.ESCALATED),
+            handled_at=(*t.handled_at, t.node),
         )
     if kind is EventKind.RESOLVED:
         return replace(
@@ -285,6 +305,15 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
         return replace(t, flagged=True)
     if kind is EventKind.RATED:
         return replace(t, rating=int(d["rating"]))
+    if kind is EventKind.RELATED:
+        other = str(d["other"])
+        return t if other in t.related else replace(t, related=(*t.related, other))
+    if kind in (EventKind.ARRIVED, EventKind.ASSISTED):
+        steps = dict(t.department_steps)
+        steps[d["department"]] = MappingProxyType(
+            {**steps.get(d["department"], {}), kind.value: event.at}
+        )
+        return replace(t, department_steps=MappingProxyType(steps))
     return t  # NOTED, ERASED: the history grows, the snapshot only moves on
 
 

@@ -7,6 +7,7 @@ replies. A refusal changes nothing and says why, in the asker's language.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -14,16 +15,18 @@ from typing import Any
 
 from bot.core import deadlines as dl
 from bot.core.access import (
+    assisting,
     co_reporter,
     first_reporter,
     for_co_reporter,
+    handled_earlier,
     may_handle,
     may_view,
     staff_only,
 )
 from bot.core.classify import Match
 from bot.core.commands import Command, Verb, Via
-from bot.core.models import Actor, IncomingMessage, Lang, Reply, Visibility
+from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Visibility
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -40,6 +43,7 @@ from bot.core.org import (
 from bot.core.personal import ERASED
 from bot.core.privacy import mask
 from bot.core.rules import RuleSet
+from bot.core.sameness import Problem
 from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent, TicketState, evolve
 
 
@@ -71,6 +75,7 @@ class Refusal:
 
 HANDLER_BUTTONS = ("ack", "resolve", "escalate")
 RESIDENT_BUTTONS = ("confirm", "reopen")
+DEPARTMENT_BUTTONS = ("arrive", "assisted")
 
 
 def reporter_of(message: IncomingMessage) -> Reporter:
@@ -80,9 +85,19 @@ def reporter_of(message: IncomingMessage) -> Reporter:
 
 
 def open_ticket(
-    ctx: Context, ticket_id: str, message: IncomingMessage, match: Match, origin: Node, now: float
+    ctx: Context,
+    ticket_id: str,
+    message: IncomingMessage,
+    match: Match,
+    origin: Node,
+    now: float,
+    related: Sequence[str] = (),
 ) -> Decision:
-    """Open a ticket for a classified report made in ``origin``'s chat."""
+    """Open a ticket for a classified report made in ``origin``'s chat.
+
+    ``related`` are open tickets of a nearby or lesser problem it is linked to (see
+    bot.core.sameness); each of them records the link with ``link``.
+    """
     category = ctx.ruleset.categories[match.category]
     node = handling_node(ctx.tree, category.start_tier, origin.id)
     tier = _tier(node)
@@ -113,6 +128,7 @@ def open_ticket(
                 "matched": list(match.matched),
                 "photos": list(message.photos),
                 "location": list(message.location) if message.location else None,
+                "related": list(related),
             }
         ),
     )
@@ -122,7 +138,8 @@ def open_ticket(
         *_cards(ctx, ticket, node, "card"),
     ]
     for department in departments:
-        replies += _cards(ctx, ticket, ctx.tree.nodes[department], "department_card")
+        node = ctx.tree.nodes[department]
+        replies += _cards(ctx, ticket, node, "department_card", buttons=DEPARTMENT_BUTTONS)
     return Decision(ticket, (event,), tuple(replies))
 
 
@@ -163,6 +180,41 @@ def join_ticket(ctx: Context, ticket: Ticket, message: IncomingMessage, now: flo
     return Decision(after, (event,), (reply,))
 
 
+def link(
+    ctx: Context, ticket: Ticket, other: Ticket, actor: Actor, chat: str | None, now: float
+) -> Decision:
+    """Record on ``ticket`` that ``other`` is related; tell its handlers when it is active."""
+    event = _event(ticket, EventKind.RELATED, now, actor, chat, other=other.id)
+    after = evolve(ticket, event)
+    replies: list[Reply] = []
+    if after.state.active:
+        info = {"other": other.id, "other_category": _category_names(ctx, other.category)}
+        replies = _notices(ctx, after, ctx.tree.nodes[after.node], "related", **info)
+    return Decision(after, (event,), tuple(replies))
+
+
+def report_problem(ctx: Context, message: IncomingMessage, match: Match, origin: Node) -> Problem:
+    """Return what bot.core.sameness compares of a new report."""
+    category = ctx.ruleset.categories.get(match.category)
+    staff = category is not None and category.visibility is Visibility.STAFF
+    return Problem(match.category, match.severity.rank, match.urgent, origin.id,
+                   _grid(ctx.tree, origin.id), message.text, staff)  # fmt: skip
+
+
+def ticket_problem(ctx: Context, ticket: Ticket) -> Problem:
+    """Return what bot.core.sameness compares of an open ticket."""
+    return Problem(ticket.category, Severity(ticket.severity).rank, ticket.urgent, ticket.origin,
+                   _grid(ctx.tree, ticket.origin), ticket.text, staff_only(ticket))  # fmt: skip
+
+
+def _grid(tree: OrgTree, node_id: str) -> str:
+    """Return the grid a node is in (the node itself when it has no grid above it)."""
+    if node_id not in tree.nodes:
+        return node_id
+    chain = ancestors(tree, node_id)
+    return next((n.id for n in chain if n.kind is NodeKind.GRID), node_id)
+
+
 def apply(
     ctx: Context,
     ticket: Ticket,
@@ -201,6 +253,27 @@ def apply(
         return Decision(
             after, (event,), tuple(_notices(ctx, after, node, "noted", note=command.text))
         )
+    if verb in (Verb.ARRIVE, Verb.ASSISTED):
+        return _department_step(ctx, ticket, command, actor, person, chat, now)
+    department = None if handler else assisting(ctx.tree, person, ticket)
+    if verb is Verb.NOTE and department is not None:
+        if ticket.state.final:
+            return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
+        return _chain(
+            ctx, ticket, [], now, actor, chat, EventKind.NOTED,
+            {"note": command.text, "by": "department", "department": department}, "noted",
+            {"note": command.text},
+        )  # fmt: skip
+    if verb is Verb.NOTE and not handler and handled_earlier(ctx.tree, person, ticket):
+        # A handler of an earlier stage (a grid worker replying to the card after the ticket
+        # climbed) still knows the case: their note goes on the timeline and to today's holders.
+        if ticket.state.final:
+            return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
+        return _chain(
+            ctx, ticket, [], now, actor, chat, EventKind.NOTED,
+            {"note": command.text, "by": "handler", "earlier": True}, "noted",
+            {"note": command.text},
+        )  # fmt: skip
     if not handler:
         return Refusal(
             "not_in_scope"
@@ -209,6 +282,98 @@ def apply(
             {"id": ticket.id, "node": _name(ctx, ticket.node)},
         )
     return _handle(ctx, ticket, command, actor, chat, now)
+
+
+def _department_step(
+    ctx: Context,
+    ticket: Ticket,
+    command: Command,
+    actor: Actor,
+    person: Person | None,
+    chat: str,
+    now: float,
+) -> Decision | Refusal:
+    """Record that a department asked to report in arrived, or finished its part."""
+    department = assisting(ctx.tree, person, ticket)
+    if department is None:
+        return Refusal("not_department", {"id": ticket.id, "node": _name(ctx, ticket.node)})
+    if ticket.state.final:
+        return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
+    step = "arrived" if command.verb is Verb.ARRIVE else "assisted"
+    if step in ticket.department_steps.get(department, {}):
+        return Refusal("already_done_step", {"id": ticket.id, "step": command.verb.value})
+    kind = EventKind.ARRIVED if step == "arrived" else EventKind.ASSISTED
+    event = _event(ticket, kind, now, actor, chat, department=department, note=command.text)
+    after = evolve(ticket, event)
+    dept = ctx.tree.nodes[department]
+    info: dict[str, Any] = {
+        "department_name": dept.name,
+        "department_names": _lang_names(dept),
+        "by": actor.name,
+        "at": now,
+        "note": command.text,
+    }
+    replies = _notices(ctx, after, ctx.tree.nodes[after.node], step, **info)
+    if chat not in {r.chat for r in replies}:  # the department's own group hears it too
+        replies.append(
+            Reply(chat, step, ticket_params(ctx, after, **info), actor.lang, ticket=after.id)
+        )
+    return Decision(after, (event,), tuple(replies))
+
+
+def link_pair(
+    ctx: Context,
+    first: Ticket,
+    second: Ticket,
+    actor: Actor,
+    person: Person | None,
+    chat: str,
+    now: float,
+) -> tuple[Decision, Decision] | Refusal:
+    """Link two tickets at a handler's word (``/link 42 43``): a ``related`` event on both."""
+    for ticket in (first, second):
+        if not may_view(ctx.tree, person, actor.account, ticket):
+            return Refusal("no_such_ticket", {"id": ticket.id})
+        if not may_handle(ctx.tree, person, ticket):
+            return Refusal(
+                "not_in_scope" if person is not None and person.role in HANDLER_ROLES
+                else "not_handler",
+                {"id": ticket.id, "node": _name(ctx, ticket.node)},
+            )  # fmt: skip
+    if first.id == second.id:
+        return Refusal("link_self", {"id": first.id})
+    if second.id in first.related:
+        return Refusal("already_linked", {"id": first.id, "other": second.id})
+    a, b = link(ctx, first, second, actor, chat, now), link(ctx, second, first, actor, chat, now)
+    answer = Reply(chat, "linked", {"id": first.id, "other": second.id}, actor.lang)
+    return Decision(a.ticket, a.events, (*a.replies, answer)), b
+
+
+def reopen_as_new(
+    ctx: Context,
+    ticket_id: str,
+    old: Ticket,
+    message: IncomingMessage,
+    match: Match,
+    origin: Node,
+    now: float,
+) -> tuple[Decision, Decision]:
+    """Open a new ticket for a co-reporter whose problem is not settled, linked to the old one.
+
+    The access model keeps another person's ticket theirs: a co-reporter cannot reopen it,
+    so their 重开 becomes a ticket of their own about their own report.
+    """
+    new = open_ticket(ctx, ticket_id, message, match, origin, now, related=(old.id,))
+    told = tuple(
+        dataclasses.replace(r, template="reopened_as_new", params={**r.params, "other": old.id})
+        if r.chat in (message.chat, message.sender.account) and not r.card
+        else r
+        for r in new.replies
+    )
+    old_side = link(
+        ctx, old, new.ticket, Actor(message.sender.account, message.sender.name), message.chat, now
+    )
+    return Decision(new.ticket, new.events, told), old_side
 
 
 def _status(ctx: Context, ticket: Ticket, actor: Actor, chat: str, private: bool) -> Decision:
@@ -310,6 +475,8 @@ def _resident(
         return Decision(after, (event,), (reply,))
     if state is TicketState.CLOSED and verb is Verb.REOPEN:
         return Refusal("closed_report_again", {"id": ticket.id})
+    if state.final and verb is Verb.CONFIRM:
+        return Refusal("already_closed", {"id": ticket.id, "state": state.value})
     if state is not TicketState.RESOLVED:
         return Refusal("not_resolved", {"id": ticket.id})
     if verb is Verb.CONFIRM:
@@ -501,8 +668,9 @@ def _tell_reporters(
 ) -> list[Reply]:
     """Tell every reporter, in the group where they asked (privately for staff-only matters).
 
-    Co-reporters hear the progress without what was written for the first reporter,
-    and get no buttons: confirming, reopening and rating are the first reporter's.
+    Co-reporters hear the progress without what was written for the first reporter;
+    confirming, reopening and rating are the first reporter's, and a co-reporter's 重开
+    opens a ticket of their own (``reopen_as_new``).
     """
     public = ticket.visibility == Visibility.PUBLIC
     out = []
@@ -511,8 +679,9 @@ def _tell_reporters(
             continue
         params = ticket_params(ctx, ticket, masked=public, **info)
         offered = ("rate",) if rate else buttons
-        if i:
-            params, offered = for_co_reporter(params, r), ()
+        if i:  # a co-reporter's own way to say their problem is not settled: a new ticket
+            reopen = ("reopen",) if template in ("resolved", "closed") else ()
+            params, offered = for_co_reporter(params, r), reopen
         out.append(
             Reply(
                 r.chat if public else r.account,
@@ -527,7 +696,14 @@ def _tell_reporters(
     return out
 
 
-def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any) -> list[Reply]:
+def _cards(
+    ctx: Context,
+    ticket: Ticket,
+    node: Node,
+    template: str,
+    buttons: tuple[str, ...] = HANDLER_BUTTONS,
+    **info: Any,
+) -> list[Reply]:
     """Return the ticket cards for a node: full in its staff chat, redacted if sensitive."""
     staff_only = ticket.visibility == Visibility.STAFF
     out = []
@@ -538,15 +714,13 @@ def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any)
                 template,
                 ticket_params(ctx, ticket, masked=False, **info),
                 ticket=ticket.id,
-                buttons=HANDLER_BUTTONS,
+                buttons=buttons,
                 card=True,
             )
         )
     for chat in node.chats:
         params = ticket_params(ctx, ticket, masked=True, redacted=staff_only, **info)
-        out.append(
-            Reply(chat, template, params, ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True)
-        )
+        out.append(Reply(chat, template, params, ticket=ticket.id, buttons=buttons, card=True))
     return out
 
 
@@ -607,8 +781,23 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "rating": ticket.rating,
         "photos": len(ticket.photos),
         "has_location": ticket.location is not None,
+        "related": list(ticket.related),
+        "department_steps": _steps(ctx, ticket),
         **{k: (mask(v) if masked and isinstance(v, str) else v) for k, v in info.items()},
     }
+
+
+def _steps(ctx: Context, ticket: Ticket) -> list[dict[str, Any]]:
+    """Return what each department asked to report in has done, for cards."""
+    return [
+        {"node": node, "node_name": _name(ctx, node), "node_names": _names(ctx, node), **steps}
+        for node, steps in ticket.department_steps.items()
+    ]
+
+
+def _category_names(ctx: Context, category_id: str) -> dict[str, str]:
+    category = ctx.ruleset.categories.get(category_id)
+    return {str(k): v for k, v in category.names.items()} if category else {}
 
 
 def _department(ctx: Context, ticket: Ticket, target: str) -> Node | None:

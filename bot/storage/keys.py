@@ -44,9 +44,14 @@ def by_assignee(person: str) -> str:
     return f"{PREFIX}:assignee:{person}"
 
 
-def join(village: str, category: str) -> str:
-    """Return the pointer to the open ticket a new report of this kind here joins."""
-    return f"{PREFIX}:join:{village}:{category}"
+def recent(village: str) -> str:
+    """Return the ZSET (id -> opened at) of a village's public tickets a new report may join."""
+    return f"{PREFIX}:recent:{village}"
+
+
+def recent_version(village: str) -> str:
+    """Return the counter of tickets entered in ``recent(village)``: a new ticket's guard."""
+    return f"{PREFIX}:recent:{village}:version"
 
 
 def card(chat: str, message_id: str) -> str:

@@ -32,8 +32,8 @@ for _, g in ipairs(spec.guards) do
     if v then return {'duplicate', v} end
   elseif g[1] == 'llen' then
     if redis.call('LLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
-  elseif g[1] == 'free' then
-    if redis.call('EXISTS', KEYS[g[2]]) == 1 then return {'conflict', ''} end
+  elseif g[1] == 'same' then
+    if (redis.call('GET', KEYS[g[2]]) or '') ~= g[3] then return {'conflict', ''} end
   end
 end
 for _, op in ipairs(spec.ops) do
@@ -46,6 +46,9 @@ for _, op in ipairs(spec.ops) do
     redis.call('RPUSH', key, unpack(values))
   elseif name == 'zadd' then redis.call('ZADD', key, op[3], op[4])
   elseif name == 'zrem' then redis.call('ZREM', key, op[3])
+  elseif name == 'zremrangebyscore' then redis.call('ZREMRANGEBYSCORE', key, op[3], op[4])
+  elseif name == 'incr' then redis.call('INCR', key)
+  elseif name == 'expire' then redis.call('EXPIRE', key, op[3])
   elseif name == 'xadd' then  -- never trimmed: the sender deletes what it delivered
     local fields = {'key', op[3], 'payload', ARGV[op[4]]}
     if op[5] > 0 then fields[5], fields[6] = 'priority', tostring(op[5]) end
@@ -81,20 +84,24 @@ return {'ok', ''}
 """
 
 
-# Drop a join pointer only if it still names the ticket read (compare and delete).
-_RELEASE_JOIN = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
+# A handled message wins; else the candidates a report may join, and their version.
 _LOOKUP = """
 local done = redis.call('GET', KEYS[1])
-if done then return {done, false, false} end
-local join = false
-if #KEYS > 2 then join = redis.call('GET', KEYS[3]) end
-if join then return {false, join, false} end
-return {false, false, tostring(redis.call('INCR', KEYS[2]))}
+if done then return {done, {}, ''} end
+if #KEYS < 2 then return {false, {}, ''} end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+return {false, ids, redis.call('GET', KEYS[3]) or ''}
 """
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The open public tickets of a village a report may join: where, and as read."""
+
+    tickets: str  # keys.recent(village)
+    version: str  # keys.recent_version(village)
+    read: str = ""  # the version read with the candidates: the commit fails if it moved
+    window: float = 0.0  # seconds a ticket stays a candidate
 
 
 class CommitStatus(StrEnum):
@@ -221,7 +228,6 @@ class RedisStore:
         self.redis = redis
         self._commit = redis.register_script(_COMMIT)
         self._lookup = redis.register_script(_LOOKUP)
-        self._release_join = redis.register_script(_RELEASE_JOIN)
 
     async def next_id(self) -> str:
         """Return a new short ticket id."""
@@ -253,20 +259,16 @@ class RedisStore:
         return [[TicketEvent.from_dict(json.loads(r)) for r in raws] for raws in rows]
 
     async def lookup(
-        self, message_key: str, join_key: str | None
-    ) -> tuple[str | None, str | None, str | None]:
-        """Return (ticket of an already handled message, ticket to join, new id) in one round trip.
+        self, message_key: str, pool: Pool | None, since: float, limit: int = 200
+    ) -> tuple[str | None, list[str], str]:
+        """Return (ticket of an already handled message, candidates to join, their version).
 
-        Only one is set: a handled message wins, then an open ticket to join; else a new
-        ticket id is drawn.
+        In one round trip; the candidates are the pool's tickets opened since ``since``,
+        oldest first.
         """
-        names = [keys.processed(message_key), keys.TICKET_SEQ, *([join_key] if join_key else [])]
-        done, join, new = await self._lookup(keys=names)
-        return _text(done), _text(join), _text(new)
-
-    async def release_join(self, join_key: str, ticket_id: str) -> None:
-        """Drop the join pointer if it still points to ``ticket_id`` (settled before it expired)."""
-        await self._release_join(keys=[join_key], args=[ticket_id])
+        names = [keys.processed(message_key), *([pool.tickets, pool.version] if pool else [])]
+        done, ids, version = await self._lookup(keys=names, args=[since, limit])
+        return _text(done), [_text(i) or "" for i in ids], _text(version) or ""
 
     async def was_processed(self, message_key: str) -> str | None:
         """Return the value stored for a handled message, or None."""
@@ -325,13 +327,16 @@ class RedisStore:
         events: Sequence[TicketEvent] = (),
         outbox: Sequence[OutboxEntry] = (),
         message_key: str | None = None,
-        join: tuple[str, float] | None = None,
+        pool: Pool | None = None,
         jobs: Sequence[ScheduledJob] = (),
+        linked: Sequence[tuple[Ticket, Ticket, Sequence[TicketEvent]]] = (),
     ) -> tuple[CommitStatus, str]:
         """Write a change atomically; see the module docstring.
 
-        ``join`` is (join key, seconds) to point new reports of this problem here;
-        ``jobs`` are deadline jobs to store unless a job of the same id exists.
+        ``pool`` is where a new ticket becomes a candidate for later reports to join (the
+        commit fails if another ticket entered it since it was read); ``jobs`` are deadline
+        jobs to store unless a job of the same id exists; ``linked`` are (before, after,
+        events) of other tickets changed with this one (a link recorded on both).
         Returns the status and, for a duplicate, what the first handling stored.
         """
         ops = _Ops()
@@ -340,16 +345,17 @@ class RedisStore:
             ops.guards.append(["absent", ops.key(marker)])
             ops.op("setex", marker, after.id if after else "-", PROCESSED_TTL)
         if after is not None and events:
-            history = keys.events(after.id)
-            ops.guards.append(["llen", ops.key(history), before.seq if before else 0])
-            ops.op("set", keys.ticket(after.id), ops.arg(dumps(after.to_dict())))
-            ops.op("rpush", history, [ops.arg(dumps(e.to_dict())) for e in events])
-            self._indexes(ops, before, after)
-            if join is not None:  # opening: nobody else may have opened this problem meanwhile
-                ops.guards.append(["free", ops.key(join[0])])
-                ops.op("setex", join[0], after.id, max(1, int(join[1])))
-            # A page told of the change reads it whole: the script runs atomically.
-            ops.op("publish", keys.TICKET_CHANGES, after.id)
+            self._change(ops, before, after, events)
+            if pool is not None:  # opening: nobody else may have opened a candidate meanwhile
+                window = max(1, int(pool.window))
+                ops.guards.append(["same", ops.key(pool.version), pool.read])
+                ops.op("zremrangebyscore", pool.tickets, "-inf", after.created_at - window)
+                ops.op("zadd", pool.tickets, after.created_at, after.id)
+                ops.op("expire", pool.tickets, window)
+                ops.op("incr", pool.version)
+                ops.op("expire", pool.version, window)
+        for other_before, other_after, other_events in linked:
+            self._change(ops, other_before, other_after, other_events)
         for entry in outbox:
             payload = ops.arg(dumps(entry.payload))
             pace: list[Any] = []
@@ -368,6 +374,18 @@ class RedisStore:
         spec = dumps({"guards": ops.guards, "ops": ops.ops})
         status, value = await self._commit(keys=list(ops.keys), args=[spec, *ops.args])
         return CommitStatus(_text(status) or ""), _text(value) or ""
+
+    def _change(
+        self, ops: _Ops, before: Ticket | None, after: Ticket, events: Sequence[TicketEvent]
+    ) -> None:
+        """Add the guard and writes of one ticket's change."""
+        history = keys.events(after.id)
+        ops.guards.append(["llen", ops.key(history), before.seq if before else 0])
+        ops.op("set", keys.ticket(after.id), ops.arg(dumps(after.to_dict())))
+        ops.op("rpush", history, [ops.arg(dumps(e.to_dict())) for e in events])
+        self._indexes(ops, before, after)
+        # A page told of the change reads it whole: the script runs atomically.
+        ops.op("publish", keys.TICKET_CHANGES, after.id)
 
     @staticmethod
     def _indexes(ops: _Ops, before: Ticket | None, after: Ticket) -> None:
