@@ -263,3 +263,23 @@ def test_yaml_scalars_that_are_not_text_get_a_hint(tmp_path: Path) -> None:
         "water.yaml:4:20: rules[0].keywords[1]: YAML read this as False, not text: put it in quotes",
         "water.yaml:4:24: rules[0].keywords[2]: YAML read this as 119, not text: put it in quotes",
     ]
+
+
+def test_a_training_only_file_must_be_one_of_the_examples(tmp_path: Path) -> None:
+    from bot.sources import load_ruleset as load
+
+    every = "{ack: 1h, resolve: 1d}"
+    (tmp_path / "rules.yaml").write_text(
+        "categories:\n  noise: {names: {zh-Hans: 噪音}, start_tier: grid, severity: low}\n"
+        f"deadlines: {{critical: {every}, high: {every}, normal: {every}, low: {every}}}\n"
+        "examples: [a.jsonl]\ntraining_only: [b.jsonl]\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "a.jsonl").write_text('{"id": "1", "text": "好吵", "category": "noise"}\n')
+    with pytest.raises(InvalidRules) as caught:
+        load(tmp_path)
+    assert any(
+        (p.line, p.field) == (5, "training_only[0]")
+        and p.message == "b.jsonl is not one of the examples files"
+        for p in caught.value.problems
+    ), caught.value.problems

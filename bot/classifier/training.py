@@ -75,6 +75,7 @@ class Data:
     texts: tuple[str, ...]  # normalised
     labels: tuple[str, ...]
     corpora: tuple[str, ...]
+    measured: tuple[bool, ...]  # False: a training-only corpus, never held out
     raw: tuple[str, ...]
     fired: tuple[tuple[str, ...], ...]  # feature rules that fire on each
     embeddings: np.ndarray | None
@@ -87,6 +88,7 @@ def prepare(ruleset: RuleSet, embeddings: np.ndarray | None) -> Data:
         texts=tuple(normalise(e.text) for e in examples),
         labels=tuple(e.category for e in examples),
         corpora=tuple(e.corpus for e in examples),
+        measured=tuple(e.measured for e in examples),
         raw=tuple(e.text for e in examples),
         fired=tuple(rails(e.text, ruleset).features for e in examples),
         embeddings=embeddings,
@@ -205,7 +207,8 @@ def out_of_fold(data: Data, rule_ids: Sequence[str], params: Params, embed_model
 def splits(data: Data) -> list[tuple[list[int], list[int]]]:
     """Return (train rows, held-out rows): one per corpus, or five stratified folds."""
     labels = np.array(data.labels)
-    corpora = sorted(set(data.corpora))
+    # Training-only corpora (edge cases written to cover the rails) are always trained on.
+    corpora = sorted({c for c, m in zip(data.corpora, data.measured, strict=True) if m})
     if len(corpora) > 1:
         return [
             ([i for i, c in enumerate(data.corpora) if c != held],
@@ -387,8 +390,12 @@ def cv_figures(
 ) -> dict[str, Any]:
     """Return per-corpus and overall figures of cross-validated verdicts."""
     out: dict[str, Any] = {}
-    for corpus in [*sorted(set(data.corpora)), "all"]:
-        rows = [i for i, c in enumerate(data.corpora) if corpus in ("all", c)]
+    measured = sorted({c for c, m in zip(data.corpora, data.measured, strict=True) if m})
+    for corpus in [*measured, "all"]:
+        rows = [
+            i for i, (c, m) in enumerate(zip(data.corpora, data.measured, strict=True))
+            if m and corpus in ("all", c)
+        ]  # fmt: skip
         out[corpus] = figures([data.labels[i] for i in rows], [verdicts[i] for i in rows])
         if embedded is not None:
             out[corpus]["embedded"] = round(float(embedded[rows].mean()), 4)
@@ -457,19 +464,27 @@ def train(
     if not cross_validate:
         return model
     oof = out_of_fold(data, rule_ids, params, embed_model)
-    classes, labels, corpora = oof.classes, data.labels, data.corpora
+    # Thresholds and the gate are chosen on the held-out corpora only: a training-only one
+    # has no out-of-fold probabilities.
+    kept = np.array(data.measured)
+    classes = oof.classes
+    labels = tuple(np.array(data.labels)[kept])
+    corpora = tuple(np.array(data.corpora)[kept])
+    held = OutOfFold(classes, oof.full[kept], None if oof.fast is None else oof.fast[kept])
     meta: dict[str, Any] = {"digest": ruleset.digest, "params": vars(params)}
     if oof.fast is not None:
-        gate, thresholds, embedded = choose_gate(labels, corpora, oof)
+        gate, thresholds, embedded_held = choose_gate(labels, corpora, held)
+        embedded = np.zeros(len(data.texts), dtype=bool)
+        embedded[kept] = embedded_held
         proba = np.where(embedded[:, None], oof.full, oof.fast)
-        alone = choose_thresholds(labels, corpora, oof.full, classes)
+        alone = choose_thresholds(labels, corpora, held.full, classes)
         meta["cv_without_cascade"] = cv_figures(
             data, decisions(ruleset, data, oof.full, classes, alone)
         )
         meta["thresholds_without_cascade"] = vars(alone)
     else:
         gate, embedded, proba = Gate(), None, oof.full
-        thresholds = choose_thresholds(labels, corpora, proba, classes)
+        thresholds = choose_thresholds(labels, corpora, held.full, classes)
     meta["cv"] = cv_figures(data, decisions(ruleset, data, proba, classes, thresholds), embedded)
     meta["cv_model_alone"] = cv_figures(
         data, decisions(ruleset, data, proba, classes, thresholds, with_rails=False), embedded

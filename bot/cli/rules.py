@@ -47,6 +47,12 @@ def register(commands: Any) -> None:
     schema = sub.add_parser("schema", help="print the JSON Schema of a rule file")
     schema.set_defaults(func=cmd_schema)
 
+    embed = sub.add_parser(
+        "embed", help="store the sentence embeddings of every labelled example beside them"
+    )
+    embed.add_argument("dir", nargs="?", type=Path, default=None)
+    embed.set_defaults(func=cmd_embed)
+
 
 def _load(directory: Path | None) -> RuleSet:
     return load_ruleset(directory or default_rules_dir())
@@ -206,6 +212,42 @@ def print_model(model: dict[str, Any]) -> None:
         console.print(
             f"nearest:    {n['similarity']:.3f} {n['category']}: {n['text']}", markup=False
         )
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Write examples/e5-small.npz: the embeddings of every example the rules name.
+
+    Shipped with the rules, it spares every new installation from embedding the examples
+    before its first model (minutes on a small machine). Only the examples' vectors are
+    kept, so removed examples leave the file too.
+    """
+    from bot.classifier.embedding import (
+        E5Embedder,
+        EmbeddingCache,
+        EmbeddingUnavailable,
+        text_key,
+    )
+    from bot.core.text import normalise
+
+    directory = args.dir or default_rules_dir()
+    try:
+        ruleset = _load(directory)
+    except InvalidRules as exc:
+        return report_invalid(exc, "rules")
+    try:
+        embedder = E5Embedder()
+    except EmbeddingUnavailable as exc:
+        print(f"rules embed: {exc}", file=sys.stderr)
+        return 1
+    seed = directory / "examples" / "e5-small.npz"
+    cache = EmbeddingCache(None, [seed])
+    before = len(cache)
+    texts = [normalise(e.text) for e in ruleset.examples]
+    cache.vectors(embedder, texts)
+    keys = sorted({text_key(embedder.name, t) for t in texts})
+    cache.save(only=keys, path=seed)
+    print(f"{seed}: {len(keys)} examples ({len(cache) - before} embedded now)")
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -200,6 +200,14 @@ class RuleFile(_Strict):
             " relative to the rules directory; the file name is the corpus name."
         ),
     )
+    training_only: list[ExamplePath] = Field(
+        default=[],
+        description=(
+            "Examples files (also listed under examples) the model learns from but that are not"
+            " samples of real chat (edge cases written to cover the rails): never held out in"
+            " cross-validation, so they neither score the model nor choose its thresholds."
+        ),
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -256,6 +264,7 @@ class Example:
     category: str
     corpus: str
     urgent: bool = False
+    measured: bool = True  # False: a training-only corpus, never held out (see RuleFile)
 
 
 class Outcome(NamedTuple):
@@ -317,6 +326,7 @@ def build_ruleset(
     specs: list[tuple[Document, int, RuleSpec]] = []
     seen_rules: dict[str, str] = {}
     example_refs: list[tuple[Document, int, str]] = []
+    training_only: set[str] = set()
     for doc in documents:
         parts = _validate_file(doc, problems)
         for cid, spec in parts.categories:
@@ -337,6 +347,7 @@ def build_ruleset(
         negations.extend(_terms(doc, ("negations",), parts.negations, problems))
         exceptions.extend(_terms(doc, ("negation_exceptions",), parts.exceptions, problems))
         example_refs.extend((doc, i, path) for i, path in enumerate(parts.examples))
+        training_only.update(parts.training_only)
         for i, spec_rule in parts.rules:
             if spec_rule.id in seen_rules:
                 message = (
@@ -350,7 +361,7 @@ def build_ruleset(
     if documents and not deadlines_seen:
         problems.append(Problem(where, 1, 1, "deadlines", "no file defines deadlines"))
     rules = [_compile_rule(doc, i, spec, categories, problems) for doc, i, spec in specs]
-    examples = _examples(example_refs, example_files or {}, categories, problems)
+    examples = _examples(example_refs, example_files or {}, categories, problems, training_only)
     if problems:
         raise InvalidRules(problems)
     if deadlines is None:
@@ -397,6 +408,7 @@ def _examples(
     texts: Mapping[str, str | None],
     categories: Mapping[str, Category],
     problems: list[Problem],
+    training_only: Collection[str] = (),
 ) -> tuple[Example, ...]:
     """Parse every named examples file; each bad line is a problem at file:line."""
     out: list[Example] = []
@@ -431,7 +443,10 @@ def _examples(
                 problems.append(Problem(label, number, 1, "id", f"duplicate id {spec.id!r}"))
             else:
                 seen.add(spec.id)
-                out.append(Example(spec.id, spec.text, spec.category, corpus, spec.urgent))
+                measured = path not in training_only
+                out.append(
+                    Example(spec.id, spec.text, spec.category, corpus, spec.urgent, measured)
+                )
     return tuple(out)
 
 
@@ -465,6 +480,7 @@ class _FileParts:
     exceptions: list[str] = field(default_factory=list)
     rules: list[tuple[int, RuleSpec]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
+    training_only: list[str] = field(default_factory=list)
 
 
 _CATEGORY_ID = TypeAdapter(Identifier)
@@ -494,6 +510,12 @@ def _validate_file(doc: Document, problems: list[Problem]) -> _FileParts:
         parts.negations = list(head.negations)
         parts.exceptions = list(head.negation_exceptions)
         parts.examples = list(head.examples)
+        parts.training_only = list(head.training_only)
+        for i, path in enumerate(head.training_only):
+            if path not in head.examples:
+                problems.append(
+                    doc.problem(("training_only", i), f"{path} is not one of the examples files")
+                )
     categories = data.get("categories", {})
     if not isinstance(categories, dict):
         problems.append(
