@@ -35,6 +35,10 @@ class Verb(StrEnum):
     HELP = "help"
     RELOAD = "reload"
     RULES = "rules"
+    REPORT = "report"  # a report on purpose: always a ticket
+    HUMAN = "human"  # talk to a person: the grid worker gets the message
+    OPEN_TICKET = "open_ticket"  # a leader or grid worker tickets a resident's missed message
+    RECAT = "recat"  # a handler changes a ticket's category
 
 
 class Via(StrEnum):
@@ -58,9 +62,12 @@ TICKET_VERBS = frozenset(
         Verb.CONFIRM,
         Verb.REOPEN,
         Verb.RATE,
+        Verb.RECAT,
     }
 )
-TEXT_REQUIRED = frozenset({Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.DISMISS, Verb.REOPEN})
+TEXT_REQUIRED = frozenset(
+    {Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.DISMISS, Verb.REOPEN, Verb.RECAT}
+)
 BUTTON_VERBS = frozenset(
     {Verb.ACK, Verb.RESOLVE, Verb.ESCALATE, Verb.CONFIRM, Verb.REOPEN, Verb.RATE}
 )
@@ -90,6 +97,11 @@ ALIASES: dict[str, Verb] = {
     "帮助": Verb.HELP,
     "重载规则": Verb.RELOAD,
     "规则": Verb.RULES,
+    "报事": Verb.REPORT,
+    "找人": Verb.HUMAN,
+    "立案": Verb.OPEN_TICKET,
+    "改类": Verb.RECAT,
+    "改分类": Verb.RECAT,
 }
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 

@@ -58,6 +58,7 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     FLAGGED = "flagged"  # overdue at the top of the ladder: administrators told
     RATED = "rated"
+    RECATEGORISED = "recategorised"  # a handler named the right category
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,11 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
         return replace(t, flagged=True)
     if kind is EventKind.RATED:
         return replace(t, rating=int(d["rating"]))
+    if kind is EventKind.RECATEGORISED:
+        return replace(
+            t, category=d["category"], severity=d["severity"], visibility=d["visibility"],
+            urgent=bool(d["urgent"]),
+        )  # fmt: skip
     return t  # NOTED: the history grows, the snapshot only moves on
 
 
