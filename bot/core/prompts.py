@@ -255,7 +255,10 @@ def _answer_flag(
 ) -> Step | Refusal:
     if person is None or person.role not in HANDLER_ROLES:
         return Refusal("flag_not_in_scope", node_params(ctx.tree.nodes[prompt.node]))
-    if not may_act(ctx.tree, person, prompt.node) or person.role is Role.HOUSEHOLD_LEADER:
+    grid = grid_of(ctx.tree, prompt.origin).id
+    # The staff of the node the flag has climbed to, and still the grid's (above the household).
+    in_scope = may_act(ctx.tree, person, prompt.node) or may_act(ctx.tree, person, grid)
+    if not in_scope or person.role is Role.HOUSEHOLD_LEADER:
         return Refusal("flag_not_in_scope", node_params(ctx.tree.nodes[prompt.node]))
     if press.choice not in (YES, NO):
         return Refusal("prompt_gone", {})
