@@ -17,6 +17,7 @@ from bot.core.org import HANDLER_ROLES, Person, may_act, node_of_chat
 from bot.core.privacy import mask
 from bot.core.prompts import category_match, talk_to_person
 from bot.core.workflow import Context, category_named, node_params
+from bot.storage.redis import CommitStatus
 
 if TYPE_CHECKING:
     from bot.services import Handled, Service
@@ -42,8 +43,9 @@ async def on_purpose(
     text = command.text.strip()
     if command.verb is Verb.HUMAN:
         replies = talk_to_person(ctx, message, text, origin)
-        await service._commit_replies(message, list(replies))
-        return _done(command)
+        outbox = service._entries(replies, f"m:{message.key}", message)
+        status, _ = await service.store.commit(None, None, (), outbox, message.key)
+        return _done(command) if status is CommitStatus.OK else _done(command, "duplicate")
     if not text:
         return await service._refuse(message, "needs_text", {"verb": command.verb.value})
     verdict = await service.classify(text)
@@ -96,7 +98,7 @@ async def _open_missed(
     return handled
 
 
-def _done(command: Command) -> Handled:
+def _done(command: Command, status: str = "done") -> Handled:
     from bot.services import Handled
 
-    return Handled("done", detail=command.verb.value)
+    return Handled(status, detail=command.verb.value)

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from bot.cli.classify import ready_engine
 from bot.cli.common import default_rules_dir, print_table, report_invalid, report_settings
 from bot.core.errors import InvalidRules
+from bot.core.models import NONE_CATEGORY
 from bot.core.rules import parse_duration
 from bot.redis_server import redis_for_command
 from bot.settings import Settings
@@ -108,7 +109,7 @@ async def _accept(store: LearningStore, directory: Path, examples: list[dict[str
         categories = load_ruleset(directory).categories
     except InvalidRules as exc:
         return report_invalid(exc, str(directory))
-    wrong = [e["id"] for e in examples if e["category"] not in categories]
+    wrong = [e["id"] for e in examples if e["category"] not in {*categories, NONE_CATEGORY}]
     if wrong:
         print(f"examples {', '.join(wrong)} name a category the rules lack", file=sys.stderr)
         return 1
