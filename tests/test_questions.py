@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,3 +351,26 @@ async def test_an_ask_about_a_message_a_leader_ticketed_is_not_pinged(world: Wor
     late = await press(world, (Role.RESIDENT, "H-01"), f"ask:{prompt}:noise", H01)
     assert late.ticket == opened.ticket  # the same ticket, not a second one
     assert len(await world.store.all_ids()) == 1
+
+
+async def test_a_sensitive_flag_in_a_grid_group_without_a_staff_chat_shows_no_text(
+    redis_async: redis.asyncio.Redis, redis_sync: redis.Redis, tmp_path: Path
+) -> None:
+    org = tmp_path / "org.yaml"
+    text = ORG.read_text(encoding="utf-8")
+    line = '    staff_chat: "telegram:-1001000000221"\n'
+    assert line in text
+    org.write_text(text.replace(line, ""), encoding="utf-8")
+    config = LiveConfig(RULES_DIR, org, Policy(scale=1.0))
+    service = Service(
+        RedisStore(redis_async), config, Schedules(RqScheduler(redis_sync)), Clock(),
+        classifier=ModelStandIn(config.ruleset),  # type: ignore[arg-type]
+    )  # fmt: skip
+    world = World(service, service.store, redis_async, Clock(), service.scheduler, config.tree)  # type: ignore[arg-type]
+    words = "我老公又打我了，我不敢回家"
+    await flagged(world, words, "family_dispute", Action.ASK)
+    cards = {p["chat"]: p for p in await world.outbox() if p["template"] == "danger_flag"}
+    group = world.tree.nodes["G-01"].chats[0]
+    assert set(cards) == {group, GRID_WORKER, GRID_LEADER}
+    assert words not in cards[group]["text"] and "🔒" in cards[group]["text"]
+    assert words in cards[GRID_WORKER]["text"]  # privately, in full

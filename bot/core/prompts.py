@@ -24,7 +24,7 @@ from typing import Any
 
 from bot.core import deadlines as dl
 from bot.core.classify import Match
-from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Tier
+from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Tier, Visibility
 from bot.core.org import HANDLER_ROLES, Node, OrgTree, Person, Role, ancestors, may_act, next_up
 from bot.core.privacy import mask
 from bot.core.workflow import Context, Refusal, node_params
@@ -370,11 +370,14 @@ def _private(person: Person, chat: str) -> list[str]:
 def _flag_params(ctx: Context, prompt: Prompt, node: Node, masked: bool) -> dict[str, Any]:
     origin = ctx.tree.nodes[prompt.origin]
     category = ctx.ruleset.categories.get(prompt.category)
+    # A group (not a staff chat) hears of a sensitive matter only that there is one.
+    redacted = masked and category is not None and category.visibility is Visibility.STAFF
     return {
         **node_params(node),
         "id": prompt.id,
-        "text": mask(prompt.said.text) if masked else prompt.said.text,
-        "reporter": prompt.said.name,
+        "text": "" if redacted else mask(prompt.said.text) if masked else prompt.said.text,
+        "redacted": redacted,
+        "reporter": "" if redacted else prompt.said.name,
         "origin_name": origin.name,
         "origin_names": {lang.value: name for lang, name in origin.names.items()},
         "category": prompt.category,
