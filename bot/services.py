@@ -81,8 +81,8 @@ class Handled:
     """What handling one message did."""
 
     # ignored | unbound | opened | joined | duplicate | done | refused
-    # | ask (unsure which problem: the resident should be asked)
-    # | danger (possibly dangerous but not classed an emergency: a grid worker should confirm)
+    # | ask (unsure which problem: the resident was asked; detail is the question's id)
+    # | danger (possibly dangerous, not an emergency ticket: a grid worker was asked to confirm)
     status: str
     ticket: str | None = None
     detail: str = ""
