@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
 
 from bot.core.deadlines import Policy
 from bot.core.org import Role
@@ -20,6 +24,7 @@ from bot.scheduling import RqScheduler
 from bot.services import Handled, Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore, payload_reply
+from tests import helpers
 from tests.conftest import RULES_DIR
 from tests.test_services import ORG, RENDER, Clock, Schedules, World
 
@@ -374,3 +379,29 @@ async def test_a_sensitive_flag_in_a_grid_group_without_a_staff_chat_shows_no_te
     assert set(cards) == {group, GRID_WORKER, GRID_LEADER}
     assert words not in cards[group]["text"] and "🔒" in cards[group]["text"]
     assert words in cards[GRID_WORKER]["text"]  # privately, in full
+
+
+async def test_an_unanswered_flag_climbs_through_an_rq_worker(
+    redis_url: str, redis_async: redis.asyncio.Redis, redis_sync: redis.Redis
+) -> None:
+    scale = 1e-3  # ten minutes become 0.6 s
+    config = LiveConfig(RULES_DIR, ORG, Policy(scale=scale))
+    service = Service(
+        RedisStore(redis_async), config, RqScheduler(redis_sync), time.time,
+        classifier=ModelStandIn(config.ruleset),  # type: ignore[arg-type]
+    )  # fmt: skip
+    world = World(service, service.store, redis_async, Clock(), service.scheduler, config.tree)  # type: ignore[arg-type]
+    prompt = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
+    scheduled = ScheduledJobRegistry(queue=Queue("lianhu", connection=redis_sync)).get_job_ids()
+    assert [j.rsplit("-", 1)[0] for j in scheduled] == [f"deadline-{prompt}-0-danger"]
+    stored = await service.prompts.get(prompt)
+    assert stored is not None and stored.due is not None
+    await asyncio.sleep(max(0.0, stored.due + 1.2 - time.time()))
+    result = await asyncio.to_thread(helpers.run_worker, redis_url, scale)
+    assert result.returncode == 0, result.stderr
+    after = await service.prompts.get(prompt)
+    assert after is not None and after.stage >= 1 and after.node in ("V-01", "S-01")
+    history = [e["kind"] for e in await service.prompts.history(prompt)]
+    assert history[0] == "raised" and history[1] == "climbed"
+    sent = await world.outbox()
+    assert [p["chat"] for p in sent if p["template"] == "danger_flag"].count(V01_STAFF) == 1
