@@ -102,11 +102,15 @@ class Renderer:
         if not reply.buttons:
             return ()
         ticket = reply.ticket or str(reply.params.get("id") or "")
-        if not ticket:
-            raise ValueError(f"reply {reply.template!r} has buttons but no ticket")
         label = self._macro("button", reply.lang)
         out: list[tuple[str, str]] = []
         for action in reply.buttons:
+            if ":" in action:  # a question's choice (danger:p12:yes): its data is whole
+                choice = self._macro("choice", reply.lang)
+                out.append((str(choice(action, dict(reply.params))).strip(), action))
+                continue
+            if not ticket:
+                raise ValueError(f"reply {reply.template!r} has buttons but no ticket")
             verb = Verb(action)
             if verb is Verb.RATE:
                 out += [

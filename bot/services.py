@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot import questions, reports
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
 from bot.core.classify import Match
@@ -39,6 +40,8 @@ from bot.core.org import (
     staff_chat,
 )
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
+from bot.core.privacy import mask
+from bot.core.prompts import PROMPT_KINDS, Said, press_of
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -61,6 +64,8 @@ from bot.core.workflow import (
 from bot.live import LiveConfig
 from bot.ports import Clock, ScheduledJob, Scheduler
 from bot.storage import keys
+from bot.storage.learning import LearningStore
+from bot.storage.prompts import PromptStore
 from bot.storage.redis import (
     CommitStatus,
     OutboxEntry,
@@ -85,8 +90,8 @@ class Handled:
     """What handling one message did."""
 
     # ignored | unbound | opened | joined | duplicate | done | refused
-    # | ask (unsure which problem: the resident should be asked)
-    # | danger (possibly dangerous but not classed an emergency: a grid worker should confirm)
+    # | ask (unsure which problem: the resident was asked; detail is the question's id)
+    # | danger (possibly dangerous, not an emergency ticket: a grid worker was asked to confirm)
     status: str
     ticket: str | None = None
     detail: str = ""
@@ -115,6 +120,8 @@ class Service:
         self.clock = clock
         self.classifier = classifier  # None: the keyword rules alone decide
         self.pacing = pacing or Pacing()
+        self.prompts = PromptStore(store.redis)
+        self.learning = LearningStore(store.redis)
         # Work on one ticket (or one village's problem) in turn within this process;
         # the commit guards still settle races with other processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -134,6 +141,9 @@ class Service:
         reply_ticket = None
         if message.reply_to:
             reply_ticket = await self.store.card_ticket(message.chat, message.reply_to)
+        pressed = press_of(message.callback) if message.callback else None
+        if pressed is not None:  # a button of a question the bot asked (danger, ask)
+            return await questions.press(self, message, pressed)
         command = parse(message.text, message.callback, reply_ticket)
         if command is None:
             return await self._report(ctx, message)
@@ -144,30 +154,52 @@ class Service:
             return await self._ticket_command(ctx, message, command, person)
         return await self._query(ctx, message, command, person)
 
-    async def _report(self, ctx: Context, message: IncomingMessage) -> Handled:
+    async def classify(self, text: str) -> Verdict:
+        """Return the verdict on ``text``: the model behind the rails, or the rules alone."""
         if self.classifier is None:
-            verdict = triage(message.text, ctx.ruleset, None)
-        else:
-            verdict = await self.classifier.classify(message.text)  # in its thread pool
+            return triage(text, self.config.context.ruleset, None)
+        return await self.classifier.classify(text)  # in its thread pool
+
+    async def _report(self, ctx: Context, message: IncomingMessage) -> Handled:
+        verdict = await self.classify(message.text)
+        origin = node_of_chat(ctx.tree, message.chat)
+        if origin is not None and not message.private and message.text.strip():
+            # Masked, for `lianhu rules replay` (capped by count and age).
+            await self.learning.log(
+                mask(message.text), verdict.category, verdict.action.value, self.clock()
+            )
         emergency = verdict.danger and verdict.category == EMERGENCY
         if verdict.action is not Action.TICKET and not emergency:
+            if origin is None or message.private:
+                return Handled("ignored", verdict=verdict)
             if verdict.danger:
                 log.info("possible danger in %s (%s, p=%.2f): to confirm",
                          message.chat, verdict.category, verdict.confidence)  # fmt: skip
-                return Handled("danger", detail=verdict.category, verdict=verdict)
+                return await questions.flag(self, ctx, message, verdict, origin)
+            if message.text.strip() or message.photos:
+                # Kept a few days: a household leader or grid worker may ticket it (立案).
+                await self.prompts.keep(Said.of(message))
             if verdict.action is Action.ASK:
                 log.info("unsure report in %s (%s, p=%.2f): to ask",
                          message.chat, verdict.category, verdict.confidence)  # fmt: skip
-                return Handled("ask", detail=verdict.category, verdict=verdict)
-            return Handled("ignored", verdict=verdict)  # chatter: no answer, nothing stored
+                return await questions.ask_resident(self, ctx, message, verdict, origin)
+            return Handled("ignored", verdict=verdict)  # chatter: no answer
         match = verdict.match
         assert match is not None  # a ticket always has its category
-        if verdict.danger and not emergency:
-            log.info("possible danger in %s, opened as %s", message.chat, verdict.category)
-        origin = node_of_chat(ctx.tree, message.chat)
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
+        handled = await self.ticket_for(ctx, message, match, origin)
+        if verdict.danger and not emergency and handled.status in ("opened", "joined"):
+            log.info("possible danger in %s, opened as %s", message.chat, verdict.category)
+            flagged = await questions.flag(self, ctx, message, verdict, origin, handled.ticket)
+            return dataclasses.replace(handled, detail=flagged.detail, verdict=verdict)
+        return handled
+
+    async def ticket_for(
+        self, ctx: Context, message: IncomingMessage, match: Match, origin: Node
+    ) -> Handled:
+        """Open a ticket for ``message`` as ``match``, or join it to an open one of its kind."""
         category = ctx.ruleset.categories.get(match.category)
         sensitive = category is not None and category.visibility is Visibility.STAFF
         # Joining switched off, or a staff-only matter (a neighbour's matching report must not
@@ -356,6 +388,12 @@ class Service:
                 jobs=self._jobs(ticket, outcome.ticket) if events else (),
             )
             if result is CommitStatus.OK:
+                if command.verb in (Verb.RECAT, Verb.DISMISS):  # a handler's label to learn from
+                    category = outcome.ticket.category if command.verb is Verb.RECAT else "none"
+                    source = "recat" if command.verb is Verb.RECAT else "dismissed"
+                    who = message.sender.account
+                    text = mask(ticket.text)
+                    await self.learning.add_example(source, message.key, text, category, who, now)
                 return Handled("done", ticket.id, command.verb.value)
             if result is CommitStatus.DUPLICATE:
                 return Handled("duplicate", ticket.id)
@@ -365,6 +403,8 @@ class Service:
         self, ctx: Context, message: IncomingMessage, command: Command, person: Person | None
     ) -> Handled:
         verb = command.verb
+        if verb in (Verb.REPORT, Verb.HUMAN, Verb.OPEN_TICKET):
+            return await reports.on_purpose(self, ctx, message, command, person)
         handler = person is not None and person.role in HANDLER_ROLES
         admin = person is not None and person.role is Role.ADMIN
         if verb is Verb.HELP:
@@ -486,6 +526,8 @@ class Service:
 
     async def handle_deadline(self, ticket_id: str, stage: int, kind: str) -> dl.Outcome:
         """Check one deadline of a ticket and act if it is really missed."""
+        if kind in PROMPT_KINDS:  # a question the bot asked: p12:0:danger
+            return await questions.deadline(self, ticket_id, stage, kind)
         ctx = self.config.context
         async with self._lock(ticket_id):
             return await self._deadline(ctx, ticket_id, stage, kind)

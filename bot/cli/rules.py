@@ -1,4 +1,4 @@
-"""``lianhu rules check | test | explain | schema``."""
+"""``lianhu rules check | test | explain | schema``; ``learn | replay`` in bot/cli/learning.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cli import learning
 from bot.cli.classify import ready_engine, verdict_json
 from bot.cli.common import default_rules_dir, print_table, report_invalid, stdout
 from bot.core.classify import Trace, explain
@@ -52,6 +53,7 @@ def register(commands: Any) -> None:
     )
     embed.add_argument("dir", nargs="?", type=Path, default=None)
     embed.set_defaults(func=cmd_embed)
+    learning.register(sub)
 
 
 def _load(directory: Path | None) -> RuleSet:

@@ -38,6 +38,10 @@ class Verb(StrEnum):
     LINK = "link"  # two tickets are related: /link 42 43
     ARRIVE = "arrive"  # a department asked to report in is on the scene
     ASSISTED = "assisted"  # a department asked to report in has done its part
+    REPORT = "report"  # a report on purpose: always a ticket
+    HUMAN = "human"  # talk to a person: the grid worker gets the message
+    OPEN_TICKET = "open_ticket"  # a leader or grid worker tickets a resident's missed message
+    RECAT = "recat"  # a handler changes a ticket's category
 
 
 class Via(StrEnum):
@@ -64,9 +68,12 @@ TICKET_VERBS = frozenset(
         Verb.LINK,
         Verb.ARRIVE,
         Verb.ASSISTED,
+        Verb.RECAT,
     }
 )
-TEXT_REQUIRED = frozenset({Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.DISMISS, Verb.REOPEN})
+TEXT_REQUIRED = frozenset(
+    {Verb.NOTE, Verb.RESOLVE, Verb.ESCALATE, Verb.DISMISS, Verb.REOPEN, Verb.RECAT}
+)
 BUTTON_VERBS = frozenset(
     {
         Verb.ACK,
@@ -108,6 +115,11 @@ ALIASES: dict[str, Verb] = {
     "关联": Verb.LINK,
     "到场": Verb.ARRIVE,
     "协办完成": Verb.ASSISTED,
+    "报事": Verb.REPORT,
+    "找人": Verb.HUMAN,
+    "立案": Verb.OPEN_TICKET,
+    "改类": Verb.RECAT,
+    "改分类": Verb.RECAT,
 }
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 

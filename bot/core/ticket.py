@@ -62,6 +62,7 @@ class EventKind(StrEnum):
     RELATED = "related"  # linked to another ticket about a nearby or graver problem
     ARRIVED = "arrived"  # a department asked to report in arrived on the scene
     ASSISTED = "assisted"  # a department asked to report in finished its part
+    RECATEGORISED = "recategorised"  # a handler named the right category
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,11 @@ def evolve(ticket: Ticket | None, event: TicketEvent) -> Ticket:
             {**steps.get(d["department"], {}), kind.value: event.at}
         )
         return replace(t, department_steps=MappingProxyType(steps))
+    if kind is EventKind.RECATEGORISED:
+        return replace(
+            t, category=d["category"], severity=d["severity"], visibility=d["visibility"],
+            urgent=bool(d["urgent"]),
+        )  # fmt: skip
     return t  # NOTED, ERASED: the history grows, the snapshot only moves on
 
 

@@ -459,6 +459,8 @@ def _handle(
         return _move(ctx, ticket, up, EventKind.ESCALATED, now, actor, chat, command.text)
     if verb is Verb.ASSIGN:
         return _assign(ctx, ticket, command, actor, chat, now)
+    if verb is Verb.RECAT:
+        return _recategorise(ctx, ticket, command, actor, chat, now)
     return Refusal("unknown_command", {"verb": verb.value})
 
 
@@ -577,6 +579,41 @@ def _assign(
         for account in _private_accounts(person, decision.ticket)
     )
     return Decision(decision.ticket, decision.events, decision.replies + private)
+
+
+def category_named(ruleset: RuleSet, text: str) -> str | None:
+    """Return the category a person named by id or by a name in any language, or None."""
+    wanted = text.strip().casefold()
+    for category_id, spec in ruleset.categories.items():
+        if wanted == category_id.casefold() or wanted in (
+            n.casefold() for n in spec.names.values()
+        ):
+            return category_id
+    return None
+
+
+def _recategorise(
+    ctx: Context, ticket: Ticket, command: Command, actor: Actor, chat: str, now: float
+) -> Decision | Refusal:
+    """Change a ticket's category (its severity and visibility follow; it stays where it is)."""
+    category = category_named(ctx.ruleset, command.text)
+    if category is None:
+        return Refusal("unknown_category", {"category": command.text.strip()})
+    if category == ticket.category:
+        return Refusal("same_category", ticket_params(ctx, ticket))
+    spec = ctx.ruleset.categories[category]
+    before = ctx.ruleset.categories.get(ticket.category)
+    data = {
+        "category": category,
+        "severity": spec.severity.value,
+        "visibility": spec.visibility.value,
+        "urgent": ticket.urgent or spec.severity.value == "critical",
+        "from": ticket.category,
+    }
+    info = {"from_names": dict(before.names) if before else {}, "from_category": ticket.category}
+    return _chain(
+        ctx, ticket, [], now, actor, chat, EventKind.RECATEGORISED, data, "recategorised", info
+    )
 
 
 def _move(

@@ -12,6 +12,10 @@ CLOSED = f"{PREFIX}:closed"
 OUTBOX = f"{PREFIX}:outbox:{{platform}}"  # STREAM of rendered replies, one per platform
 OUTBOX_GROUP = "senders"
 INBOX = f"{PREFIX}:inbox:{{platform}}"  # STREAM of raw platform updates, one per platform
+PROMPT_SEQ = f"{PREFIX}:seq:prompt"  # INCR: the next question id (p1, p2, ...)
+LEARNED_SEQ = f"{PREFIX}:seq:learned"  # INCR: the next labelled example id
+LEARNED = f"{PREFIX}:learned"  # ZSET example id -> when: examples awaiting review
+CLASSIFIED = f"{PREFIX}:classified"  # STREAM: masked text and verdict of classified messages
 
 
 def ticket(ticket_id: str) -> str:
@@ -72,6 +76,36 @@ def pace(account: str) -> str:
 def same_reply(chat: str, digest: str) -> str:
     """Return the marker of an answer (by content digest) just queued for a chat."""
     return f"{PREFIX}:same:{chat}:{digest}"
+
+
+def prompt(prompt_id: str) -> str:
+    """Return the key of a question the bot asked (JSON snapshot, see bot.core.prompts)."""
+    return f"{PREFIX}:prompt:{prompt_id}"
+
+
+def prompt_events(prompt_id: str) -> str:
+    """Return the append-only history of a question (LIST of JSON entries)."""
+    return f"{PREFIX}:prompt:{prompt_id}:events"
+
+
+def prompt_of(message_key: str) -> str:
+    """Return the pointer from a message to the question asked about it (one per message)."""
+    return f"{PREFIX}:prompt:msg:{message_key}"
+
+
+def said(message_key: str) -> str:
+    """Return a message kept a few days so that a leader can open a ticket from it (JSON)."""
+    return f"{PREFIX}:said:{message_key}"
+
+
+def learned(example_id: str) -> str:
+    """Return a labelled example awaiting an administrator's review (JSON)."""
+    return f"{PREFIX}:learned:{example_id}"
+
+
+def learned_from(source: str, message_key: str) -> str:
+    """Return the marker of an example already taken from one action (one example per action)."""
+    return f"{PREFIX}:learned:from:{source}:{message_key}"
 
 
 def outbox(platform: str) -> str:

@@ -133,6 +133,30 @@ class Pace:
 
 
 @dataclass(frozen=True)
+class Record:
+    """A small record written with a commit (a question asked, an answer to it), with its life."""
+
+    key: str
+    value: str
+    ttl: int  # seconds
+
+
+@dataclass(frozen=True)
+class Extra:
+    """Writes beside a ticket's in one commit: a question's record, history and deadline.
+
+    ``absent`` keys must not exist (else the commit is a duplicate, with their value);
+    ``history`` is (list key, its length when read, entries to append): a conflict when
+    the length moved on; ``deadlines`` maps DEADLINES members to a due time (None: drop).
+    """
+
+    absent: tuple[str, ...] = ()
+    history: tuple[str, int, tuple[str, ...]] | None = None
+    records: tuple[Record, ...] = ()
+    deadlines: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A reply waiting for the sender of its platform (see reply_payload)."""
 
@@ -330,6 +354,7 @@ class RedisStore:
         pool: Pool | None = None,
         jobs: Sequence[ScheduledJob] = (),
         linked: Sequence[tuple[Ticket, Ticket, Sequence[TicketEvent]]] = (),
+        extra: Extra | None = None,
     ) -> tuple[CommitStatus, str]:
         """Write a change atomically; see the module docstring.
 
@@ -356,6 +381,8 @@ class RedisStore:
                 ops.op("expire", pool.version, window)
         for other_before, other_after, other_events in linked:
             self._change(ops, other_before, other_after, other_events)
+        if extra is not None:
+            _extra(ops, extra)
         for entry in outbox:
             payload = ops.arg(dumps(entry.payload))
             pace: list[Any] = []
@@ -418,6 +445,27 @@ class RedisStore:
         for member, due in now.items():
             if was.get(member) != due:
                 ops.op("zadd", keys.DEADLINES, due, member)
+
+
+def _extra(ops: _Ops, extra: Extra) -> None:
+    """Add the guards and writes of ``extra`` to a commit."""
+    for key in extra.absent:
+        ops.guards.append(["absent", ops.key(key)])
+    if extra.history is not None:
+        key, length, entries = extra.history
+        ops.guards.append(["llen", ops.key(key), length])
+        if entries:
+            ops.op("rpush", key, [ops.arg(e) for e in entries])
+    for record in extra.records:
+        ops.op("set", record.key, ops.arg(record.value))
+        ops.op("expire", record.key, max(1, record.ttl))
+    if extra.history is not None and extra.records:
+        ops.op("expire", extra.history[0], max(r.ttl for r in extra.records))
+    for member, due in extra.deadlines.items():
+        if due is None:
+            ops.op("zrem", keys.DEADLINES, member)
+        else:
+            ops.op("zadd", keys.DEADLINES, due, member)
 
 
 def _text(value: Any) -> str | None:

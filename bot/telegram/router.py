@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 GROUP_COMMANDS = (
     "help", "status", "ack", "resolve", "note", "escalate",
-    "open", "mine", "stats", "confirm", "reopen", "bind",
+    "open", "mine", "stats", "confirm", "reopen", "report", "human", "bind",
 )  # fmt: skip
 PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite", "revoke")
 MENU_LANGUAGES = ((None, Lang.ZH_HANS), ("zh", Lang.ZH_HANS), ("en", Lang.EN))
