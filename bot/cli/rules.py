@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.classifier.training import figures
 from bot.cli import learning
 from bot.cli.classify import ready_engine, verdict_json
 from bot.cli.common import default_rules_dir, print_table, report_invalid, stdout
@@ -92,12 +93,18 @@ def cmd_test(args: argparse.Namespace) -> int:
             return 2
         report = evaluate(items, ruleset)
     cv = None
+    on_corpus = None
     if not args.rules_only and ruleset.examples:
         engine = ready_engine(ruleset, False)
-        engine.close()
-        if engine.model is not None:
-            cv = {"thresholds": vars(engine.model.thresholds), "gate": vars(engine.model.gate),
-                  **engine.model.meta}  # fmt: skip
+        try:
+            if engine.model is not None:
+                cv = {"thresholds": vars(engine.model.thresholds), "gate": vars(engine.model.gate),
+                      **engine.model.meta}  # fmt: skip
+                if args.corpus:  # the bot's own decisions on the corpus, as it would make them
+                    verdicts = engine.classify_many([i.text for i in items])
+                    on_corpus = figures([i.category for i in items], verdicts)
+        finally:
+            engine.close()
     if args.json:
         out: dict[str, Any] = {
             "examples": {"count": count, "failures": [vars(f) for f in failures]},
@@ -106,6 +113,8 @@ def cmd_test(args: argparse.Namespace) -> int:
             out["corpus"] = report_json(report)
         if cv is not None:
             out["model"] = cv
+        if on_corpus is not None:
+            out["model_on_corpus"] = on_corpus
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         for failure in failures:
@@ -115,6 +124,13 @@ def cmd_test(args: argparse.Namespace) -> int:
             print_report(report, show_errors=args.errors)
         if cv is not None:
             print_cv(cv)
+        if on_corpus is not None:
+            print_table(
+                f"the model on {args.corpus} (the bot's decisions, rails included; "
+                "macro-F1 of the best guess)",
+                ("corpus", *(title for _, title in CV_COLUMNS if _ in on_corpus)),
+                [(str(args.corpus), *(str(on_corpus[k]) for k, _ in CV_COLUMNS if k in on_corpus))],
+            )
     return 1 if failures else 0
 
 
