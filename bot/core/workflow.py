@@ -21,6 +21,7 @@ from bot.core.access import (
     may_view,
     staff_only,
 )
+from bot.core.cards import live_buttons
 from bot.core.classify import Match
 from bot.core.commands import Command, Verb, Via
 from bot.core.models import Actor, IncomingMessage, Lang, Reply, Visibility
@@ -403,7 +404,7 @@ def _assign(
             ticket_params(ctx, decision.ticket, masked=False, assigned=True),
             Lang(person.lang),
             ticket=ticket.id,
-            buttons=HANDLER_BUTTONS,
+            buttons=live_buttons(ctx.tree, decision.ticket),
             card=True,
         )
         for account in _private_accounts(person, decision.ticket)
@@ -527,6 +528,7 @@ def _tell_reporters(
 def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any) -> list[Reply]:
     """Return the ticket cards for a node: full in its staff chat, redacted if sensitive."""
     staff_only = ticket.visibility == Visibility.STAFF
+    buttons = live_buttons(ctx.tree, ticket)  # only those that apply: no escalate at the top
     out = []
     if node.staff_chat and staff_only:
         out.append(
@@ -535,15 +537,13 @@ def _cards(ctx: Context, ticket: Ticket, node: Node, template: str, **info: Any)
                 template,
                 ticket_params(ctx, ticket, masked=False, **info),
                 ticket=ticket.id,
-                buttons=HANDLER_BUTTONS,
+                buttons=buttons,
                 card=True,
             )
         )
     for chat in node.chats:
         params = ticket_params(ctx, ticket, masked=True, redacted=staff_only, **info)
-        out.append(
-            Reply(chat, template, params, ticket=ticket.id, buttons=HANDLER_BUTTONS, card=True)
-        )
+        out.append(Reply(chat, template, params, ticket=ticket.id, buttons=buttons, card=True))
     return out
 
 

@@ -185,9 +185,12 @@ async def api_press(request: web.Request) -> web.Response:
         )
     except SimError as exc:
         raise _error(exc) from None
-    return web.json_response(
-        {"status": handled.status, "ticket": handled.ticket, "detail": handled.detail}
-    )
+    answer: dict[str, Any] = {
+        "status": handled.status, "ticket": handled.ticket, "detail": handled.detail
+    }  # fmt: skip
+    if handled.answer is not None:  # a refusal: shown to the presser alone, as a toast
+        answer["notice"] = simulator.render(handled.answer).text
+    return web.json_response(answer, dumps=_dumps)
 
 
 async def api_read(request: web.Request) -> web.Response:

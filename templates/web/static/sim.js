@@ -186,7 +186,8 @@
   async function press(m, data, button) {
     button.disabled = true;
     try {
-      await api("/sim/api/press", { as: me.id, chat: m.chat, message_id: String(m.id), data });
+      const answer = await api("/sim/api/press", { as: me.id, chat: m.chat, message_id: String(m.id), data });
+      if (answer.notice) toast(answer.notice);  // a refusal: for the presser alone
     } catch (e) {
       toast(e.message);
     } finally {
