@@ -53,13 +53,23 @@
     return data;
   };
 
-  function render(m, prepend) {
+  // A card edited by the bot (its ticket moved on) replaces the one shown, in place.
+  function replace(m) {
+    const old = list.querySelector(`.msg[data-id="${m.id}"]`);
+    if (!old) return;
+    const frag = document.createDocumentFragment();
+    shown.delete(m.id);
+    render(m, false, frag);
+    old.replaceWith(frag);
+  }
+
+  function render(m, prepend, into) {
     if (shown.has(m.id)) return;
     shown.add(m.id);
-    const frag = document.createDocumentFragment();
+    const frag = into || document.createDocumentFragment();
     const ref = prepend ? list.firstChild : null;
-    if (!prepend && (!lastAt || m.at - lastAt > 300)) frag.append(el("div", "divider", fmtDivider(m.at)));
-    if (!prepend) lastAt = m.at;
+    if (!into && !prepend && (!lastAt || m.at - lastAt > 300)) frag.append(el("div", "divider", fmtDivider(m.at)));
+    if (!into && !prepend) lastAt = m.at;
     const bot = m.sender === "bot", mine = m.sender === me.account;
     const row = el("div", "msg" + (mine ? " mine" : "") + (bot ? " bot" : ""));
     row.dataset.id = m.id;
@@ -104,6 +114,7 @@
     body.append(tools);
     row.append(avatar, body);
     frag.append(row);
+    if (into) return;
     if (ref) list.insertBefore(frag, ref); else list.append(frag);
   }
 
@@ -201,6 +212,7 @@
     ws.onopen = () => { delay = 500; document.body.dataset.live = "on"; };
     ws.onmessage = (event) => {
       const m = JSON.parse(event.data);
+      if (m.edited) { if (m.chat === chat) replace(m); return; }  // not a new message
       preview(m);
       if (m.chat === chat) {
         const stick = atBottom() || m.sender === me.account;
