@@ -191,3 +191,20 @@ async def test_the_card_in_the_group_follows_its_ticket(client: TestClient) -> N
     assert next(m for m in final if m.id == street.id).buttons == ()
     assert (await shown())[1] == []
     assert await history.redis.exists(keys.ticket_cards("sim", "1"))
+
+
+async def test_notices_name_places_in_the_readers_script(client: TestClient) -> None:
+    body = await send(
+        client, "p-mark-wilson", "sim:H-07", "No water in our building since yesterday"
+    )
+    assert body["status"] == "opened"
+    ticket = body["ticket"]
+    await send(client, "p-zhu-haiyan", "sim:V-02", f"上报 {ticket} 需要街道协调")
+    told = await until(
+        client,
+        "sim:H-07",
+        lambda ms: any("Escalated" in m.text or "escalated" in m.text for m in ms[2:]),
+    )
+    notice = next(m for m in told[2:] if "scalated" in m.text)
+    assert "Nan'an Community" in notice.text and "南岸社区" not in notice.text
+    assert "Haiwan Street" in notice.text

@@ -153,7 +153,9 @@ def decide_bind(
         return AdminRefusal("node_out_of_scope", {"target": command.target})
     owner = file_tree.chats.get(chat)
     if owner is not None and owner != node.id:
-        return AdminRefusal("chat_bound_in_file", {"node": file_tree.nodes[owner].name})
+        bound = file_tree.nodes[owner]
+        names = {lang.value: name for lang, name in bound.names.items()}  # the `place` filter
+        return AdminRefusal("chat_bound_in_file", {"node_name": bound.name, "node_names": names})
     return Binding(chat, node.id, command.staff)
 
 

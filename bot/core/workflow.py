@@ -206,7 +206,12 @@ def apply(
             "not_in_scope"
             if person is not None and person.role in HANDLER_ROLES
             else "not_handler",
-            {"id": ticket.id, "node": _name(ctx, ticket.node)},
+            {
+                "id": ticket.id,
+                "node": ticket.node,
+                "node_name": _name(ctx, ticket.node),
+                "node_names": _names(ctx, ticket.node),
+            },
         )
     return _handle(ctx, ticket, command, actor, chat, now)
 
@@ -442,7 +447,12 @@ def _move(
     )
     after = evolve(ticket, event)
     notice = "escalated" if kind is EventKind.ESCALATED else "handed"
-    info = {"from_name": _name(ctx, ticket.node), "reason": reason, **extra}
+    info = {
+        "from_name": _name(ctx, ticket.node),
+        "from_names": _names(ctx, ticket.node),
+        "reason": reason,
+        **extra,
+    }
     replies = _tell_reporters(ctx, after, notice, info)
     replies += _notices(ctx, after, ctx.tree.nodes[ticket.node], notice, **info)
     replies += _cards(ctx, after, to, "card", **info)
