@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import redis.asyncio
@@ -12,7 +13,8 @@ from bot.ports import Rendered, Sent
 from bot.sender import Sender
 from bot.storage import keys
 from bot.storage.redis import OutboxEntry, RedisStore, reply_payload
-from tests.test_web import client, parts, send, until
+from bot.web.directory import by_activity, rooms
+from tests.test_web import client, parts, send, tree, until
 
 __all__ = ["client"]  # the web app fixture, shared with test_web
 
@@ -208,3 +210,51 @@ async def test_notices_name_places_in_the_readers_script(client: TestClient) -> 
     notice = next(m for m in told[2:] if "scalated" in m.text)
     assert "Nan'an Community" in notice.text and "南岸社区" not in notice.text
     assert "Haiwan Street" in notice.text
+
+
+# -- the chat list, ticket links, the unknown person ------------------------------------------
+
+
+def test_the_chat_list_starts_with_ones_own_group_then_the_latest() -> None:
+    t = tree()
+    worker, resident = t.people["p-zhong-zhiwei"], t.people["p-chen-zhiqiang"]
+    own, rest = by_activity(t, worker, rooms(t, worker), {"sim:H-02": 20.0, "sim:V-01": 10.0})
+    assert own is not None and own.chat == "sim:G-01"  # the grid they serve, not the village
+    assert [r.chat for r in rest][:2] == ["sim:H-02", "sim:V-01"]
+    assert [r.chat for r in rest][2:] == ["sim:H-01", "sim:H-03", "sim:p-zhong-zhiwei"]
+    own, rest = by_activity(t, resident, rooms(t, resident), {"sim:p-chen-zhiqiang": 5.0})
+    assert own is not None and own.chat == "sim:H-01"
+    assert [r.chat for r in rest] == ["sim:p-chen-zhiqiang"]
+
+
+async def test_the_page_lists_the_own_group_first(client: TestClient) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    page = await (await client.get("/sim", params={"as": "p-zhong-zhiwei"})).text()
+    order = [c for c in re.findall(r'data-chat="([^"]+)"', page)]
+    assert order[:2] == ["sim:G-01", "sim:H-01"]  # their grid, then where something happened
+    assert 'data-own="1"' in page.split('data-chat="sim:G-01"')[1].split(">")[0]
+
+
+async def test_ticket_numbers_link_only_to_tickets_the_reader_may_see(client: TestClient) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+
+    async def visible(person: str, ids: str) -> list[str]:
+        response = await client.get("/sim/api/refs", params={"as": person, "ids": ids})
+        assert response.status == 200
+        return (await response.json())["visible"]
+
+    assert await visible("p-chen-zhiqiang", "1,2,99,x") == ["1"]
+    assert await visible("p-yang-zixuan", "1") == ["1"]  # the village handles it
+    assert await visible("p-huang-meiling", "1") == []  # a neighbour in another group
+    assert await visible("p-zhu-haiyan", "1") == []  # another village
+
+
+async def test_an_unknown_person_gets_the_friendly_page_in_their_language(
+    client: TestClient,
+) -> None:
+    response = await client.get("/sim", params={"as": "nobody"})
+    assert response.status == 404 and response.content_type == "text/html"
+    assert "模拟器里没有这个人" in await response.text()
+    response = await client.get("/sim", params={"as": "nobody", "lang": "en"})
+    page = await response.text()
+    assert "There is no such person in the simulator" in page and 'href="/sim"' in page

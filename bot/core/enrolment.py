@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from bot.core.models import Lang
 from bot.core.org import Node, OrgTree, Person, Role, may_act
@@ -82,7 +83,7 @@ class AdminRefusal:
     """Why an admin command was not carried out; ``reason`` names a template."""
 
     reason: str
-    params: Mapping[str, str]
+    params: Mapping[str, Any]
 
 
 _COMMAND = re.compile(r"^/(bind|invite|join|revoke)(?:@\w+)?(?:\s+(.*))?$", re.S | re.I)
