@@ -234,7 +234,8 @@ async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
     await page.locator('.room[data-chat="sim:H-01"]').tap()
     await expect(page.locator("#chat")).to_be_visible()
     await expect(page.locator("#rooms")).to_be_hidden()
-    # On a touch screen Enter is a new line; the send button sends.
+    # On a touch screen Enter is a new line; the send button sends (and the hint says no more).
+    assert await page.get_attribute("#text", "placeholder") == "输入消息"
     await page.fill("#text", "楼下停水两天了")
     await page.press("#text", "Enter")
     await page.keyboard.type("三楼也是")

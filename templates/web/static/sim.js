@@ -307,6 +307,7 @@
   // and the send button sends, as in the chat apps people know.
   const touch = window.matchMedia("(pointer: coarse)").matches;
   input.enterKeyHint = touch ? "enter" : "send";
+  if (touch) input.placeholder = T.type_here_touch;  // not "Enter sends": it does not here
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !touch) {
       event.preventDefault();
