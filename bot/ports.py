@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.core.models import Reply
 
@@ -40,6 +40,19 @@ class ChatGateway(Protocol):
 
     async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
         """Deliver one message; raise on failure (the sender retries)."""
+        ...
+
+
+@runtime_checkable
+class CardEditor(Protocol):
+    """A gateway that can edit a message it sent (a card kept true as its ticket moves on).
+
+    A capability, not part of ChatGateway: a platform that cannot edit (WeCom's webhook
+    cards) leaves it out, and its sender skips card edits.
+    """
+
+    async def edit(self, chat: str, message_id: str, message: Rendered) -> None:
+        """Replace a sent message's text and buttons; an unchanged message counts as done."""
         ...
 
 

@@ -16,6 +16,10 @@ that write, the sender keeps the fact, sends nothing new, and writes the marker
 again until Redis answers; an entry read again meanwhile (or after Redis lost
 its last second of writes) is found in memory and not sent again.
 
+Cards are kept true as their tickets move on (``bot.card_edits``): an edit entry
+is settled like a send, exactly once, through the gateway's ``edit`` where the
+platform has one (``bot.ports.CardEditor``) and skipped where it has not.
+
 The stream is never trimmed: a delivered entry is deleted, an undelivered one
 stays until it is delivered or dead-lettered, and a backlog of more than
 ``backlog_alert`` entries is logged as an error once each time it crosses it.
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -36,10 +41,11 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.ports import ChatGateway, Render
+from bot.card_edits import card_field, digest, newer, viewed
+from bot.ports import CardEditor, ChatGateway, Render, Rendered
 from bot.render import Renderer
 from bot.storage import keys
-from bot.storage.redis import payload_reply
+from bot.storage.redis import dumps, payload_reply
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,7 @@ class Delivered:
     chat: str
     message_id: str
     ticket: str | None
+    card: dict[str, Any] | None = None  # a card's record, kept for editing it later
 
 
 class Sender:
@@ -102,6 +109,9 @@ class Sender:
         self._delivered: OrderedDict[str, Delivered] = OrderedDict()  # by key, oldest first
         self._unmarked: dict[str, Delivered] = {}  # by entry id: markers Redis has not taken yet
         self._over_backlog = False
+        self._card_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -192,16 +202,98 @@ class Sender:
                 stats = _add(stats, SenderStats(skipped=1))
                 continue
             try:
+                if "edit_cards" in payload:
+                    await self._edit_cards(payload)
+                    await self._settle_edits(entry_id, key)
+                    stats = _add(stats, SenderStats(sent=1))
+                    continue
+                payload = await self._folded(payload)
                 message = self.render(payload_reply(payload))
                 sent = await self.gateway.send(payload["chat"], message, payload.get("reply_to"))
             except Exception as exc:
                 stats = _add(stats, await self._failed(entry_id, key, exc))
                 continue
-            done = Delivered(key, str(payload["chat"]), str(sent.message_id), payload.get("ticket"))
+            done = self._done(key, payload, str(sent.message_id), message)
             stats = _add(stats, SenderStats(sent=1))
             if not await self._delivered_now(entry_id, done):
                 raise RedisUnavailable(f"sent {key}; its marker waits for Redis")
+            await self._card_sent(done)
         return stats
+
+    # -- cards kept true (bot.card_edits) ---------------------------------------------------
+
+    def _done(
+        self, key: str, payload: dict[str, Any], message_id: str, message: Rendered
+    ) -> Delivered:
+        """Return what a delivered message leaves: its marker, pointer and card record."""
+        chat, ticket = str(payload["chat"]), payload.get("ticket")
+        card = None
+        if payload.get("card") and ticket:
+            card = {"payload": payload, "message_id": message_id, "digest": digest(message)}
+        return Delivered(key, chat, message_id, ticket, card)
+
+    async def _folded(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Return a card's payload with its ticket's newest view folded in."""
+        if not (payload.get("card") and payload.get("ticket")):
+            return payload
+        return viewed(payload, await self._view(str(payload["ticket"])))
+
+    async def _view(self, ticket: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(keys.card_view(self.gateway.platform, ticket))
+        return json.loads(raw) if raw else None
+
+    async def _edit_cards(self, payload: dict[str, Any]) -> None:
+        """Store the view an edit entry carries (if newer) and bring every sent card to it."""
+        ticket, view = str(payload["edit_cards"]), payload["view"]
+        if newer(view, await self._view(ticket)):
+            name = keys.card_view(self.gateway.platform, ticket)
+            await self.redis.set(name, dumps(view), ex=CARD_TTL)
+        if not isinstance(self.gateway, CardEditor):
+            return  # this platform cannot edit what it sent (WeCom's webhook cards)
+        fields = await self.redis.hkeys(keys.ticket_cards(self.gateway.platform, ticket))
+        for field in sorted(_text(f) for f in fields):
+            await self._sync_card(ticket, field)
+
+    async def _settle_edits(self, entry_id: str, key: str) -> None:
+        """Record an edit entry as done, exactly as a send is."""
+        if not await self._delivered_now(entry_id, Delivered(key, "", "", None)):
+            raise RedisUnavailable(f"edited {key}; its marker waits for Redis")
+
+    async def _card_sent(self, done: Delivered) -> None:
+        """Check a card just recorded against a view stored while it was on its way."""
+        if done.card is None or not done.ticket or not isinstance(self.gateway, CardEditor):
+            return
+        try:
+            await self._sync_card(done.ticket, card_field(done.chat, done.message_id))
+        except Exception:  # the ticket's pending edit entry brings it up to date later
+            log.exception("outbox %s: card %s not brought up to date", self.stream, done.key)
+
+    async def _sync_card(self, ticket: str, field: str) -> None:
+        """Edit one recorded card to its ticket's view, unless it shows that already."""
+        lock = self._card_locks.get(field)
+        if lock is None:
+            lock = self._card_locks[field] = asyncio.Lock()
+        async with lock:
+            name = keys.ticket_cards(self.gateway.platform, ticket)
+            raw = await self.redis.hget(name, field)
+            view = await self._view(ticket)
+            if raw is None or view is None:
+                return
+            record = json.loads(raw)
+            payload = viewed(record["payload"], view)
+            if payload is record["payload"]:
+                return  # it shows this version, or a later one
+            message = self.render(payload_reply(payload))
+            fingerprint = digest(message)
+            if fingerprint != record["digest"]:
+                await self._edit(record["payload"]["chat"], record["message_id"], message)
+            record.update(payload=payload, digest=fingerprint)
+            await self.redis.hset(name, field, dumps(record))
+
+    async def _edit(self, chat: str, message_id: str, message: Rendered) -> None:
+        """Edit one card through the gateway (the Telegram sender adds its rate limits)."""
+        assert isinstance(self.gateway, CardEditor)
+        await self.gateway.edit(chat, message_id, message)
 
     # -- what was delivered: in memory first, then in Redis ------------------------------
 
@@ -234,6 +326,10 @@ class Sender:
         pipe.set(keys.sent(done.key), done.message_id, ex=SENT_TTL)
         if done.ticket:
             pipe.set(keys.card(done.chat, done.message_id), done.ticket, ex=CARD_TTL)
+        if done.card is not None and done.ticket:
+            cards = keys.ticket_cards(self.gateway.platform, done.ticket)
+            pipe.hset(cards, card_field(done.chat, done.message_id), dumps(done.card))
+            pipe.expire(cards, CARD_TTL)
         pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
         pipe.xdel(self.stream, entry_id)
         try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bot import questions, reports
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
+from bot.core.cards import card_platforms, card_view
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
@@ -96,6 +97,9 @@ class Handled:
     ticket: str | None = None
     detail: str = ""
     verdict: Verdict | None = None  # the classifier's decision on a report
+    # What to tell only the person who pressed a button (a refusal): the platform shows it
+    # to them alone (Telegram's callback answer, the simulator's toast); nothing is queued.
+    answer: Reply | None = None
 
 
 class Service:
@@ -508,8 +512,15 @@ class Service:
     async def _refuse(
         self, message: IncomingMessage, reason: str, params: dict[str, Any]
     ) -> Handled:
+        if message.callback is not None:  # a button press: answered to the presser alone
+            answer = Reply(message.sender.account, reason, params, message.sender.lang)
+            return Handled("refused", params.get("id"), reason, answer=answer)
         await self._say(message, reason, params)
         return Handled("refused", params.get("id"), reason)
+
+    async def say_publicly(self, message: IncomingMessage, answer: Reply) -> None:
+        """Queue a press's answer as a quoted reply in its chat (platforms with no private one)."""
+        await self._say(message, answer.template, dict(answer.params))
 
     async def _say(self, message: IncomingMessage, template: str, params: dict[str, Any]) -> None:
         """Answer a message in its chat, quoting it, in the sender's language."""
@@ -649,7 +660,24 @@ class Service:
             assert message is not None
             prefix = f"m:{message.key}"
         changed = decision.ticket if decision.events else None
-        return self._entries(decision.replies, prefix, message, changed)
+        entries = self._entries(decision.replies, prefix, message, changed)
+        if changed is None:
+            return entries
+        for entry in entries:  # a card says which version of its ticket it shows
+            if entry.payload.get("card"):
+                entry.payload["seq"] = changed.seq
+        if decision.events[0].seq > 1:  # cards were sent before: bring them to this version
+            entries += self._card_edits(changed, f"{prefix}:cards", priority(changed))
+        return entries
+
+    def _card_edits(self, ticket: Ticket, key: str, rank: int) -> list[OutboxEntry]:
+        """Return, per platform that may hold a card of ``ticket``, the entry editing them."""
+        ctx = self.config.context
+        view = card_view(ctx.tree, ticket, ticket_params(ctx, ticket, masked=True))
+        return [
+            OutboxEntry(platform, key, {"edit_cards": ticket.id, "view": view}, rank)
+            for platform in card_platforms(ctx.tree, ticket)
+        ]
 
     def _entries(
         self,

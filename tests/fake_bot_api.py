@@ -76,6 +76,7 @@ class FakeBotApi:
     failures: int = 0  # the next this many sends get 502
     latency: float = 0.0  # seconds between accepting a send and answering it
     webhook: dict[str, str] = field(default_factory=dict)
+    shown: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)  # as chats show
     webhook_target: str = ""  # where deliver() posts (the bot's local listener)
     url: str = ""
     _pending: list[dict[str, Any]] = field(default_factory=list)
@@ -114,6 +115,18 @@ class FakeBotApi:
     def sent(self) -> list[Call]:
         """Return the messages delivered (accepted sendMessage calls), in order."""
         return [c for c in self.calls if c.method == "sendMessage" and c.status == 200]
+
+    @property
+    def edits(self) -> list[Call]:
+        """Return the accepted editMessageText calls, in order."""
+        return [c for c in self.calls if c.method == "editMessageText" and c.status == 200]
+
+    def showing(self, card: Call) -> tuple[str, list[str]]:
+        """Return the text and buttons a sent message shows now, after its edits."""
+        shown = self.shown[(card.chat, card.result["message_id"])]
+        raw = shown.get("markup_raw") or ""
+        rows = json.loads(raw)["inline_keyboard"] if raw else []
+        return shown["text"], [b["callback_data"] for row in rows for b in row]
 
     def sent_to(self, chat: int) -> list[Call]:
         return [c for c in self.sent if c.chat == chat]
@@ -262,10 +275,24 @@ class FakeBotApi:
             message["reply_markup"] = json.loads(params["reply_markup"])
         if "message_thread_id" in params:
             message["message_thread_id"] = int(params["message_thread_id"])
+        self.shown[(chat, message["message_id"])] = {
+            **message, "markup_raw": params.get("reply_markup", "")
+        }  # fmt: skip
         return message
 
     async def _api_editMessageText(self, params: dict[str, str]) -> Any:
-        return True
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        shown = self.shown.get(key)
+        if shown is None:
+            return _error(400, "Bad Request: message to edit not found")
+        now = (params["text"], params.get("reply_markup") or "")
+        if now == (shown["text"], shown["markup_raw"]):
+            return _error(400, "Bad Request: message is not modified: specified new message "
+                               "content and reply markup are exactly the same")  # fmt: skip
+        shown["text"], shown["markup_raw"] = now
+        return {k: v for k, v in shown.items() if k != "markup_raw"} | {
+            "edit_date": int(time.time())
+        }
 
     async def _api_answerCallbackQuery(self, params: dict[str, str]) -> Any:
         return True

@@ -234,9 +234,24 @@ async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
     await page.locator('.room[data-chat="sim:H-01"]').tap()
     await expect(page.locator("#chat")).to_be_visible()
     await expect(page.locator("#rooms")).to_be_hidden()
-    await say(page, "楼下停水两天了")
+    # On a touch screen Enter is a new line; the send button sends (and the hint says no more).
+    assert await page.get_attribute("#text", "placeholder") == "输入消息"
+    await page.fill("#text", "楼下停水两天了")
+    await page.press("#text", "Enter")
+    await page.keyboard.type("三楼也是")
+    assert await page.input_value("#text") == "楼下停水两天了\n三楼也是"
+    assert await page.locator(".msg.mine").count() == 0
+    await page.locator("#send").tap()
+    await expect(page.locator(".msg.mine .bubble", has_text="三楼也是")).to_be_visible(timeout=WAIT)
     await expect(page.locator(".msg.bot .bubble", has_text="#")).to_be_visible(timeout=WAIT)
+    # #N is a link: the ticket is the resident's own.
+    await expect(page.locator(".msg.bot a.ticket-ref").first).to_be_visible(timeout=WAIT)
     await shot(page, "phone-2-chat")
+    # Near the limit a counter appears.
+    await page.fill("#text", "水" * 3700)
+    await expect(page.locator("#counter")).to_have_text("3700 / 4096")
+    await page.fill("#text", "")
+    await expect(page.locator("#counter")).to_be_hidden()
     # Nothing is wider than the screen.
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]
@@ -280,3 +295,32 @@ async def test_the_interface_speaks_three_languages(running: Running, browser: B
     await page.goto(f"{running.base}/tickets")  # the choice is remembered
     await expect(page.locator(".topbar")).to_contain_text("Tickets")
     await shot(page, "tickets-en-desktop")
+
+
+async def test_a_card_follows_its_ticket_and_a_refused_press_is_a_toast(
+    running: Running, browser: Browser
+) -> None:
+    resident = await browser.new_page(viewport=DESKTOP)
+    await resident.goto(f"{running.base}/sim?as=p-chen-zhiqiang")
+    await expect(resident.locator('.room.active[data-chat="sim:H-01"]')).to_be_visible()
+    await say(resident, "楼下停水两天了")
+    cadre = await browser.new_page(viewport=DESKTOP)
+    await cadre.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:V-01")
+    card = cadre.locator(".card").last
+    await expect(card.locator("button")).to_have_count(3, timeout=WAIT)
+    worker = await browser.new_page(viewport=DESKTOP)
+    await worker.goto(f"{running.base}/sim?as=p-zhong-zhiwei&chat=sim:V-01")
+    # The grid worker's press is refused to them alone; the group hears nothing of it.
+    before = await cadre.locator(".msg").count()
+    await worker.locator(".card").last.get_by_role("button", name="受理").click()
+    await expect(worker.locator("#toast")).to_contain_text("不在您的负责范围内", timeout=WAIT)
+    await shot(worker, "desktop-refused-press")
+    # The cadre acknowledges: the card changes in place, live, on both pages.
+    await card.get_by_role("button", name="受理").click()
+    await expect(card).to_contain_text("处理中", timeout=WAIT)
+    await expect(card.locator("button")).to_have_count(2)
+    await expect(worker.locator(".card").last).to_contain_text("处理中", timeout=WAIT)
+    await expect(cadre.locator(".msg")).to_have_count(before + 1)  # the acknowledgement notice
+    await shot(cadre, "desktop-card-acknowledged")
+    for page in (resident, cadre, worker):
+        await page.close()

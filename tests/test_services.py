@@ -91,6 +91,7 @@ class World:
         """Return the queued replies, each with the text its sender renders for it."""
         rows = await self.redis.xrange(keys.outbox(platform))
         payloads = [json.loads(fields[b"payload"]) for _, fields in rows]
+        payloads = [p for p in payloads if "edit_cards" not in p]  # card edits
         return [{**p, "text": RENDER(payload_reply(p)).text} for p in payloads]
 
 

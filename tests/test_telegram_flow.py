@@ -10,7 +10,7 @@ import pytest
 
 from bot.core.ticket import TicketState
 from bot.storage import keys
-from tests.fake_bot_api import wait_for
+from tests.fake_bot_api import Call, FakeBotApi, wait_for
 from tests.telegram_fixtures import (
     ADMIN,
     CADRE_V01,
@@ -59,6 +59,9 @@ async def test_a_report_climbs_and_is_confirmed(harness: Harness, webhook: bool)
     await wait_for(lambda: "answerCallbackQuery" in fake.methods(), what="callback answered")
     ticket = await bot.store.get("1")
     assert ticket is not None and ticket.state is TicketState.ACKNOWLEDGED
+    # The card itself now says so, and offers only what still applies.
+    await wait_for(lambda: "处理中" in fake.showing(card)[0], what="the card edited")
+    assert fake.showing(card)[1] == ["resolve:1", "escalate:1"]
     # The resolution deadline passes: the rq worker moves the ticket up to the street.
     assert ticket.resolve_due is not None
     await asyncio.sleep(max(0.0, ticket.resolve_due + 1.2 - time.time()))
@@ -66,7 +69,10 @@ async def test_a_report_climbs_and_is_confirmed(harness: Harness, webhook: bool)
     result = await asyncio.to_thread(run_worker, harness.redis_url)
     assert result.returncode == 0, result.stderr
     street_card = await next_sent(fake, n, S01, "the card in the street group")
-    assert street_card.buttons == ["ack:1", "resolve:1", "escalate:1"]
+    assert street_card.buttons == ["ack:1", "resolve:1"]  # the top: nowhere to escalate to
+    # The village's card shows where the ticket went, and no buttons: it is not theirs now.
+    await wait_for(lambda: fake.showing(card)[1] == [], what="the village card edited")
+    assert "已上报" in fake.showing(card)[0] and "街道" in fake.showing(card)[0]
     ticket = await bot.store.get("1")
     assert ticket is not None and (ticket.state, ticket.node) == (TicketState.ESCALATED, "S-01")
     # Street staff resolve it with a typed command; the resident is asked to confirm.
@@ -78,13 +84,19 @@ async def test_a_report_climbs_and_is_confirmed(harness: Harness, webhook: bool)
     n = len(fake.sent)
     await harness.send(fake.callback(RESIDENT, ask, "confirm:1", name="陈志强"), webhook)
     await wait_for(lambda: _state(harness, "1") == "closed", what="ticket closed")
+    await wait_for(lambda: "已完结" in fake.showing(street_card)[0], what="street card closed")
     await quiet(harness)
+    assert fake.showing(street_card)[1] == [] and fake.showing(card)[1] == []
+    assert "已完结" in fake.showing(card)[0]
     # Every message the fake server received, checked: methods, chats, no repeats.
     assert fake.unexpected == []
     assert fake.methods() <= {
         "getMe", "setMyCommands", "deleteWebhook", "setWebhook", "getUpdates",
-        "sendMessage", "answerCallbackQuery",
+        "sendMessage", "answerCallbackQuery", "editMessageText",
     }  # fmt: skip
+    # Each card edited once per change it shows (ack, escalate, resolve, close), never again.
+    edits = [(c.chat, c.params["message_id"], c.text) for c in fake.edits]
+    assert len(edits) == len(set(edits)), "a card was edited twice to the same"
     assert [c.params["language_code"] for c in fake.calls if c.method == "setMyCommands"
             if "language_code" in c.params] == ["zh", "zh", "en", "en"]  # fmt: skip
     texts = [(c.chat, c.text) for c in fake.sent]
@@ -101,6 +113,10 @@ async def test_a_report_climbs_and_is_confirmed(harness: Harness, webhook: bool)
     assert history[0] == "opened" and history[-1] == "confirmed"
     assert history.count("opened") == 1 and history.count("escalated") == 1
     assert await harness.client.get(keys.TICKET_SEQ) == b"1"
+
+
+def _answers(fake: FakeBotApi) -> list[Call]:
+    return [c for c in fake.calls if c.method == "answerCallbackQuery" and "text" in c.params]
 
 
 def _state(h: Harness, ticket_id: str) -> str:
@@ -143,10 +159,15 @@ async def test_commands_and_buttons_without_the_role_are_refused(harness: Harnes
     before = await bot.store.history("1")
     # A resident of another group presses 受理 on the card; a grid worker of another village
     # types /ack 1: neither may see the ticket, so neither learns more than "not found".
+    # A refused press is answered to the presser alone (answerCallbackQuery), never in the group.
     n = len(fake.sent)
-    fake.push(fake.callback(OTHER_RESIDENT, card, "ack:1", name="黄美玲"))
-    refusal = await next_sent(fake, n, V01, "refusal of the button")
-    assert refusal.reply_to == card.result["message_id"] and "或它不是您的" in refusal.text
+    press = fake.callback(OTHER_RESIDENT, card, "ack:1", name="黄美玲")
+    fake.push(press)
+    await wait_for(lambda: _answers(fake), what="the press answered")
+    answer = _answers(fake)[0]
+    assert answer.params["callback_query_id"] == press["callback_query"]["id"]
+    assert "或它不是您的" in answer.params["text"]
+    assert answer.params.get("show_alert", "False") in ("False", "false")
     n = len(fake.sent)
     fake.push(fake.message(V01, GRID_WORKER_G03, "/ack 1", name="卢振邦"))
     refusal = await next_sent(fake, n, V01, "refusal of the command")
@@ -159,6 +180,7 @@ async def test_commands_and_buttons_without_the_role_are_refused(harness: Harnes
     fake.push(fake.message(RESIDENT, RESIDENT, "/invite grid_worker grid:G-03"))
     assert "仅限管理员" in (await next_sent(fake, n, RESIDENT, "invite refused")).text
     await quiet(harness)
+    assert len(fake.sent_to(V01)) == 2  # the card and the refusal of the typed /ack
     assert await bot.store.history("1") == before
     assert await harness.client.hlen(keys.BINDINGS) == 0
     assert await harness.client.keys(keys.invite("*")) == []

@@ -129,6 +129,7 @@ def said(service: Service, person: str, text: str, n: int) -> IncomingMessage:
 async def outbox(client: redis.asyncio.Redis) -> list[dict[str, Any]]:
     rows = await client.xrange(keys.outbox("telegram"))
     payloads = [json.loads(fields[b"payload"]) for _, fields in rows]
+    payloads = [p for p in payloads if "edit_cards" not in p]  # card edits
     return [{**p, "text": RENDER(payload_reply(p)).text} for p in payloads]
 
 

@@ -210,6 +210,22 @@ class TelegramGateway:
             except Forbidden as again:
                 raise Undeliverable(f"{target}: {again.message}") from again
 
+    async def edit(self, chat: str, message_id: str, message: Rendered) -> None:
+        """Edit a card in place: new text, and only its live buttons.
+
+        Telegram refuses an edit that changes nothing ("message is not modified"): the
+        card already shows it, so that counts as done.
+        """
+        try:
+            # No reply_markup removes the keyboard (ptb would send an empty one as "{}").
+            await self.bot.edit_message_text(
+                message.text, chat_id=chat_id_of(chat), message_id=int(message_id),
+                reply_markup=reply_markup(message.buttons),
+            )  # fmt: skip
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+
     async def _send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
         quoted = _reply_id(reply_to)
         kwargs: dict[str, Any] = {"reply_markup": reply_markup(message.buttons)}

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from bot.core.models import Lang
 from bot.core.org import Node, OrgTree, Person, Role, may_act
@@ -82,7 +83,7 @@ class AdminRefusal:
     """Why an admin command was not carried out; ``reason`` names a template."""
 
     reason: str
-    params: Mapping[str, str]
+    params: Mapping[str, Any]
 
 
 _COMMAND = re.compile(r"^/(bind|invite|join|revoke)(?:@\w+)?(?:\s+(.*))?$", re.S | re.I)
@@ -153,7 +154,9 @@ def decide_bind(
         return AdminRefusal("node_out_of_scope", {"target": command.target})
     owner = file_tree.chats.get(chat)
     if owner is not None and owner != node.id:
-        return AdminRefusal("chat_bound_in_file", {"node": file_tree.nodes[owner].name})
+        bound = file_tree.nodes[owner]
+        names = {lang.value: name for lang, name in bound.names.items()}  # the `place` filter
+        return AdminRefusal("chat_bound_in_file", {"node_name": bound.name, "node_names": names})
     return Binding(chat, node.id, command.staff)
 
 

@@ -24,6 +24,7 @@ from bot.core.access import (
     may_view,
     staff_only,
 )
+from bot.core.cards import department_buttons, live_buttons
 from bot.core.classify import Match
 from bot.core.commands import Command, Verb, Via
 from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Visibility
@@ -73,9 +74,7 @@ class Refusal:
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-HANDLER_BUTTONS = ("ack", "resolve", "escalate")
 RESIDENT_BUTTONS = ("confirm", "reopen")
-DEPARTMENT_BUTTONS = ("arrive", "assisted")
 
 
 def reporter_of(message: IncomingMessage) -> Reporter:
@@ -139,7 +138,7 @@ def open_ticket(
     ]
     for department in departments:
         node = ctx.tree.nodes[department]
-        replies += _cards(ctx, ticket, node, "department_card", buttons=DEPARTMENT_BUTTONS)
+        replies += _cards(ctx, ticket, node, "department_card")
     return Decision(ticket, (event,), tuple(replies))
 
 
@@ -279,7 +278,12 @@ def apply(
             "not_in_scope"
             if person is not None and person.role in HANDLER_ROLES
             else "not_handler",
-            {"id": ticket.id, "node": _name(ctx, ticket.node)},
+            {
+                "id": ticket.id,
+                "node": ticket.node,
+                "node_name": _name(ctx, ticket.node),
+                "node_names": _names(ctx, ticket.node),
+            },
         )
     return _handle(ctx, ticket, command, actor, chat, now)
 
@@ -573,7 +577,7 @@ def _assign(
             ticket_params(ctx, decision.ticket, masked=False, assigned=True),
             Lang(person.lang),
             ticket=ticket.id,
-            buttons=HANDLER_BUTTONS,
+            buttons=live_buttons(ctx.tree, decision.ticket),
             card=True,
         )
         for account in _private_accounts(person, decision.ticket)
@@ -646,7 +650,12 @@ def _move(
     )
     after = evolve(ticket, event)
     notice = "escalated" if kind is EventKind.ESCALATED else "handed"
-    info = {"from_name": _name(ctx, ticket.node), "reason": reason, **extra}
+    info = {
+        "from_name": _name(ctx, ticket.node),
+        "from_names": _names(ctx, ticket.node),
+        "reason": reason,
+        **extra,
+    }
     replies = _tell_reporters(ctx, after, notice, info)
     replies += _notices(ctx, after, ctx.tree.nodes[ticket.node], notice, **info)
     replies += _cards(ctx, after, to, "card", **info)
@@ -738,11 +747,14 @@ def _cards(
     ticket: Ticket,
     node: Node,
     template: str,
-    buttons: tuple[str, ...] = HANDLER_BUTTONS,
     **info: Any,
 ) -> list[Reply]:
     """Return the ticket cards for a node: full in its staff chat, redacted if sensitive."""
     staff_only = ticket.visibility == Visibility.STAFF
+    if node.department:  # a department asked to report in: its own steps still to press
+        buttons = department_buttons(ticket, node.id)
+    else:  # only the handler's buttons that apply: no escalate at the top
+        buttons = live_buttons(ctx.tree, ticket)
     out = []
     if node.staff_chat and staff_only:
         out.append(

@@ -63,6 +63,16 @@ def card(chat: str, message_id: str) -> str:
     return f"{PREFIX}:card:{chat}:{message_id}"
 
 
+def ticket_cards(platform: str, ticket_id: str) -> str:
+    """Return the HASH of a ticket's sent cards on a platform ("chat message_id" -> record)."""
+    return f"{PREFIX}:cards:{platform}:{ticket_id}"
+
+
+def card_view(platform: str, ticket_id: str) -> str:
+    """Return what a ticket's cards on a platform should show now (see bot.core.cards)."""
+    return f"{PREFIX}:cardview:{platform}:{ticket_id}"
+
+
 def sent(outbox_key: str) -> str:
     """Return the marker of an outbox entry already delivered."""
     return f"{PREFIX}:sent:{outbox_key}"

@@ -35,6 +35,8 @@ GROUP_COMMANDS = (
     "open", "mine", "stats", "confirm", "reopen", "report", "human", "bind",
 )  # fmt: skip
 PRIVATE_COMMANDS = ("help", "my", "status", "mine", "join", "invite", "revoke")
+CALLBACK_TEXT = 200  # what answerCallbackQuery takes
+CALLBACK_TOAST = 60  # longer answers are shown as an alert, which waits to be read
 MENU_LANGUAGES = ((None, Lang.ZH_HANS), ("zh", Lang.ZH_HANS), ("en", Lang.EN))
 """Telegram language codes (None: everyone else) and the language of their menu."""
 
@@ -76,11 +78,21 @@ class Router:
                 thread = message.message_thread_id if message and message.is_topic_message else None
                 await self.admin(incoming, admin, thread)
         if update.callback_query is not None:
+            text, alert = self.callback_answer(result)
             try:
-                await update.callback_query.answer()
+                await update.callback_query.answer(text, show_alert=alert)
             except TelegramError as exc:  # answered before a redelivery, or too old
                 log.debug("callback %s not answered: %s", update.callback_query.id, exc)
         return result
+
+    def callback_answer(self, result: Handled | None) -> tuple[str | None, bool]:
+        """Return a press's answer for its presser alone, and whether it is long (an alert)."""
+        if result is None or result.answer is None:
+            return None, False
+        text = self.renderer.render(result.answer).text
+        if len(text) > CALLBACK_TEXT:
+            text = text[: CALLBACK_TEXT - 1] + "…"
+        return text, len(text) > CALLBACK_TOAST
 
     async def admin(
         self, message: IncomingMessage, command: AdminCommand | AdminRefusal, thread: int | None

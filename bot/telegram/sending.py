@@ -45,7 +45,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.adapters.telegram import TelegramGateway, Undeliverable, chat_id_of
-from bot.ports import Render
+from bot.ports import Render, Rendered
 from bot.sender import (
     BACKLOG_ALERT,
     BACKLOG_CHECK,
@@ -81,6 +81,7 @@ class Counts:
     retried: int = 0
     throttled: int = 0
     dropped: int = 0
+    edited: int = 0  # edit entries settled (each may edit several cards)
 
 
 class TelegramSender(Sender):
@@ -283,7 +284,9 @@ class TelegramSender(Sender):
                 continue
             key = _text(_field(fields, "key"))
             payload = json.loads(_field(fields, "payload"))
-            chat = str(payload["chat"])
+            # A ticket's card edits have a lane of their own; each edit waits for its chat's
+            # rate limit (and a card still on its way is brought up to date once sent).
+            chat = str(payload.get("chat") or f"cards:{payload.get('edit_cards')}")
             rank = int(_field(fields, "priority")) if _has(fields, "priority") else 0
             self._inflight.add(entry_id)
             lane = self._lanes.setdefault(chat, [])
@@ -318,9 +321,15 @@ class TelegramSender(Sender):
         if await self._done_before(entry_id, key):
             self.counts.skipped += 1
             return
+        if "edit_cards" in payload:
+            await self._edit_entry(entry_id, key, payload)
+            return
         chat = str(payload["chat"])
         try:
+            payload = await self._folded(payload)  # a card shows its ticket as it is now
             message = self.render(payload_reply(payload))  # the outbox holds templates, not text
+        except UNREACHABLE:
+            raise
         except Exception as exc:  # a template missing or broken: no retry can fix it
             await self._dead_letter(entry_id, key, exc)
             return
@@ -364,9 +373,52 @@ class TelegramSender(Sender):
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 continue
         self.counts.sent += 1
-        done = Delivered(key, chat, str(sent.message_id), payload.get("ticket"))
+        done = self._done(key, payload, str(sent.message_id), message)
         if not await self._delivered_now(entry_id, done):
             self._redis_away(RedisUnavailable(f"the marker of {key} was not written"))
+            return
+        await self._card_sent(done)
+
+    async def _edit_entry(self, entry_id: str, key: str, payload: dict[str, Any]) -> None:
+        """Bring a ticket's sent cards to the view the entry carries; settle it once done."""
+        try:
+            await self._edit_cards(payload)
+        except UNREACHABLE:
+            raise
+        except Exception as exc:  # not settled: claimed again after claim_idle
+            log.warning("telegram: card edits of %s failed: %s", key, exc)
+            return
+        self.counts.edited += 1
+        done = Delivered(key, "", "", None)
+        if not await self._delivered_now(entry_id, done):
+            self._redis_away(RedisUnavailable(f"the marker of {key} was not written"))
+
+    async def _edit(self, chat: str, message_id: str, message: Rendered) -> None:
+        """Edit one card behind the rate limiter: a 429 waits and tries again, errors retry."""
+        chat_id, attempts = chat_id_of(chat), 0
+        while True:
+            await self._redis_up.wait()
+            await self.limiter.acquire(chat_id, False)
+            try:
+                await self.telegram.edit(chat, message_id, message)
+                return
+            except RetryAfter as exc:
+                seconds = retry_seconds(exc)
+                self.counts.throttled += 1
+                log.warning("telegram: 429 editing %s, paused %.1f s", message_id, seconds)
+                self.limiter.pause(seconds)
+            except (BadRequest, Forbidden) as exc:  # deleted, too old, bot removed: give it up
+                log.warning("telegram: card %s in %s not edited: %s", message_id, chat, exc.message)
+                return
+            except NetworkError as exc:
+                attempts += 1
+                if attempts >= self.max_attempts:
+                    raise
+                delay = min(self.backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+                log.warning("telegram: edit of %s failed (%d): %s", message_id, attempts, exc)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            finally:
+                self.limiter.finish(chat_id, self.limiter.clock())
 
     async def _dead_letter(self, entry_id: str, key: str, exc: Exception) -> None:
         await super()._dead_letter(entry_id, key, exc)

@@ -10,7 +10,7 @@ with the bot, whose id is their own account.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.core.org import Node, NodeKind, OrgTree, Person, Role, ancestors
@@ -94,8 +94,30 @@ def rooms(tree: OrgTree, person: Person) -> list[Room]:
     return out
 
 
-def sections(found: Sequence[Room]) -> list[tuple[str, list[Room]]]:
-    """Return the rooms grouped by kind, in the order of the chat list."""
-    order = [k.value for k in KIND_ORDER] + ["private"]
-    grouped = [(kind, [r for r in found if r.kind == kind]) for kind in order]
-    return [(kind, group) for kind, group in grouped if group]
+def own_chat(tree: OrgTree, person: Person) -> str | None:
+    """Return the chat a person works in: their scope node's group, or its staff chat.
+
+    A resident's is their household group; staff's is the group of the node they serve.
+    """
+    node = tree.nodes.get(person.scope)
+    if node is None:
+        return None
+    staff = (
+        node.staff_chat if node.staff_chat and node.staff_chat.startswith(f"{PLATFORM}:") else None
+    )
+    return sim_chat(node) or staff
+
+
+def by_activity(
+    tree: OrgTree, person: Person, found: Sequence[Room], last_at: Mapping[str, float]
+) -> tuple[Room | None, list[Room]]:
+    """Return the person's own group, and the other chats, most recently active first.
+
+    Chats with no message yet follow, in the order of ``rooms`` (lowest tier first).
+    """
+    mine = own_chat(tree, person)
+    own = next((r for r in found if r.chat == mine), None)
+    rest = [r for r in found if r is not own]
+    order = {r.chat: i for i, r in enumerate(rest)}
+    rest.sort(key=lambda r: (-last_at.get(r.chat, 0.0), order[r.chat]))
+    return own, rest

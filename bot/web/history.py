@@ -8,6 +8,7 @@ browsers that are open (``bot.web.live``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -118,6 +119,25 @@ class ChatHistory:
         pipe.publish(keys.LIVE, raw)
         await pipe.execute()
         return message
+
+    async def edit(
+        self, chat: str, message_id: str, text: str, buttons: Sequence[tuple[str, str]]
+    ) -> ChatMessage | None:
+        """Replace a stored message's text and buttons and publish it again (a card edited).
+
+        The page replaces the message it shows by id; None when the message is gone.
+        """
+        old = await self.get(chat, message_id)
+        if old is None:
+            return None
+        new = dataclasses.replace(old, text=text, buttons=tuple(buttons))
+        raw = dumps({**new.to_dict(), "edited": True})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(keys.chat(chat), old.id, old.id)
+        pipe.zadd(keys.chat(chat), {dumps(new.to_dict()): old.id})
+        pipe.publish(keys.LIVE, raw)
+        await pipe.execute()
+        return new
 
     async def get(self, chat: str, message_id: str) -> ChatMessage | None:
         """Return one message of a chat by its id, or None."""

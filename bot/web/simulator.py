@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from bot.core.models import Actor, IncomingMessage
 from bot.core.org import OrgTree, Person
-from bot.ports import Clock, Rendered, Sent
+from bot.ports import Clock, Render, Rendered, Sent
+from bot.render import Renderer
 from bot.services import Handled, Service
 from bot.web.directory import PLATFORM, rooms, sim_account
 from bot.web.history import BOT, ChatHistory, ChatMessage
@@ -45,6 +46,10 @@ class SimGateway:
         stored = await self.history.append(chat, BOT, "", message.text, message.buttons, reply_to)
         return Sent(str(stored.id))
 
+    async def edit(self, chat: str, message_id: str, message: Rendered) -> None:
+        """Update a card in its chat (open pages replace it); a card gone is left alone."""
+        await self.history.edit(chat, message_id, message.text, message.buttons)
+
 
 @dataclass(frozen=True)
 class Said:
@@ -57,10 +62,17 @@ class Said:
 class Simulator:
     """Turn what people do on the page into messages and button presses for the Service."""
 
-    def __init__(self, service: Service, history: ChatHistory, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        service: Service,
+        history: ChatHistory,
+        clock: Clock = time.time,
+        render: Render | None = None,
+    ) -> None:
         self.service = service
         self.history = history
         self.clock = clock
+        self.render: Render = render if render is not None else Renderer()  # press answers
 
     @property
     def tree(self) -> OrgTree:

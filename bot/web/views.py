@@ -9,16 +9,17 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot.core.access import may_view
 from bot.core.models import Lang
 from bot.core.org import OrgTree, Person
 from bot.core.privacy import mask
 from bot.core.workflow import Context
 from bot.web import tickets as tk
 from bot.web.app import CONFIG, PAGES, PARTS
-from bot.web.directory import people, rooms, sections, sim_account
+from bot.web.directory import Room, by_activity, people, rooms, sim_account
 from bot.web.live import Hub
 from bot.web.pages import pick_lang
-from bot.web.simulator import SimError
+from bot.web.simulator import MAX_TEXT, SimError
 
 # SimError reasons and the HTTP status each answers with.
 STATUS = {
@@ -31,6 +32,7 @@ STATUS = {
     "bad_request": 400,
 }
 PAGE_SIZE = 100
+MAX_REFS = 200  # ticket numbers looked up at once: a page asks for what it shows
 # The ticket states in the order of a ticket's life, for the list's filter.
 STATES = ("open", "acknowledged", "escalated", "reopened", "resolved", "closed", "dismissed")
 
@@ -44,6 +46,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sim/api/send", api_send)
     app.router.add_post("/sim/api/press", api_press)
     app.router.add_post("/sim/api/read", api_read)
+    app.router.add_get("/sim/api/refs", api_refs)
     app.router.add_get("/tickets/ws", tickets_socket)
     app.router.add_get("/tickets", ticket_list, name="tickets")
     app.router.add_get("/tickets/{id}", ticket_page, name="ticket")
@@ -85,30 +88,33 @@ async def sim_page(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
     tree = parts.simulator.tree
     lang = pick_lang(request)
-    me = _me(request, request.query.get("as"))
+    try:
+        me = _me(request, request.query.get("as"))
+    except web.HTTPNotFound:  # a person not on the roster: the page, not the API's JSON
+        data = {"error": "unknown_person", "detail": request.query.get("as", "")}
+        return request.app[PAGES].render(request, "error.html", data, status=404)
     mine = rooms(tree, me)
     chat = request.query.get("chat")
     if chat is not None and chat not in {r.chat for r in mine}:
         chat = None  # after switching person: a chat the new person is not in
     unread = await parts.history.unread(me.id, [r.chat for r in mine])
     last = await parts.history.last([r.chat for r in mine])
-    listing = [
-        (
-            kind,
-            [
-                {
-                    "chat": r.chat,
-                    "kind": r.kind,
-                    "name": r.node.display_name(lang) if r.node else None,
-                    "node": r.node.id if r.node else None,
-                    "unread": unread[r.chat],
-                    "last": last[r.chat].to_dict() if r.chat in last else None,
-                }
-                for r in group
-            ],
-        )
-        for kind, group in sections(mine)
-    ]
+    # Their own group first (the one they work in, or live in), then the most recent chats.
+    own, recent = by_activity(tree, me, mine, {c: m.at for c, m in last.items()})
+
+    def room(r: Room) -> dict[str, Any]:
+        return {
+            "chat": r.chat,
+            "kind": r.kind,
+            "name": r.node.display_name(lang) if r.node else None,
+            "node": r.node.id if r.node else None,
+            "unread": unread[r.chat],
+            "last": last[r.chat].to_dict() if r.chat in last else None,
+            "own": r is own,
+        }
+
+    listing = [("own", [room(own)])] if own is not None else []
+    listing += [("recent", [room(r) for r in recent])] if recent else []
     roster = [
         (
             role.value,
@@ -133,6 +139,7 @@ async def sim_page(request: web.Request) -> web.Response:
             "roster": roster,
             "sections": listing,
             "chat": chat,
+            "max_text": MAX_TEXT,
         },
     )
 
@@ -153,6 +160,18 @@ async def api_messages(request: web.Request) -> web.Response:
     if before is None:
         await parts.history.mark_read(me.id, chat, found[-1].id if found else 0)
     return web.json_response({"messages": [m.to_dict() for m in found]}, dumps=_dumps)
+
+
+async def api_refs(request: web.Request) -> web.Response:
+    """Return which of the ticket numbers written in chats (#N) the person may open."""
+    parts = request.app[PARTS]
+    me = _me(request, request.query.get("as"))
+    wanted = [i for i in request.query.get("ids", "").split(",") if i.isdigit()][:MAX_REFS]
+    tree = parts.simulator.tree
+    account = sim_account(me) or ""
+    found = await parts.service.store.get_many(list(dict.fromkeys(wanted)))
+    visible = [t.id for t in found if may_view(tree, me, account, t)]
+    return web.json_response({"visible": visible})
 
 
 async def api_send(request: web.Request) -> web.Response:
@@ -185,9 +204,12 @@ async def api_press(request: web.Request) -> web.Response:
         )
     except SimError as exc:
         raise _error(exc) from None
-    return web.json_response(
-        {"status": handled.status, "ticket": handled.ticket, "detail": handled.detail}
-    )
+    answer: dict[str, Any] = {
+        "status": handled.status, "ticket": handled.ticket, "detail": handled.detail
+    }  # fmt: skip
+    if handled.answer is not None:  # a refusal: shown to the presser alone, as a toast
+        answer["notice"] = simulator.render(handled.answer).text
+    return web.json_response(answer, dumps=_dumps)
 
 
 async def api_read(request: web.Request) -> web.Response:

@@ -172,7 +172,10 @@ class WeComBot:
         if admin is not None:
             await self.admin.handle(incoming, admin)
             return None
-        return await self.service.handle_message(incoming)
+        handled = await self.service.handle_message(incoming)
+        if handled.answer is not None:  # a refused press: WeCom has no answer for one person
+            await self.service.say_publicly(incoming, handled.answer)
+        return handled
 
     async def _process(self, raw: str) -> None:
         await self.process(raw)

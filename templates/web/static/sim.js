@@ -27,19 +27,48 @@
     if (text !== undefined) node.textContent = text;
     return node;
   };
-  // Text with ticket numbers (#42) as links to the ticket page.
+  // Text with ticket numbers (#42): a link to the ticket page only once the server says the
+  // ticket exists and this person may see it (refs); until then, and otherwise, plain text.
+  const refs = new Map();  // ticket id -> true (may open) | false
+  let asking = null;
   const linked = (parent, text) => {
     const parts = text.split(/(#\d+)/);
     for (const part of parts) {
       if (/^#\d+$/.test(part)) {
-        const a = el("a", "ticket-ref", part);
-        a.href = "/tickets/" + part.slice(1);
-        a.target = "_blank";
-        parent.append(a);
+        const ref = el("span", "ticket-ref-text", part);
+        ref.dataset.ticket = part.slice(1);
+        parent.append(ref);
       } else if (part) parent.append(document.createTextNode(part));
     }
     return parent;
   };
+  function upgrade(node) {
+    const id = node.dataset.ticket;
+    if (refs.get(id) !== true) return;
+    if (node.classList.contains("ticket-ref-text")) {
+      const a = el("a", "ticket-ref", node.textContent);
+      a.href = "/tickets/" + id; a.target = "_blank";
+      node.replaceWith(a);
+    } else node.hidden = false;  // the "ticket details" link of a message
+  }
+  function resolveRefs() {
+    if (asking) return;
+    asking = Promise.resolve().then(async () => {
+      const nodes = [...list.querySelectorAll("[data-ticket]")];
+      const unknown = [...new Set(nodes.map((n) => n.dataset.ticket))].filter((id) => !refs.has(id));
+      if (unknown.length) {
+        try {
+          const res = await fetch(`/sim/api/refs?as=${encodeURIComponent(me.id)}&ids=${unknown.join(",")}`);
+          const data = await res.json();
+          unknown.forEach((id) => refs.set(id, data.visible.includes(id)));
+        } catch (e) { asking = null; return; }  // offline: they stay plain text
+      }
+      asking = null;
+      const shownRefs = [...list.querySelectorAll("[data-ticket]")];
+      shownRefs.forEach(upgrade);
+      if (shownRefs.some((n) => !refs.has(n.dataset.ticket))) resolveRefs();  // came meanwhile
+    });
+  }
   const toast = (text) => {
     const t = $("toast");
     t.textContent = text; t.hidden = false;
@@ -53,13 +82,23 @@
     return data;
   };
 
-  function render(m, prepend) {
+  // A card edited by the bot (its ticket moved on) replaces the one shown, in place.
+  function replace(m) {
+    const old = list.querySelector(`.msg[data-id="${m.id}"]`);
+    if (!old) return;
+    const frag = document.createDocumentFragment();
+    shown.delete(m.id);
+    render(m, false, frag);
+    old.replaceWith(frag);
+  }
+
+  function render(m, prepend, into) {
     if (shown.has(m.id)) return;
     shown.add(m.id);
-    const frag = document.createDocumentFragment();
+    const frag = into || document.createDocumentFragment();
     const ref = prepend ? list.firstChild : null;
-    if (!prepend && (!lastAt || m.at - lastAt > 300)) frag.append(el("div", "divider", fmtDivider(m.at)));
-    if (!prepend) lastAt = m.at;
+    if (!into && !prepend && (!lastAt || m.at - lastAt > 300)) frag.append(el("div", "divider", fmtDivider(m.at)));
+    if (!into && !prepend) lastAt = m.at;
     const bot = m.sender === "bot", mine = m.sender === me.account;
     const row = el("div", "msg" + (mine ? " mine" : "") + (bot ? " bot" : ""));
     row.dataset.id = m.id;
@@ -97,13 +136,16 @@
     reply.addEventListener("click", () => startReply(m));
     tools.append(reply);
     if (ticket) {
-      const a = el("a", "", T.details + " #" + ticket);
+      const a = el("a", "details", T.details + " #" + ticket);
       a.href = "/tickets/" + ticket; a.target = "_blank";
+      a.dataset.ticket = ticket; a.hidden = true;  // shown once the ticket is known visible
       tools.append(a);
     }
     body.append(tools);
     row.append(avatar, body);
     frag.append(row);
+    resolveRefs();
+    if (into) return;
     if (ref) list.insertBefore(frag, ref); else list.append(frag);
   }
 
@@ -128,6 +170,12 @@
   function preview(m) {
     const room = roomOf(m.chat);
     if (!room) return;
+    if (!room.dataset.own) {  // the most recent chat moves up, below the person's own group
+      const recent = document.querySelector('.room-group[data-kind="recent"]');
+      if (recent && room.parentElement === recent && recent.querySelector(".room") !== room) {
+        recent.insertBefore(room, recent.querySelector(".room"));
+      }
+    }
     room.querySelector(".room-last").textContent = (m.sender === "bot" ? "" : m.name + "：") + m.text.split("\n")[0];
     const t = room.querySelector(".room-time");
     t.dataset.at = m.at; t.textContent = fmtShort(m.at);
@@ -186,7 +234,8 @@
   async function press(m, data, button) {
     button.disabled = true;
     try {
-      await api("/sim/api/press", { as: me.id, chat: m.chat, message_id: String(m.id), data });
+      const answer = await api("/sim/api/press", { as: me.id, chat: m.chat, message_id: String(m.id), data });
+      if (answer.notice) toast(answer.notice);  // a refusal: for the presser alone
     } catch (e) {
       toast(e.message);
     } finally {
@@ -200,6 +249,7 @@
     ws.onopen = () => { delay = 500; document.body.dataset.live = "on"; };
     ws.onmessage = (event) => {
       const m = JSON.parse(event.data);
+      if (m.edited) { if (m.chat === chat) replace(m); return; }  // not a new message
       preview(m);
       if (m.chat === chat) {
         const stick = atBottom() || m.sender === me.account;
@@ -223,9 +273,15 @@
     window.addEventListener("pagehide", () => { connect.stopped = true; ws.close(); }, { once: true });
   }
 
+  // A counter appears near the limit (the last 10%), so a long message is not cut by surprise.
+  const MAX = input.maxLength > 0 ? input.maxLength : 4096;
   function grow() {
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight, 120) + "px";
+    const n = input.value.length, counter = $("counter");
+    counter.hidden = n < MAX * 0.9;
+    counter.textContent = T.counter.replace("{n}", n).replace("{max}", MAX);
+    counter.classList.toggle("over", n >= MAX);
   }
 
   document.querySelectorAll(".room").forEach((room) => {
@@ -247,8 +303,13 @@
     event.preventDefault();
     if (input.value.trim() && chat) send(input.value);
   });
+  // Enter sends on a desktop (Shift+Enter: a new line); on a touch screen Enter is a new line
+  // and the send button sends, as in the chat apps people know.
+  const touch = window.matchMedia("(pointer: coarse)").matches;
+  input.enterKeyHint = touch ? "enter" : "send";
+  if (touch) input.placeholder = T.type_here_touch;  // not "Enter sends": it does not here
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !touch) {
       event.preventDefault();
       composer.requestSubmit();
     }

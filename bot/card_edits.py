@@ -1,0 +1,53 @@
+"""Cards kept true: what the sender records of a sent card, and how a card meets its view.
+
+When a sender delivers a card it records it in ``keys.ticket_cards`` (with the
+sent marker, in one transaction): the chat, the message id, the payload it was
+rendered from and the version of the ticket it shows. A change of the ticket
+queues one edit entry per platform carrying the new view (``bot.core.cards``);
+the sender stores that view and edits every recorded card that shows an older
+version. A card whose send is still pending is not recorded yet: when it is sent,
+the newest stored view is folded into it, and after it is recorded it is
+checked against the view once more, so that a view stored meanwhile is not
+missed. An edit whose text and buttons come out the same as what the card shows
+is not sent at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from bot.ports import Rendered
+
+CARD_FIELD_SEP = " "
+
+
+def card_field(chat: str, message_id: str) -> str:
+    """Return the field of a card in its ticket's hash of cards."""
+    return f"{chat}{CARD_FIELD_SEP}{message_id}"
+
+
+def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a card's payload brought to ``view`` when that is newer than what it shows."""
+    if view is None or int(view["seq"]) <= int(payload.get("seq") or 0):
+        return payload
+    chat = payload["chat"]
+    own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps
+    buttons = own if own is not None else view["buttons"] if chat in view["live"] else []
+    return {
+        **payload,
+        "params": {**payload["params"], **view["params"]},
+        "buttons": list(buttons),
+        "seq": int(view["seq"]),
+    }
+
+
+def digest(message: Rendered) -> str:
+    """Return a short fingerprint of a rendered card: an edit to the same is skipped."""
+    raw = repr((message.text, message.buttons)).encode()
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def newer(view: dict[str, Any] | None, stored: dict[str, Any] | None) -> bool:
+    """Return whether ``view`` is a later version than ``stored``."""
+    return view is not None and (stored is None or int(view["seq"]) > int(stored["seq"]))

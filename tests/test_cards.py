@@ -1,0 +1,260 @@
+"""Cards stay true and refusals of a press reach the presser alone (simulator and outbox)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import redis.asyncio
+from aiohttp.test_utils import TestClient
+
+from bot.core.models import Reply
+from bot.ports import Rendered, Sent
+from bot.sender import Sender
+from bot.storage import keys
+from bot.storage.redis import OutboxEntry, RedisStore, reply_payload
+from bot.web.directory import by_activity, rooms
+from tests.test_web import client, parts, send, tree, until
+
+__all__ = ["client"]  # the web app fixture, shared with test_web
+
+CARD = {
+    "id": "7", "category": "water", "category_names": {}, "severity": "normal", "urgent": False,
+    "state": "open", "text": "停水", "reporter": "陈", "reporters": 1, "origin": "H-01",
+    "origin_name": "一组", "origin_names": {}, "node": "V-01", "node_name": "东联村",
+    "node_names": {}, "ack_due": 1e9, "resolve_due": 1.1e9, "close_due": None, "created_at": 0,
+    "escalations": 0, "assignee": None, "resolution": "", "rating": None, "photos": 0,
+    "has_location": False,
+}  # fmt: skip
+
+
+def view(seq: int, state: str, buttons: list[str], chat: str = "sim:V-01") -> dict:
+    params = {k: CARD[k] for k in ("assignee", "reporters", "node", "node_name", "node_names")}
+    params |= {"state": state, "ack_due": 1e9, "resolve_due": 1.1e9, "escalations": 0}
+    return {"seq": seq, "params": params, "buttons": buttons, "live": [chat]}
+
+
+def card_entry(key: str, seq: int = 1) -> OutboxEntry:
+    reply = Reply("sim:V-01", "card", CARD, ticket="7", buttons=("ack", "resolve"), card=True)
+    return OutboxEntry("sim", key, {**reply_payload(reply), "seq": seq})
+
+
+def edit_entry(key: str, v: dict) -> OutboxEntry:
+    return OutboxEntry("sim", key, {"edit_cards": "7", "view": v})
+
+
+@dataclass
+class Recorder:
+    """A gateway at the edge: records sends and edits, as a platform would show them."""
+
+    platform: str = "sim"
+    sent: list[tuple[str, Rendered]] = field(default_factory=list)
+    edits: list[tuple[str, str, Rendered]] = field(default_factory=list)
+
+    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
+        self.sent.append((chat, message))
+        return Sent(str(len(self.sent)))
+
+    async def edit(self, chat: str, message_id: str, message: Rendered) -> None:
+        self.edits.append((chat, message_id, message))
+
+
+@dataclass
+class NoEdits:
+    """A platform that cannot edit what it sent (WeCom's webhook cards)."""
+
+    platform: str = "sim"
+    sent: list[tuple[str, Rendered]] = field(default_factory=list)
+
+    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
+        self.sent.append((chat, message))
+        return Sent(str(len(self.sent)))
+
+
+async def test_a_card_is_edited_once_per_change_and_a_redelivered_edit_does_nothing(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    store, gateway = RedisStore(redis_async), Recorder()
+    sender = Sender(redis_async, gateway)
+    await store.commit(None, None, (), [card_entry("c1")])
+    await sender.drain()
+    assert [m.buttons for _, m in gateway.sent] == [(("受理", "ack:7"), ("办结", "resolve:7"))]
+    await store.commit(None, None, (), [edit_entry("e2", view(2, "acknowledged", ["resolve"]))])
+    await sender.drain()
+    assert len(gateway.edits) == 1
+    chat, message_id, edited = gateway.edits[0]
+    assert (chat, message_id) == ("sim:V-01", "1") and "处理中" in edited.text
+    assert edited.buttons == (("办结", "resolve:7"),)
+    # The same edit queued again (a redelivery), and an older view arriving late: no edit.
+    await store.commit(None, None, (), [edit_entry("e2", view(2, "acknowledged", ["resolve"]))])
+    await store.commit(None, None, (), [edit_entry("e1", view(1, "open", ["ack"]))])
+    await sender.drain()
+    assert len(gateway.edits) == 1
+    # A change that leaves the card as it is (a note): nothing sent to the platform.
+    await store.commit(None, None, (), [edit_entry("e3", view(3, "acknowledged", ["resolve"]))])
+    await sender.drain()
+    assert len(gateway.edits) == 1
+    # Closed: the text says so and no button is left.
+    await store.commit(None, None, (), [edit_entry("e4", view(4, "closed", []))])
+    await sender.drain()
+    assert len(gateway.edits) == 2 and gateway.edits[1][2].buttons == ()
+    assert "已完结" in gateway.edits[1][2].text and await redis_async.xlen(sender.stream) == 0
+
+
+async def test_an_edit_of_a_card_still_waiting_is_folded_into_its_send(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    store, gateway = RedisStore(redis_async), Recorder()
+    sender = Sender(redis_async, gateway)
+    # The edit's view is known before the card goes out (stored by an earlier drain).
+    await store.commit(None, None, (), [edit_entry("e2", view(2, "acknowledged", ["resolve"]))])
+    await sender.drain()
+    await store.commit(None, None, (), [card_entry("c1")])
+    await sender.drain()
+    assert gateway.edits == []
+    [(_, message)] = gateway.sent
+    assert "处理中" in message.text and message.buttons == (("办结", "resolve:7"),)
+
+
+async def test_a_platform_that_cannot_edit_skips_the_edits(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    store, gateway = RedisStore(redis_async), NoEdits()
+    sender = Sender(redis_async, gateway)
+    await store.commit(None, None, (), [card_entry("c1")])
+    await store.commit(None, None, (), [edit_entry("e2", view(2, "acknowledged", ["resolve"]))])
+    stats = await sender.drain()
+    assert (stats.sent, stats.failed, stats.dropped) == (2, 0, 0)
+    assert len(gateway.sent) == 1 and await redis_async.xlen(sender.stream) == 0
+
+
+# -- in the simulator ------------------------------------------------------------------------
+
+
+async def press(client: TestClient, person: str, chat: str, message_id: int, data: str) -> dict:
+    response = await client.post(
+        "/sim/api/press",
+        json={"as": person, "chat": chat, "message_id": str(message_id), "data": data},
+    )
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_a_refused_press_is_told_to_the_presser_alone(client: TestClient) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    card = (await until(client, "sim:V-01", lambda ms: len(ms) == 1))[0]
+    # A grid worker of G-01 sits in the village group but does not handle village tickets.
+    body = await press(client, "p-zhong-zhiwei", "sim:V-01", card.id, "ack:1")
+    assert body["status"] == "refused" and "不在您的负责范围内" in body["notice"]
+    assert "东联村" in body["notice"]
+    # A typed command keeps its quoted reply in the group.
+    said = await send(client, "p-zhong-zhiwei", "sim:V-01", "/ack 1")
+    messages = await until(client, "sim:V-01", lambda ms: len(ms) == 3)
+    assert messages[2].reply_to == str(said["message"]["id"])
+    assert "不在您的负责范围内" in messages[2].text
+    assert [m.text for m in messages[:2]] == [card.text, "/ack 1"]  # nothing for the press
+    ticket = await parts(client).service.store.get("1")
+    assert ticket is not None and ticket.state.value == "open"
+
+
+async def test_the_card_in_the_group_follows_its_ticket(client: TestClient) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    card = (await until(client, "sim:V-01", lambda ms: len(ms) == 1))[0]
+    history = parts(client).history
+
+    async def shown() -> tuple[str, list[str]]:
+        found = await history.get("sim:V-01", str(card.id))
+        assert found is not None
+        return found.text, [d for _, d in found.buttons]
+
+    async def settled(check: object) -> tuple[str, list[str]]:
+        await until(client, "sim:V-01", lambda ms: check(ms[0]))  # type: ignore[operator]
+        return await shown()
+
+    await press(client, "p-yang-zixuan", "sim:V-01", card.id, "ack:1")
+    text, buttons = await settled(lambda m: "处理中" in m.text)
+    assert buttons == ["resolve:1", "escalate:1"] and "杨子轩" not in text.split("\n")[0]
+    # Escalated to the street: the village's card says where it went and offers nothing.
+    await send(client, "p-yang-zixuan", "sim:V-01", "上报 1 需街道协调")
+    text, buttons = await settled(lambda m: "已上报" in m.text)
+    assert buttons == [] and "海湾街道" in text
+    street = (await until(client, "sim:S-01", lambda ms: len(ms) >= 1))[0]
+    assert [d for _, d in street.buttons] == ["ack:1", "resolve:1"]  # the top: no escalate
+    # A neighbour reports the same: the street's card counts two reporters.
+    await send(client, "p-luo-jiahao", "sim:H-01", "我家也停水了")
+    await until(
+        client, "sim:S-01", lambda ms: "等 2 人" in next(m for m in ms if m.id == street.id).text
+    )
+    # Dismissed: no live buttons anywhere.
+    await send(client, "p-luo-bingkun", "sim:S-01", "驳回 1 已由水务公司统一处理")
+    final = await until(
+        client, "sim:S-01", lambda ms: "已驳回" in next(m for m in ms if m.id == street.id).text
+    )
+    assert next(m for m in final if m.id == street.id).buttons == ()
+    assert (await shown())[1] == []
+    assert await history.redis.exists(keys.ticket_cards("sim", "1"))
+
+
+async def test_notices_name_places_in_the_readers_script(client: TestClient) -> None:
+    body = await send(
+        client, "p-mark-wilson", "sim:H-07", "No water in our building since yesterday"
+    )
+    assert body["status"] == "opened"
+    ticket = body["ticket"]
+    await send(client, "p-zhu-haiyan", "sim:V-02", f"上报 {ticket} 需要街道协调")
+    told = await until(
+        client,
+        "sim:H-07",
+        lambda ms: any("Escalated" in m.text or "escalated" in m.text for m in ms[2:]),
+    )
+    notice = next(m for m in told[2:] if "scalated" in m.text)
+    assert "Nan'an Community" in notice.text and "南岸社区" not in notice.text
+    assert "Haiwan Street" in notice.text
+
+
+# -- the chat list, ticket links, the unknown person ------------------------------------------
+
+
+def test_the_chat_list_starts_with_ones_own_group_then_the_latest() -> None:
+    t = tree()
+    worker, resident = t.people["p-zhong-zhiwei"], t.people["p-chen-zhiqiang"]
+    own, rest = by_activity(t, worker, rooms(t, worker), {"sim:H-02": 20.0, "sim:V-01": 10.0})
+    assert own is not None and own.chat == "sim:G-01"  # the grid they serve, not the village
+    assert [r.chat for r in rest][:2] == ["sim:H-02", "sim:V-01"]
+    assert [r.chat for r in rest][2:] == ["sim:H-01", "sim:H-03", "sim:p-zhong-zhiwei"]
+    own, rest = by_activity(t, resident, rooms(t, resident), {"sim:p-chen-zhiqiang": 5.0})
+    assert own is not None and own.chat == "sim:H-01"
+    assert [r.chat for r in rest] == ["sim:p-chen-zhiqiang"]
+
+
+async def test_the_page_lists_the_own_group_first(client: TestClient) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    page = await (await client.get("/sim", params={"as": "p-zhong-zhiwei"})).text()
+    order = [c for c in re.findall(r'data-chat="([^"]+)"', page)]
+    assert order[:2] == ["sim:G-01", "sim:H-01"]  # their grid, then where something happened
+    assert 'data-own="1"' in page.split('data-chat="sim:G-01"')[1].split(">")[0]
+
+
+async def test_ticket_numbers_link_only_to_tickets_the_reader_may_see(client: TestClient) -> None:
+    await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+
+    async def visible(person: str, ids: str) -> list[str]:
+        response = await client.get("/sim/api/refs", params={"as": person, "ids": ids})
+        assert response.status == 200
+        return (await response.json())["visible"]
+
+    assert await visible("p-chen-zhiqiang", "1,2,99,x") == ["1"]
+    assert await visible("p-yang-zixuan", "1") == ["1"]  # the village handles it
+    assert await visible("p-huang-meiling", "1") == []  # a neighbour in another group
+    assert await visible("p-zhu-haiyan", "1") == []  # another village
+
+
+async def test_an_unknown_person_gets_the_friendly_page_in_their_language(
+    client: TestClient,
+) -> None:
+    response = await client.get("/sim", params={"as": "nobody"})
+    assert response.status == 404 and response.content_type == "text/html"
+    assert "模拟器里没有这个人" in await response.text()
+    response = await client.get("/sim", params={"as": "nobody", "lang": "en"})
+    page = await response.text()
+    assert "There is no such person in the simulator" in page and 'href="/sim"' in page
