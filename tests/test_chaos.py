@@ -38,6 +38,7 @@ The seed is printed; ``LIANHU_CHAOS_SEED=<seed>`` replays a run. ``LIANHU_CHAOS=
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -45,11 +46,12 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -61,6 +63,7 @@ from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, FakeBotApi, wait_for
 from tests.telegram_fixtures import ORG
 
+T = TypeVar("T")
 LONG = os.environ.get("LIANHU_CHAOS") == "long"
 SEED = int(os.environ.get("LIANHU_CHAOS_SEED", "20240611"))
 REPORTS = 1000 if LONG else 40
@@ -103,6 +106,48 @@ def within_window(times: list[float], limit: int, period: float) -> bool:
     """Return whether no ``limit + 1`` of ``times`` fall within ``period`` seconds."""
     times = sorted(times)
     return all(times[i + limit] - times[i] >= period for i in range(len(times) - limit))
+
+
+class FakeInThread:
+    """The fake Bot API on an event loop of its own thread, so nothing the test blocks on stalls it.
+
+    Starting redis-server again blocks the test's loop until it answers (and it must be
+    started from the main thread); a fake server on that loop would stop answering, and the
+    bot's sends, accepted but unanswered, would time out and be sent again: a fault of the
+    test's making, not the bot's.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.api: FakeBotApi = self.run(self._make()).result(10)
+
+    @staticmethod
+    async def _make() -> FakeBotApi:
+        api = FakeBotApi()  # its events belong to this loop
+        await api.start()
+        return api
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` on the fake server's loop; return what it returned."""
+
+        async def on_loop() -> T:
+            return fn(*args, **kwargs)
+
+        return await asyncio.wrap_future(self.run(on_loop()))
+
+    async def release(self) -> None:
+        await asyncio.wrap_future(self.run(self.api.release()))
+
+    def close(self) -> None:
+        self.run(self.api.close()).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 @dataclass
@@ -171,7 +216,7 @@ class Processes:
 class Burst:
     """The reports pushed so far, and the updates delivered more than once."""
 
-    fake: FakeBotApi
+    server: FakeInThread
     rng: random.Random
     reports: list[tuple[int, int]] = field(default_factory=list)  # (chat, message id)
     texts: dict[tuple[int, int], str] = field(default_factory=dict)
@@ -194,7 +239,10 @@ class Burst:
     async def run(self) -> None:
         sent: list[dict[str, Any]] = []
         for i, (chat, user, text) in enumerate(self.plan()):
-            update = self.fake.push(self.fake.message(chat, user, text))
+            fake = self.server.api
+            update = await self.server.call(
+                fake.push, await self.server.call(fake.message, chat, user, text)
+            )
             message = update["message"]
             key = (chat, message["message_id"])
             self.reports.append(key)
@@ -202,15 +250,15 @@ class Burst:
             sent.append(update)
             roll = self.rng.random()
             if roll < 0.05:  # the same update delivered twice
-                self.fake.push(update)
+                await self.server.call(fake.push, update)
                 self.duplicates += 1
             elif roll < 0.10:  # an earlier message again, in a new update
                 old = self.rng.choice(sent)["message"]
-                again = self.fake.message(
-                    old["chat"]["id"], old["from"]["id"], old["text"],
+                again = await self.server.call(
+                    fake.message, old["chat"]["id"], old["from"]["id"], old["text"],
                     message_id=old["message_id"],
                 )  # fmt: skip
-                self.fake.push(again)
+                await self.server.call(fake.push, again)
                 self.redelivered += 1
             if i % 10 == 9:
                 await asyncio.sleep(self.rng.uniform(0.05, 0.3))
@@ -231,26 +279,35 @@ def sent_markers(sync: redis.Redis) -> int:
     return len(set(sync.scan_iter(keys.sent("*"), count=1000)))
 
 
-async def kill_bot(procs: Processes, fake: FakeBotApi, sync: redis.Redis) -> None:
+async def kill_bot(procs: Processes, server: FakeInThread, sync: redis.Redis) -> None:
     """SIGKILL the bot while no send is between accepted and marked; start it again."""
-    fake.hold()
+    fake = server.api
+    await server.call(fake.hold)
     await wait_for(lambda: sent_markers(sync) == len(fake.sent), 20, "markers caught up")
     procs.kill(procs.bot)
-    await fake.release()
+    await server.release()
     procs.start_bot()
 
 
 @pytest.mark.timeout(1800 if LONG else 240)
 async def test_chaos_every_report_once_every_message_once_within_the_limits(
-    fake: FakeBotApi, restartable_redis: EmbeddedRedis, tmp_path: Path
+    restartable_redis: EmbeddedRedis, tmp_path: Path
 ) -> None:
+    fake_server = FakeInThread()
+    try:
+        await chaos(fake_server, restartable_redis, tmp_path)
+    finally:
+        fake_server.close()
+
+
+async def chaos(fake_server: FakeInThread, server: EmbeddedRedis, tmp_path: Path) -> None:
     print(f"chaos seed {SEED} ({REPORTS} reports); replay with LIANHU_CHAOS_SEED={SEED}")
     rng = random.Random(SEED)
-    server = restartable_redis
+    fake = fake_server.api
     sync = redis.Redis.from_url(server.url)
     logs = Path(os.environ.get("LIANHU_CHAOS_LOGS") or tmp_path)  # kept there for a post-mortem
     procs = Processes(fake, server.url, logs)
-    burst = Burst(fake, rng)
+    burst = Burst(fake_server, rng)
     # Each kind of fault KILLS times, at random points of the burst, in a random order.
     kinds = ["bot", "worker", "redis-term", "redis-kill"] * KILLS
     rng.shuffle(kinds)
@@ -265,7 +322,7 @@ async def test_chaos_every_report_once_every_message_once_within_the_limits(
             await wait_for(lambda p=point: len(burst.reports) >= p, 120, f"report {point}")  # type: ignore[misc]
             procs.revive()
             if kind == "bot":
-                await kill_bot(procs, fake, sync)
+                await kill_bot(procs, fake_server, sync)
             elif kind == "worker":
                 procs.kill(procs.worker)
                 procs.start_worker()
@@ -291,6 +348,7 @@ async def test_chaos_every_report_once_every_message_once_within_the_limits(
             outbox = keys.outbox("telegram")
             pending = sync.xpending(outbox, keys.OUTBOX_GROUP)["pending"]
             return sync.xlen(outbox) == 0 and pending == 0
+
         await wait_for(drained, 300 if LONG else 90, "outbox drained")
         await asyncio.sleep(1.0)  # anything repeated would arrive now
     finally:
@@ -332,11 +390,23 @@ def check_messages(sync: redis.Redis, fake: FakeBotApi, burst: Burst) -> None:
     alike = Counter((c.chat, c.reply_to, c.text, tuple(c.buttons)) for c in sent)
     twice = {(k[0], k[1], k[3]): n for k, n in alike.items() if n > 1}
     if twice and os.environ.get("LIANHU_CHAOS_DEBUG"):
-        Path(os.environ["LIANHU_CHAOS_DEBUG"]).write_text(json.dumps({
-            "twice": [[*k, n] for k, n in twice.items()], "markers": sent_markers(sync), "sent": len(sent),
-            "events": {t: [json.loads(e) for e in sync.lrange(keys.events(t), 0, -1)] for t in {b.split(":")[1] for k in twice for b in k[2][:1]}},
-            "calls": [[c.at, c.chat, c.reply_to, c.buttons, c.text[:30]] for c in sent],
-        }, ensure_ascii=False, indent=1, default=str))
+        Path(os.environ["LIANHU_CHAOS_DEBUG"]).write_text(
+            json.dumps(
+                {
+                    "twice": [[*k, n] for k, n in twice.items()],
+                    "markers": sent_markers(sync),
+                    "sent": len(sent),
+                    "events": {
+                        t: [json.loads(e) for e in sync.lrange(keys.events(t), 0, -1)]
+                        for t in {b.split(":")[1] for k in twice for b in k[2][:1]}
+                    },
+                    "calls": [[c.at, c.chat, c.reply_to, c.buttons, c.text[:30]] for c in sent],
+                },
+                ensure_ascii=False,
+                indent=1,
+                default=str,
+            )
+        )
     assert twice == {}  # nothing delivered twice
     assert sent_markers(sync) == len(sent)  # every delivery is an entry marked sent, once
     outbox = keys.outbox("telegram")
@@ -364,8 +434,11 @@ def check_messages(sync: redis.Redis, fake: FakeBotApi, burst: Burst) -> None:
     by_chat: dict[int, list[float]] = defaultdict(list)
     for c in sent:
         by_chat[c.chat].append(c.at)
-    over = [chat for chat, ts in by_chat.items() if chat < 0 and not within_window(ts, 20, 60 * LIMIT_SCALE)]
+    over = [
+        chat
+        for chat, ts in by_chat.items()
+        if chat < 0 and not within_window(ts, 20, 60 * LIMIT_SCALE)
+    ]
     assert over == []
     assert within_window([c.at for c in sent], 30, 1 * LIMIT_SCALE)
     assert not [c for c in fake.calls if c.status == 429]
-
