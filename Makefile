@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev system-deps test-deps lint typecheck test test-pythons bench demo lock lock-upgrade clean
+.PHONY: install install-dev system-deps test-deps lint typecheck test test-pythons chaos bench demo lock lock-upgrade clean
 
 # Installs come from the lock files in requirements/ (exact versions with their hashes), never
 # from pyproject.toml's ranges: what runs is what was tested. `make lock` refreshes them.
@@ -51,6 +51,11 @@ test: test-deps install-dev lint typecheck
 	$(BIN)/lianhu rules check routing_rules
 	$(BIN)/lianhu org check
 	$(BIN)/pytest
+
+# The long chaos test: 1,000 reports with the bot, the worker and Redis killed many times
+# (tests/test_chaos.py; `make test` runs its short version). LIANHU_CHAOS_SEED=<n> replays a run.
+chaos: test-deps install-dev
+	LIANHU_CHAOS=long $(BIN)/pytest -s tests/test_chaos.py
 
 # The suite on the other Pythons the README claims (3.12, 3.13), each in .venv-3.X from the lock.
 test-pythons: test-deps
