@@ -155,6 +155,13 @@ class PersonalData:
             unindex = [keys.by_reporter(a) for a in targets] + ([keys.CLOSED] if expired else [])
             status = await self.erasures.commit(ticket_id, ticket.seq, erasure, unindex)
             if status is CommitStatus.OK:
+                if erasure is not None and erasure.fields:
+                    # The records of sent cards (for editing them later) hold what they were
+                    # rendered from, names included: the cards are no longer edited.
+                    found = self.redis.scan_iter(match=keys.ticket_cards("*", ticket_id))
+                    stale = [key async for key in found]
+                    if stale:
+                        await self.redis.delete(*stale)
                 return erasure.fields if erasure else 0
         raise ErasureConflict(ticket_id)
 
