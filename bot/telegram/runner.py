@@ -22,18 +22,12 @@ from telegram.error import InvalidToken, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.adapters.telegram import ALLOWED_UPDATES, PLATFORM, TelegramGateway
-from bot.bindings import BindingStore, OverlaidConfig
-from bot.classifier.engine import engine_for
+from bot.app import chat_parts
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
-from bot.core.pacing import Pacing
 from bot.inbox import Inbox
-from bot.render import Renderer
-from bot.scheduling import RqScheduler
-from bot.services import Service
 from bot.settings import Settings
-from bot.storage.redis import RedisStore
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.router import Router, set_menus
 from bot.telegram.sending import TelegramSender
@@ -68,19 +62,9 @@ class TelegramBot:
         self.settings = settings
         self.redis = client
         self.poll_timeout = poll_timeout
-        self.config = OverlaidConfig(
-            settings.rules_dir, settings.org_file, policy or settings.policy()
-        )
-        self.renderer = Renderer()
-        self.store = RedisStore(client)
-        self.service = Service(
-            self.store,
-            self.config,
-            RqScheduler(sync, settings.queue),
-            classifier=engine_for(settings, self.config.ruleset),
-            pacing=Pacing(per_person=settings.replies_per_person),
-        )
-        self.bindings = BindingStore(client)
+        parts = chat_parts(settings, client, sync, policy)
+        self.config, self.renderer, self.store = parts.config, parts.renderer, parts.store
+        self.service, self.bindings = parts.service, parts.bindings
         root = settings.telegram_base_url.rstrip("/")
         self.application: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()

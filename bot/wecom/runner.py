@@ -23,20 +23,15 @@ from aiohttp import web
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from bot.bindings import BindingStore, OverlaidConfig
+from bot.app import chat_parts
 from bot.chat_admin import ChatAdmin
-from bot.classifier.engine import engine_for
 from bot.core.deadlines import Policy
 from bot.core.enrolment import parse_admin
 from bot.core.models import Reply
-from bot.core.pacing import Pacing
 from bot.inbox import Inbox
-from bot.render import Renderer
-from bot.scheduling import RqScheduler
 from bot.sender import Sender
-from bot.services import Handled, Service
+from bot.services import Handled
 from bot.settings import Settings
-from bot.storage.redis import RedisStore
 from bot.wecom.adapter import PLATFORM, to_incoming
 from bot.wecom.callback import CallbackReceiver
 from bot.wecom.crypto import WeComCipher
@@ -73,19 +68,9 @@ class WeComBot:
             raise MissingSetting("LIANHU_WECOM_AES_KEY")
         self.settings = settings
         self.redis = client
-        self.config = OverlaidConfig(
-            settings.rules_dir, settings.org_file, policy or settings.policy()
-        )
-        self.renderer = Renderer()
-        self.store = RedisStore(client)
-        self.service = Service(
-            self.store,
-            self.config,
-            RqScheduler(sync, settings.queue),
-            classifier=engine_for(settings, self.config.ruleset),
-            pacing=Pacing(per_person=settings.replies_per_person),
-        )
-        self.bindings = BindingStore(client)
+        parts = chat_parts(settings, client, sync, policy)
+        self.config, self.renderer, self.store = parts.config, parts.renderer, parts.store
+        self.service, self.bindings = parts.service, parts.bindings
         self.admin = ChatAdmin(self.service, self.config, self.bindings)
         self.webhooks: Mapping[str, SecretStr] = (
             load_webhooks(settings.wecom_webhooks) if settings.wecom_webhooks else {}
