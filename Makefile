@@ -6,16 +6,17 @@ BIN := $(VENV)/bin
 
 .PHONY: install install-dev system-deps test-deps lint typecheck test test-pythons chaos bench demo lock lock-upgrade clean
 
-# Installs come from the lock files in requirements/ (exact versions with their hashes), never
-# from pyproject.toml's ranges: what runs is what was tested. `make lock` refreshes them.
-$(VENV)/.run: requirements/run.txt pyproject.toml
+# Installs come from the lock files requirements.txt and requirements-dev.txt (exact versions
+# with their hashes), never from pyproject.toml's ranges: what runs is what was tested.
+# `make lock` refreshes them.
+$(VENV)/.run: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements/run.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(VENV)/.dev: requirements/dev.txt $(VENV)/.run
-	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.run
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	@touch $@
 
 install: $(VENV)/.run
@@ -25,11 +26,11 @@ install-dev: $(VENV)/.dev
 # Bring the lock files in line with pyproject.toml (a dependency added, a range changed), keeping
 # every pin that still fits; `make lock-upgrade` resolves everything afresh to the newest releases.
 # Run either on purpose, then `make test`, and commit the lock files with the fixes they need.
-LOCK := $(BIN)/uv pip compile pyproject.toml requirements/build.in --universal \
+LOCK := $(BIN)/uv pip compile pyproject.toml requirements-build.in --universal \
 	--python-version 3.11 --generate-hashes --quiet
 lock: install-dev
-	$(LOCK) $(UPGRADE) --extra dev -o requirements/dev.txt
-	$(LOCK) $(UPGRADE) -c requirements/dev.txt -o requirements/run.txt
+	$(LOCK) $(UPGRADE) --extra dev -o requirements-dev.txt
+	$(LOCK) $(UPGRADE) -c requirements-dev.txt -o requirements.txt
 
 lock-upgrade:
 	$(MAKE) lock UPGRADE=--upgrade
