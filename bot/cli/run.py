@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import redis
@@ -75,16 +77,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.webhook and not args.webhook.startswith("https://"):
         print("lianhu run: Telegram posts webhooks only to https:// URLs", file=sys.stderr)
         return 2
+    return _run(settings, args, _serve)
+
+
+Serve = Callable[[Settings, str, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _run(settings: Settings, args: argparse.Namespace, serve: Serve) -> int:
+    """Log with the secrets redacted, find or start Redis, and serve until stopped."""
     setup_logging(args.log_level, settings.secret_values())
     url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
     try:
-        return asyncio.run(_serve(settings, url, args))
+        return asyncio.run(serve(settings, url, args))
     finally:
         if embedded is not None:
             embedded.stop()
 
 
-async def _serve(settings: Settings, url: str, args: argparse.Namespace) -> int:
+@contextlib.asynccontextmanager
+async def _connected(
+    url: str,
+) -> AsyncIterator[tuple[redis.asyncio.Redis, redis.Redis, asyncio.Event]]:
+    """Yield the async and sync Redis clients and an event SIGTERM and Ctrl-C set."""
     pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64)
     client = redis.asyncio.Redis(connection_pool=pool)
     sync = redis.Redis.from_url(url)
@@ -93,6 +107,14 @@ async def _serve(settings: Settings, url: str, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        yield client, sync, stop
+    finally:
+        await client.aclose(close_connection_pool=True)
+        sync.close()
+
+
+async def _serve(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    async with _connected(url) as (client, sync, stop):
         bot = TelegramBot(settings, client, sync, consumer=args.name)
         try:
             await bot.start(args.webhook, args.listen, args.port)
@@ -104,9 +126,6 @@ async def _serve(settings: Settings, url: str, args: argparse.Namespace) -> int:
         log.info("stopping")
         await bot.stop()
         return 0
-    finally:
-        await client.aclose(close_connection_pool=True)
-        sync.close()
 
 
 # -- WeCom ------------------------------------------------------------------------------------
@@ -125,27 +144,14 @@ def run_wecom(settings: Settings, args: argparse.Namespace) -> int:
     if missing:
         print(f"lianhu run: set {' and '.join(missing)}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level, settings.secret_values())
-    url, embedded = redis_url_or_embedded(settings.redis_url, settings.data_dir)
-    try:
-        return asyncio.run(_serve_wecom(settings, url, args))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    return _run(settings, args, _serve_wecom)
 
 
 async def _serve_wecom(settings: Settings, url: str, args: argparse.Namespace) -> int:
     from bot.wecom.runner import WeComBot
     from bot.wecom.webhooks import InvalidWebhooks
 
-    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64)
-    client = redis.asyncio.Redis(connection_pool=pool)
-    sync = redis.Redis.from_url(url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    async with _connected(url) as (client, sync, stop):
         try:
             bot = WeComBot(settings, client, sync, consumer=args.name)
         except InvalidWebhooks as exc:
@@ -156,6 +162,3 @@ async def _serve_wecom(settings: Settings, url: str, args: argparse.Namespace) -
         log.info("stopping")
         await bot.stop()
         return 0
-    finally:
-        await client.aclose(close_connection_pool=True)
-        sync.close()
