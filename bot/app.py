@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 
 import redis
@@ -16,6 +19,10 @@ from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
 from bot.storage.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+CONFIG_EVERY = 5.0  # seconds between looks at the rule and org files
 
 
 @dataclass
@@ -46,3 +53,17 @@ def chat_parts(
         pacing=Pacing(per_person=settings.replies_per_person),
     )
     return ChatParts(config, Renderer(), store, service, BindingStore(client))
+
+
+async def keep_current(
+    service: Service, config: OverlaidConfig, bindings: BindingStore, stop: asyncio.Event
+) -> None:
+    """Pick up changed rule and org files and bindings made by other processes, until stopped."""
+    while not stop.is_set():
+        try:
+            await service.check_config()
+            await config.refresh(bindings)
+        except Exception:
+            log.exception("config check failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CONFIG_EVERY)

@@ -8,7 +8,6 @@ drains the outbox. The three run side by side until ``stop``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -22,7 +21,7 @@ from telegram.error import InvalidToken, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.adapters.telegram import ALLOWED_UPDATES, PLATFORM, TelegramGateway
-from bot.app import chat_parts
+from bot.app import chat_parts, keep_current
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
@@ -36,7 +35,6 @@ from bot.telegram.webhook import serve, webhook_app
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 30  # seconds a getUpdates call waits for news
-CONFIG_EVERY = 5.0  # seconds between looks at the rule and org files
 
 
 class MissingSetting(Exception):
@@ -186,15 +184,7 @@ class TelegramBot:
             log.error("update %s failed", update.update_id, exc_info=context.error)
 
     async def _maintain(self) -> None:
-        """Pick up changed rule and org files and bindings made by other processes."""
-        while not self._stop.is_set():
-            try:
-                await self.service.check_config()
-                await self.config.refresh(self.bindings)
-            except Exception:
-                log.exception("config check failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), CONFIG_EVERY)
+        await keep_current(self.service, self.config, self.bindings, self._stop)
 
     # -- sending helpers -----------------------------------------------------------------
 

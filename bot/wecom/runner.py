@@ -11,7 +11,6 @@ inbox and outbox streams, and tickets are the same tickets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -23,7 +22,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from bot.app import chat_parts
+from bot.app import chat_parts, keep_current
 from bot.chat_admin import ChatAdmin
 from bot.core.deadlines import Policy
 from bot.core.enrolment import parse_admin
@@ -40,7 +39,6 @@ from bot.wecom.webhooks import load_webhooks, unmatched
 
 log = logging.getLogger(__name__)
 
-CONFIG_EVERY = 5.0  # seconds between looks at the rule and org files
 DEFAULT_BOT_NAME = "联户"
 
 
@@ -166,12 +164,4 @@ class WeComBot:
         await self.process(raw)
 
     async def _maintain(self) -> None:
-        """Pick up changed rule and org files and bindings made by other processes."""
-        while not self._stop.is_set():
-            try:
-                await self.service.check_config()
-                await self.config.refresh(self.bindings)
-            except Exception:
-                log.exception("config check failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), CONFIG_EVERY)
+        await keep_current(self.service, self.config, self.bindings, self._stop)
