@@ -254,25 +254,24 @@ def apply(
         )
     if verb in (Verb.ARRIVE, Verb.ASSISTED):
         return _department_step(ctx, ticket, command, actor, person, chat, now)
-    department = None if handler else assisting(ctx.tree, person, ticket)
-    if verb is Verb.NOTE and department is not None:
-        if ticket.state.final:
-            return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
-        return _chain(
-            ctx, ticket, [], now, actor, chat, EventKind.NOTED,
-            {"note": command.text, "by": "department", "department": department}, "noted",
-            {"note": command.text},
-        )  # fmt: skip
-    if verb is Verb.NOTE and not handler and handled_earlier(ctx.tree, person, ticket):
-        # A handler of an earlier stage (a grid worker replying to the card after the ticket
-        # climbed) still knows the case: their note goes on the timeline and to today's holders.
-        if ticket.state.final:
-            return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
-        return _chain(
-            ctx, ticket, [], now, actor, chat, EventKind.NOTED,
-            {"note": command.text, "by": "handler", "earlier": True}, "noted",
-            {"note": command.text},
-        )  # fmt: skip
+    if verb is Verb.NOTE and not handler:
+        # A department asked to help, or a handler of an earlier stage (a grid worker replying
+        # to the card after the ticket climbed), still knows the case: their note goes on the
+        # timeline and to today's holders.
+        department = assisting(ctx.tree, person, ticket)
+        if department is not None:
+            by: dict[str, Any] = {"by": "department", "department": department}
+        elif handled_earlier(ctx.tree, person, ticket):
+            by = {"by": "handler", "earlier": True}
+        else:
+            by = {}
+        if by:
+            if ticket.state.final:
+                return Refusal("ticket_final", {"id": ticket.id, "state": ticket.state.value})
+            return _chain(
+                ctx, ticket, [], now, actor, chat, EventKind.NOTED,
+                {"note": command.text, **by}, "noted", {"note": command.text},
+            )  # fmt: skip
     if not handler:
         return Refusal(
             "not_in_scope"
