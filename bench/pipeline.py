@@ -13,9 +13,9 @@ Deadline jobs are scheduled through the real rq scheduler adapter.
 Targets: >= 1,000 messages/s, p99 <= 20 ms at 200 messages/s, <= 3 KB per ticket
 (rules alone: ``--model rules``); with the learned model (the default), p99 <= 250 ms
 at 20 messages/s: ``--rate 20 --seconds 15``, and >= 100 messages/s end to end on text
-new to the model: ``--corpus tests/holdout/blind6.jsonl --rate 20 --seconds 15``. The load average is printed beside the
-latency: the machine is shared, so compare runs by ratios (e.g. against ``--model rules``
-measured just before).
+new to the model: ``--corpus tests/holdout/blind6.jsonl --rate 20 --seconds 15``. The
+load average is printed beside the figures: the machine is shared, so compare runs by
+ratios (e.g. against ``--model rules`` measured just before).
 """
 
 from __future__ import annotations

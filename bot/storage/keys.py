@@ -151,6 +151,16 @@ def inbox(platform: str) -> str:
     return INBOX.format(platform=platform)
 
 
+def inbox_dead(platform: str) -> str:
+    """Return the LIST of a platform's dead-lettered raw updates (kept for an operator)."""
+    return f"{inbox(platform)}:dead"
+
+
+def inbox_dead_at(platform: str) -> str:
+    """Return the ZSET raw update -> when it was dead-lettered: retention erases old ones."""
+    return f"{inbox_dead(platform)}:at"
+
+
 def update_seen(platform: str, update_id: int | str) -> str:
     """Return the marker of an update already written to the inbox."""
     return f"{PREFIX}:update:{platform}:{update_id}"
