@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
+from bot.redis_clients import parse_sentinel
 
 
 class Settings(BaseSettings):
@@ -31,7 +32,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias="REDIS_URL",
-        description="Redis to use; unset: an embedded redis-server in the data dir.",
+        description="Redis to use (redis://, rediss:// for TLS, redis+sentinel://HOST:PORT,.../"
+        "SERVICE for Sentinel); unset: an embedded redis-server in the data dir.",
     )
     queue: str = Field(default="lianhu", description="Name of the rq queue for deadline jobs.")
     deadline_scale: float = Field(
@@ -137,6 +139,9 @@ class Settings(BaseSettings):
                 password = None
             if password:
                 values.append(password)
+            found = parse_sentinel(self.redis_url)
+            if found is not None and found.sentinel_password:
+                values.append(found.sentinel_password)
         return values
 
     @field_validator("allowed_hosts", mode="before")
@@ -152,6 +157,13 @@ class Settings(BaseSettings):
         for host in value:
             if not re.fullmatch(r"\[?[A-Za-z0-9.:_-]+\]?", host):
                 raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_sentinel(value)  # a Sentinel URL's mistakes are named here, at start
         return value
 
     @field_validator("digest_at")

@@ -9,12 +9,12 @@ import sys
 import threading
 from typing import Any
 
-import redis
 from rq import Queue, SimpleWorker, Worker
 
 from bot.jobs import worker_service
 from bot.logs import setup_logging
 from bot.personal import PersonalData
+from bot.redis_clients import sync_client
 from bot.render import local_zone
 from bot.services import Service
 from bot.settings import Settings
@@ -47,7 +47,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("lianhu worker: set REDIS_URL to the Redis the bot uses", file=sys.stderr)
         return 2
     setup_logging(secrets=settings.secret_values())
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = sync_client(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
     kind = SimpleWorker if args.simple else Worker
     stop = threading.Event()

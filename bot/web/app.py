@@ -22,6 +22,7 @@ from aiohttp import web
 from bot.classifier.engine import engine_for
 from bot.live import LiveConfig
 from bot.ports import Clock, Scheduler
+from bot.redis_clients import async_client, sync_client
 from bot.scheduling import RqScheduler
 from bot.sender import Sender
 from bot.services import Service
@@ -94,12 +95,11 @@ def _parts(
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def context(app: web.Application) -> AsyncIterator[None]:
-        pool = redis.asyncio.BlockingConnectionPool.from_url(redis_url, max_connections=50)
-        client = redis.asyncio.Redis(connection_pool=pool)
+        client = async_client(redis_url, max_connections=50)
         sync: redis.Redis | None = None
         jobs = scheduler
         if jobs is None:
-            sync = redis.Redis.from_url(redis_url)
+            sync = sync_client(redis_url)
             jobs = RqScheduler(sync, settings.queue)
         service = Service(
             RedisStore(client), app[CONFIG], jobs, clock, engine_for(settings, app[CONFIG].ruleset)
