@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import redis
+import redis.asyncio
+
+from bot.core.models import Reply
 from bot.core.ticket import TicketState
+from bot.storage import keys
+from bot.storage.redis import reply_payload
 from bot.wecom.adapter import SETTLED_KEY
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import FakeWeCom, wait_for
-from tests.wecom_fixtures import CADRE, H01, KEY_V01, LIGHT, RESIDENT
+from tests.wecom_fixtures import CADRE, H01, KEY_V01, LIGHT, RESIDENT, free_port, wecom_settings
 
 
 def _keys(card: dict[str, Any]) -> list[str]:
@@ -62,3 +72,54 @@ async def test_a_pressed_card_is_replaced_and_the_group_card_followed_up(
     texts = [p.text for p in fake.pushes if p.key == KEY_V01]
     assert len(texts) == len(set(texts)), f"a follow-up was sent twice: {texts}"
     assert fake.problems == [] and fake.unexpected == [] and fake.refused == []
+
+
+async def test_two_processes_send_every_entry_once_within_one_rate_limit(
+    fake_wecom: FakeWeCom, redis_url: str, redis_async: redis.asyncio.Redis, tmp_path: Path
+) -> None:
+    """Two WeCom runners on one Redis: one sender at a time, one robot limit between them."""
+    fake = fake_wecom
+    fake.per_minute, fake.window = 2, 0.45  # WeCom's rule, shrunk: 2 pushes per 0.45 s
+    settings = wecom_settings(fake, redis_url, tmp_path, wecom_per_minute=2)
+    sync = redis.Redis.from_url(redis_url)
+    quick = {"passive_wait": 10.0, "retry_after": 1.0, "rate_window": 0.5}
+    bots = [WeComBot(settings, redis_async, sync, consumer=name, **quick) for name in "ab"]
+    ports = [free_port(), free_port()]
+    for bot, port in zip(bots, ports, strict=True):
+        await bot.start("127.0.0.1", port, "/wecom")
+    try:
+        holder = await wait_for(lambda: _holder(bots), "a sender")
+        other = bots[1 - bots.index(holder)]
+        count = 16  # 4 s of pushes at this limit: longer than an unacknowledged entry waits
+        for i in range(count):
+            reply = Reply(f"wecom:{H01}", "unknown_person", {"target": f"M{i:03d}"})
+            payload = json.dumps(reply_payload(reply), ensure_ascii=False)
+            await redis_async.xadd(keys.outbox("wecom"), {"key": f"m{i}", "payload": payload})
+        await wait_for(lambda: len(fake.pushes) >= 4, "the first pushes")
+        await holder.stop()  # the sender goes away mid-burst; the other takes over
+        await wait_for(lambda: other.sender is not None and other.sender.holding(), "takeover")
+        await wait_for(lambda: len(_markers(fake)) >= count, "every entry pushed")
+        await wait_for(lambda: sync.xlen(keys.outbox("wecom")) == 0, "the outbox drained")
+        assert Counter(_markers(fake)) == Counter(f"M{i:03d}" for i in range(count))
+        assert fake.refused == [] and fake.problems == []
+        # A callback held by a process that is not the sender still gets its passive reply.
+        third = WeComBot(settings, redis_async, sync, consumer="c", passive_wait=10.0)
+        bots.append(third)
+        port = free_port()
+        await third.start("127.0.0.1", port, "/wecom")
+        fake.target = f"http://127.0.0.1:{port}/wecom"
+        assert third.sender is not None and not third.sender.holding()
+        answer = await fake.post(fake.message(RESIDENT, f"@联户 {LIGHT}", chatid=H01))
+        assert answer.reply is not None and "#1" in answer.reply["stream"]["content"]
+    finally:
+        for bot in bots:
+            await bot.stop()
+        sync.close()
+
+
+def _holder(bots: list[WeComBot]) -> WeComBot | None:
+    return next((b for b in bots if b.sender is not None and b.sender.holding()), None)
+
+
+def _markers(fake: FakeWeCom) -> list[str]:
+    return [m for p in fake.pushes for m in re.findall(r"M\d{3}", p.text)]
