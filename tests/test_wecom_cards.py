@@ -16,6 +16,7 @@ from bot.core.ticket import TicketState
 from bot.storage import keys
 from bot.storage.redis import reply_payload
 from bot.wecom.adapter import SETTLED_KEY
+from bot.wecom.gateway import WeComRendered, card_body, card_update
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import FakeWeCom, wait_for
 from tests.wecom_fixtures import CADRE, H01, KEY_V01, LIGHT, RESIDENT, free_port, wecom_settings
@@ -123,3 +124,33 @@ def _holder(bots: list[WeComBot]) -> WeComBot | None:
 
 def _markers(fake: FakeWeCom) -> list[str]:
     return [m for p in fake.pushes for m in re.findall(r"M\d{3}", p.text)]
+
+
+async def test_the_fake_refuses_what_wecom_documents_as_wrong(fake_wecom: FakeWeCom) -> None:
+    """The fake's checks can fail: each body below breaks one documented rule."""
+    fake = fake_wecom
+    card = card_body(WeComRendered("标题\n正文", (("受理", "ack:1"),)), "lianhu-t1")
+    message, press = fake.message(RESIDENT, "x", chatid=H01), fake.button(CADRE, "ack:1")
+    fake._check_passive(message, {"msgtype": "template_card", "template_card": card})
+    assert fake.problems == [] and "lianhu-t1" in fake.cards
+    wrong = [
+        (message, {"msgtype": "template_card", "template_card": card}),  # task_id used before
+        (message, {"msgtype": "markdown", "markdown": {"content": "x"}}),  # not a passive type
+        (message, {"msgtype": "stream", "stream": {"finish": True, "content": "x"}}),  # no id
+        (message, {"response_type": "update_template_card", "template_card": card}),
+        (press, {"msgtype": "stream", "stream": {"id": "s", "content": "x"}}),
+        (press, {"response_type": "update_template_card", "template_card": card}),  # other task
+        (press, card_update(WeComRendered("标题", ()), "bad task id!")),
+    ]
+    for msg, reply in wrong:
+        fake._check_passive(msg, reply)
+    assert len(fake.problems) == len(wrong), fake.problems
+    no_buttons = {**card, "task_id": "lianhu-t2", "button_list": []}
+    assert "button_list" in fake._new_card(no_buttons)
+    same_keys = {**card, "task_id": "lianhu-t3", "button_list": [card["button_list"][0]] * 2}
+    assert "unique" in fake._new_card(same_keys)
+    # Through a group's response_url a card is refused; markdown goes.
+    async with fake.session.post(
+        message["response_url"], json={"msgtype": "template_card", "template_card": card}
+    ) as response:
+        assert (await response.json())["errcode"] != 0
