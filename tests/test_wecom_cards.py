@@ -80,7 +80,7 @@ async def test_two_processes_send_every_entry_once_within_one_rate_limit(
 ) -> None:
     """Two WeCom runners on one Redis: one sender at a time, one robot limit between them."""
     fake = fake_wecom
-    fake.per_minute, fake.window = 2, 0.45  # WeCom's rule, shrunk: 2 pushes per 0.45 s
+    fake.per_minute, fake.window = 2, 0.35  # WeCom's rule, shrunk (the bot keeps 0.5 s)
     settings = wecom_settings(fake, redis_url, tmp_path, wecom_per_minute=2)
     sync = redis.Redis.from_url(redis_url)
     quick = {"passive_wait": 10.0, "retry_after": 1.0, "rate_window": 0.5}
