@@ -152,7 +152,7 @@ class CallbackReceiver:
         if key is None or task_id is None or press_of(key) is not None:
             return None, None, 0.0  # a question's buttons: its card is not a ticket's
         # A ticket's button: the pressed card is replaced if its edit comes in time.
-        return press_ref(task_id), Slot(slot_single(msg), task_id), min(self.wait, PRESS_WAIT)
+        return press_ref(task_id), Slot(slot_single(msg), task_id), PRESS_WAIT
 
     # -- the checks ------------------------------------------------------------------------
 
