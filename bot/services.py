@@ -42,7 +42,7 @@ from bot.core.org import (
 )
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
-from bot.core.prompts import PROMPT_KINDS, Said, press_of
+from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -145,7 +145,7 @@ class Service:
         reply_ticket = None
         if message.reply_to:
             reply_ticket = await self.store.card_ticket(message.chat, message.reply_to)
-        pressed = press_of(message.callback) if message.callback else None
+        pressed = press_of(message.callback) if message.callback else typed_press(message.text)
         if pressed is not None:  # a button of a question the bot asked (danger, ask)
             return await questions.press(self, message, pressed)
         command = parse(message.text, message.callback, reply_ticket)

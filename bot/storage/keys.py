@@ -199,6 +199,16 @@ def wecom_latest(chat: str) -> str:
     return f"{PREFIX}:wecom:latest:{chat}"
 
 
+def wecom_passive(chat: str, ref: str) -> str:
+    """Return the open passive reply of a callback still held by a callback server."""
+    return f"{PREFIX}:wecom:passive:{chat}:{ref}"
+
+
+def wecom_passive_answer(chat: str, ref: str) -> str:
+    """Return the list a sender pushes a held callback's passive reply onto."""
+    return f"{PREFIX}:wecom:passive-answer:{chat}:{ref}"
+
+
 def wecom_webhook_window(robot: str) -> str:
     """Return the ZSET of recent pushes through one group robot webhook (its rate limit)."""
     return f"{PREFIX}:wecom:webhook:{robot}"
