@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot import questions, reports
+from bot import notices, questions, reports
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
 from bot.core.cards import card_platforms, card_view
@@ -28,6 +28,7 @@ from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
 from bot.core.models import SYSTEM, IncomingMessage, Reply, Visibility
+from bot.core.notices import NOTICE_KIND, is_announcement
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -156,6 +157,8 @@ class Service:
             return await self._refuse(message, command.problem, {"verb": command.verb.value})
         if command.verb in TICKET_VERBS:
             return await self._ticket_command(ctx, message, command, person)
+        if command.verb in notices.NOTICE_VERBS:
+            return await notices.command(self, ctx, message, command, person)
         return await self._query(ctx, message, command, person)
 
     async def classify(self, text: str) -> Verdict:
@@ -173,6 +176,9 @@ class Service:
                 mask(message.text), verdict.category, verdict.action.value, self.clock()
             )
         emergency = verdict.danger and verdict.category == EMERGENCY
+        if not verdict.danger and origin is not None and is_announcement(message.text):
+            # A notice of planned work forwarded into the group: news, not a request.
+            return Handled("ignored", detail="announcement", verdict=verdict)
         if verdict.action is not Action.TICKET and not emergency:
             if origin is None or message.private:
                 return Handled("ignored", verdict=verdict)
@@ -193,6 +199,10 @@ class Service:
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
+        if not verdict.danger and not message.private:  # a known incident answers it
+            noticed = await notices.answer_report(self, ctx, message, match, origin)
+            if noticed is not None:
+                return dataclasses.replace(noticed, verdict=verdict)
         handled = await self.ticket_for(ctx, message, match, origin)
         if verdict.danger and not emergency and handled.status in ("opened", "joined"):
             log.info("possible danger in %s, opened as %s", message.chat, verdict.category)
@@ -539,6 +549,8 @@ class Service:
         """Check one deadline of a ticket and act if it is really missed."""
         if kind in PROMPT_KINDS:  # a question the bot asked: p12:0:danger
             return await questions.deadline(self, ticket_id, stage, kind)
+        if kind == NOTICE_KIND:  # a notice's window: n3:0:notice
+            return await notices.deadline(self, ticket_id, stage, kind)
         ctx = self.config.context
         async with self._lock(ticket_id):
             return await self._deadline(ctx, ticket_id, stage, kind)

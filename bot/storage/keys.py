@@ -192,3 +192,19 @@ def wecom_latest(chat: str) -> str:
 def wecom_webhook_window(robot: str) -> str:
     """Return the ZSET of recent pushes through one group robot webhook (its rate limit)."""
     return f"{PREFIX}:wecom:webhook:{robot}"
+
+
+# -- notices of known incidents (bot.core.notices) ---------------------------------------------
+
+NOTICE_SEQ = f"{PREFIX}:seq:notice"  # INCR: the next notice id (n1, n2, ...)
+NOTICES = f"{PREFIX}:notices"  # ZSET id -> ends: notices not ended yet (ended ones are removed)
+
+
+def notice(notice_id: str) -> str:
+    """Return the key of a notice's latest snapshot (JSON)."""
+    return f"{PREFIX}:notice:{notice_id}"
+
+
+def notice_events(notice_id: str) -> str:
+    """Return a notice's append-only history (LIST of JSON entries)."""
+    return f"{PREFIX}:notice:{notice_id}:events"

@@ -147,13 +147,16 @@ class Extra:
 
     ``absent`` keys must not exist (else the commit is a duplicate, with their value);
     ``history`` is (list key, its length when read, entries to append): a conflict when
-    the length moved on; ``deadlines`` maps DEADLINES members to a due time (None: drop).
+    the length moved on; ``deadlines`` maps DEADLINES members to a due time (None: drop);
+    ``zsets`` are (index key, member, score) to add (a score of None: remove). A record
+    with a ttl of 0 is kept for good.
     """
 
     absent: tuple[str, ...] = ()
     history: tuple[str, int, tuple[str, ...]] | None = None
     records: tuple[Record, ...] = ()
     deadlines: Mapping[str, float | None] = field(default_factory=dict)
+    zsets: tuple[tuple[str, str, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -458,9 +461,15 @@ def _extra(ops: _Ops, extra: Extra) -> None:
             ops.op("rpush", key, [ops.arg(e) for e in entries])
     for record in extra.records:
         ops.op("set", record.key, ops.arg(record.value))
-        ops.op("expire", record.key, max(1, record.ttl))
-    if extra.history is not None and extra.records:
+        if record.ttl > 0:
+            ops.op("expire", record.key, record.ttl)
+    if extra.history is not None and extra.records and all(r.ttl > 0 for r in extra.records):
         ops.op("expire", extra.history[0], max(r.ttl for r in extra.records))
+    for key, member, score in extra.zsets:
+        if score is None:
+            ops.op("zrem", key, member)
+        else:
+            ops.op("zadd", key, score, member)
     for member, due in extra.deadlines.items():
         if due is None:
             ops.op("zrem", keys.DEADLINES, member)
