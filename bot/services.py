@@ -27,7 +27,7 @@ from bot.core.cards import card_platforms, card_view
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import SYSTEM, IncomingMessage, Reply, Visibility
+from bot.core.models import INTAKE_PLATFORMS, SYSTEM, IncomingMessage, Reply, Visibility
 from bot.core.notices import NOTICE_KIND, is_announcement
 from bot.core.org import (
     HANDLER_ROLES,
@@ -709,6 +709,8 @@ class Service:
                 self._pace(reply, message, f"{prefix}:{i}", capped=changed is None),
             )
             for i, reply in enumerate(replies)
+            # A feed or an Open311 client reads its requests back; no chat to tell.
+            if reply.chat.split(":", 1)[0] not in INTAKE_PLATFORMS
         ]
 
     def _pace(

@@ -208,3 +208,11 @@ def notice(notice_id: str) -> str:
 def notice_events(notice_id: str) -> str:
     """Return a notice's append-only history (LIST of JSON entries)."""
     return f"{PREFIX}:notice:{notice_id}:events"
+
+
+# -- other ways in: alert webhooks, Open311 ---------------------------------------------------
+
+
+def alert_ticket(source: str, incident: str) -> str:
+    """Return the ticket an alert's incident opened (value: ticket id; kept for good)."""
+    return f"{PREFIX}:alert:{source}:{incident}"
