@@ -1,4 +1,4 @@
-"""Other ways in besides the chats, mounted on an aiohttp app: alert webhooks (and Open311).
+"""Other ways in besides the chats, mounted on an aiohttp app: alert webhooks and Open311.
 
 Each is served only when its settings are given; a mapping or client file that does not
 validate stops the start with every problem named (file, line, field).
@@ -13,8 +13,9 @@ from aiohttp import web
 
 from bot.alerts import AlertIntake, add_alerts
 from bot.live import LiveConfig
+from bot.open311 import Open311, add_open311
 from bot.settings import Settings
-from bot.sources import load_alert_routes
+from bot.sources import load_alert_routes, load_open311_clients
 
 if TYPE_CHECKING:
     from bot.services import Service
@@ -30,4 +31,8 @@ def mount_intake(
         secret = settings.alerts_secret.get_secret_value().encode()
         add_alerts(app, AlertIntake(secret, routes, service))
         served.append("/hooks/alerts")
+    if settings.open311_clients is not None:
+        clients = load_open311_clients(settings.open311_clients, config.tree)
+        add_open311(app, Open311(clients, service))
+        served.append("/open311/v2/")
     return served
