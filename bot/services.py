@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -44,6 +45,7 @@ from bot.core.org import (
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
 from bot.core.prompts import PROMPT_KINDS, Said, press_of
+from bot.core.quiet import HELD_PLATFORM, held, summaries, working
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -65,11 +67,13 @@ from bot.core.workflow import (
 )
 from bot.live import LiveConfig
 from bot.ports import Clock, ScheduledJob, Scheduler
+from bot.render import local_zone
 from bot.storage import keys
 from bot.storage.learning import LearningStore
 from bot.storage.prompts import PromptStore
 from bot.storage.redis import (
     CommitStatus,
+    Extra,
     OutboxEntry,
     Pace,
     Pool,
@@ -617,6 +621,41 @@ class Service:
         status, _ = await self.store.commit(None, None, (), self._entries(replies, key), key)
         return len(replies) if status is CommitStatus.OK else 0
 
+    async def release_held(self, zone: dt.tzinfo, limit: int = 1000) -> int:
+        """Send what quiet hours held, as one summary per chat, once the working day began.
+
+        Return the summaries queued. The commit deletes the entries it summarised and is
+        guarded by the held stream's length, so two workers never release the same cards.
+        """
+        ctx = self.config.context
+        if not working(self.clock(), ctx.policy.work_hours, zone):
+            return 0
+        stream = keys.outbox(HELD_PLATFORM)
+        for attempt in range(ATTEMPTS):
+            await _back_off(attempt)
+            length = await self.store.redis.xlen(stream)
+            found: Any = await self.store.redis.xrange(stream, count=limit) if length else []
+            rows: list[Any] = list(found or [])
+            if not rows:
+                return 0
+            payloads = [json.loads(fields[b"payload"]) for _, fields in rows]
+            ids = {str(p.get("params", {}).get("id")) for p in payloads}
+            current = {t.id: t for t in await self.store.get_many(sorted(ids))}
+            replies = summaries(payloads, current)
+            first, last = (_text_id(rows[0][0]), _text_id(rows[-1][0]))
+            key = f"held:{first}:{last}"
+            extra = Extra(drained=(stream, length, tuple(_text_id(i) for i, _ in rows)))
+            status, _ = await self.store.commit(
+                None, None, (), self._entries(replies, key), key, extra=extra
+            )
+            if status is CommitStatus.OK:
+                log.info("quiet hours: %d held cards released in %d summaries",
+                         len(rows), len(replies))  # fmt: skip
+                return len(replies)
+            if status is CommitStatus.DUPLICATE:
+                return 0
+        raise RuntimeError(f"releasing held cards: gave up after {ATTEMPTS} conflicts")
+
     async def sweep(self, grace: float = 5.0) -> int:
         """Check every deadline overdue by more than ``grace`` seconds; return how many."""
         due = await self.store.due(self.clock() - grace)
@@ -672,7 +711,18 @@ class Service:
             assert message is not None
             prefix = f"m:{message.key}"
         changed = decision.ticket if decision.events else None
-        entries = self._entries(decision.replies, prefix, message, changed)
+        replies, waiting = list(decision.replies), []
+        if changed is not None and self.config.context.policy.work_hours is not None:
+            # Quiet hours: a calmer ticket's cards to groups wait for the working day.
+            ctx, at = self.config.context, decision.events[-1].at
+            hours, zone = ctx.policy.work_hours, local_zone()
+            waiting = [r for r in replies if held(r, changed, ctx.tree, at, hours, zone)]
+            replies = [r for r in replies if r not in waiting]
+        entries = self._entries(replies, prefix, message, changed)
+        entries += [
+            OutboxEntry(HELD_PLATFORM, f"{prefix}:held:{i}", reply_payload(r))
+            for i, r in enumerate(waiting)
+        ]
         if changed is None:
             return entries
         for entry in entries:  # a card says which version of its ticket it shows
@@ -743,6 +793,10 @@ def _quoting(reply: Reply, message: IncomingMessage) -> Reply:
 def _duplicate(ticket_id: str) -> Handled:
     """Answer a message handled before: its commit did everything, deadline jobs included."""
     return Handled("duplicate", ticket_id if ticket_id not in ("", "-") else None)
+
+
+def _text_id(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _earliest(owed: dict[str, float]) -> tuple[str, float] | None:

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
+from bot.core.quiet import parse_hours
 
 
 class Settings(BaseSettings):
@@ -122,6 +123,12 @@ class Settings(BaseSettings):
         default=20, ge=1, le=20, description="Pushes a minute per group robot (WeCom: 20)."
     )
 
+    work_hours: str = Field(
+        default="",
+        description="Working hours HH:MM-HH:MM (local time): outside them, cards of normal "
+        "and low severity wait and come as one summary when the day starts; empty: none.",
+    )
+
     # -- other ways in: alert webhooks and Open311 (served by the web app) -----------------
     alerts_file: Path | None = Field(
         default=None,
@@ -140,7 +147,10 @@ class Settings(BaseSettings):
 
     def policy(self) -> Policy:
         """Return the deadline policy these settings describe."""
-        return Policy(scale=self.deadline_scale, floor=self.deadline_floor)
+        return Policy(
+            scale=self.deadline_scale, floor=self.deadline_floor,
+            work_hours=parse_hours(self.work_hours),
+        )  # fmt: skip
 
     def secret_values(self) -> list[str]:
         """Return every secret these settings hold, for the log filter to redact."""
@@ -201,4 +211,10 @@ class Settings(BaseSettings):
     def _alerts_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.fullmatch(r"[\x21-\x7e]{16,256}", value.get_secret_value()):
             raise ValueError("16 to 256 printable ASCII characters, no spaces")
+        return value
+
+    @field_validator("work_hours")
+    @classmethod
+    def _work_hours_shape(cls, value: str) -> str:
+        parse_hours(value)  # raises ValueError with the reason
         return value

@@ -34,6 +34,8 @@ for _, g in ipairs(spec.guards) do
     if redis.call('LLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
   elseif g[1] == 'same' then
     if (redis.call('GET', KEYS[g[2]]) or '') ~= g[3] then return {'conflict', ''} end
+  elseif g[1] == 'xlen' then
+    if redis.call('XLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
   end
 end
 for _, op in ipairs(spec.ops) do
@@ -78,6 +80,7 @@ for _, op in ipairs(spec.ops) do
       redis.call('SADD', KEYS[op[8]], op[9])
     end
   elseif name == 'publish' then redis.call('PUBLISH', key, op[3])
+  elseif name == 'xdel' then redis.call('XDEL', key, unpack(op[3]))
   end
 end
 return {'ok', ''}
@@ -157,6 +160,9 @@ class Extra:
     records: tuple[Record, ...] = ()
     deadlines: Mapping[str, float | None] = field(default_factory=dict)
     zsets: tuple[tuple[str, str, float | None], ...] = ()
+    # (stream, its length when read, entry ids): a conflict unless the length is the same,
+    # then those entries are deleted (held cards released as one summary)
+    drained: tuple[str, int, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -465,6 +471,11 @@ def _extra(ops: _Ops, extra: Extra) -> None:
             ops.op("expire", record.key, record.ttl)
     if extra.history is not None and extra.records and all(r.ttl > 0 for r in extra.records):
         ops.op("expire", extra.history[0], max(r.ttl for r in extra.records))
+    if extra.drained is not None:
+        stream, length, ids = extra.drained
+        ops.guards.append(["xlen", ops.key(stream), length])
+        if ids:
+            ops.op("xdel", stream, list(ids))
     for key, member, score in extra.zsets:
         if score is None:
             ops.op("zrem", key, member)
