@@ -261,6 +261,10 @@ async def test_a_water_outage_notice_answers_reports_without_a_ticket(world: Wor
     posted = [p for p in sent if p["template"] == "notice_posted"]
     assert len(posted) == 1 and "5 个联户群" in posted[0]["text"]
     assert len(await world.outbox("sim")) == 5  # the same groups in the simulator
+    delivered = await helpers.sent(world.redis)  # through the real Sender, rendered
+    assert sorted(c for c, t in delivered.delivered if "因管道维修停水" in t) == sorted(
+        p["chat"] for p in broadcast
+    )
     # The window closes itself: a deadline in the index and its rq job.
     member = keys.deadline_member("n1", 0, "notice")
     assert await world.redis.zscore(keys.DEADLINES, member) == local(4, 12)
