@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
+from bot.core.quiet import parse_hours
 from bot.redis_clients import parse_sentinel
 
 
@@ -124,13 +125,41 @@ class Settings(BaseSettings):
         default=20, ge=1, le=20, description="Pushes a minute per group robot (WeCom: 20)."
     )
 
+    work_hours: str = Field(
+        default="",
+        description="Working hours HH:MM-HH:MM (local time): outside them, cards of normal "
+        "and low severity wait and come as one summary when the day starts; empty: none.",
+    )
+
+    # -- other ways in: alert webhooks and Open311 (served by the web app) -----------------
+    alerts_file: Path | None = Field(
+        default=None,
+        description="YAML mapping of alert labels to a node and a category; unset: no "
+        "/hooks/alerts endpoint.",
+    )
+    alerts_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the alert webhook: an HMAC-SHA256 signature of the body, or a "
+        "bearer token (Alertmanager); 16 to 256 printable characters (never printed).",
+    )
+    open311_clients: Path | None = Field(
+        default=None,
+        description="YAML file of Open311 clients and their API keys; unset: no Open311 endpoint.",
+    )
+
     def policy(self) -> Policy:
         """Return the deadline policy these settings describe."""
-        return Policy(scale=self.deadline_scale, floor=self.deadline_floor)
+        return Policy(
+            scale=self.deadline_scale, floor=self.deadline_floor,
+            work_hours=parse_hours(self.work_hours),
+        )  # fmt: skip
 
     def secret_values(self) -> list[str]:
         """Return every secret these settings hold, for the log filter to redact."""
-        secrets = (self.telegram_token, self.webhook_secret, self.wecom_token, self.wecom_aes_key)
+        secrets = (
+            self.telegram_token, self.webhook_secret, self.wecom_token, self.wecom_aes_key,
+            self.alerts_secret,
+        )  # fmt: skip
         values = [s.get_secret_value() for s in secrets if s]
         if self.redis_url:
             try:
@@ -187,4 +216,17 @@ class Settings(BaseSettings):
     def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value.get_secret_value()):
             raise ValueError("43 characters of A-Z, a-z, 0-9, + and / (the EncodingAESKey)")
+        return value
+
+    @field_validator("alerts_secret")
+    @classmethod
+    def _alerts_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[\x21-\x7e]{16,256}", value.get_secret_value()):
+            raise ValueError("16 to 256 printable ASCII characters, no spaces")
+        return value
+
+    @field_validator("work_hours")
+    @classmethod
+    def _work_hours_shape(cls, value: str) -> str:
+        parse_hours(value)  # raises ValueError with the reason
         return value

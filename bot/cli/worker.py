@@ -83,9 +83,11 @@ async def _digest(service: Service, settings: Settings) -> int:
 
 
 async def _tick(settings: Settings) -> tuple[int, int, int]:
-    """Sweep lost deadlines, send a due digest and erase expired data, on one set of clients."""
+    """Sweep lost deadlines, send a due digest and the cards quiet hours held, erase expired
+    data, on one set of clients."""
     async with worker_service(settings) as service:
         found, sent = await service.sweep(), await _digest(service, settings)
+        sent += await service.release_held(local_zone())
         expired = PersonalData(service.store.redis, service.clock)
         return found, sent, await expired.expire(settings.retention_days)
 

@@ -42,6 +42,9 @@ class Verb(StrEnum):
     HUMAN = "human"  # talk to a person: the grid worker gets the message
     OPEN_TICKET = "open_ticket"  # a leader or grid worker tickets a resident's missed message
     RECAT = "recat"  # a handler changes a ticket's category
+    NOTICE = "notice"  # staff post a notice of a known incident (bot.core.notices)
+    NOTICES = "notices"  # the notices in force here
+    END_NOTICE = "endnotice"  # end a notice before its window closes
 
 
 class Via(StrEnum):
@@ -120,6 +123,10 @@ ALIASES: dict[str, Verb] = {
     "立案": Verb.OPEN_TICKET,
     "改类": Verb.RECAT,
     "改分类": Verb.RECAT,
+    "通知": Verb.NOTICE,
+    "发通知": Verb.NOTICE,
+    "通知列表": Verb.NOTICES,
+    "结束通知": Verb.END_NOTICE,
 }
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 

@@ -57,6 +57,9 @@ class Lang(StrEnum):
     EN = "en"
 
 
+INTAKE_PLATFORMS = frozenset({"alert", "open311"})
+"""Reporters that are no chat (data feeds, Open311 clients): nothing is sent to them."""
+
 NONE_CATEGORY = "none"
 """The reserved category of messages that are not requests for help."""
 

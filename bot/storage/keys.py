@@ -212,3 +212,27 @@ def wecom_passive_answer(chat: str, ref: str) -> str:
 def wecom_webhook_window(robot: str) -> str:
     """Return the ZSET of recent pushes through one group robot webhook (its rate limit)."""
     return f"{PREFIX}:wecom:webhook:{robot}"
+
+
+# -- notices of known incidents (bot.core.notices) ---------------------------------------------
+
+NOTICE_SEQ = f"{PREFIX}:seq:notice"  # INCR: the next notice id (n1, n2, ...)
+NOTICES = f"{PREFIX}:notices"  # ZSET id -> ends: notices not ended yet (ended ones are removed)
+
+
+def notice(notice_id: str) -> str:
+    """Return the key of a notice's latest snapshot (JSON)."""
+    return f"{PREFIX}:notice:{notice_id}"
+
+
+def notice_events(notice_id: str) -> str:
+    """Return a notice's append-only history (LIST of JSON entries)."""
+    return f"{PREFIX}:notice:{notice_id}:events"
+
+
+# -- other ways in: alert webhooks, Open311 ---------------------------------------------------
+
+
+def alert_ticket(source: str, incident: str) -> str:
+    """Return the ticket an alert's incident opened (value: ticket id; kept for good)."""
+    return f"{PREFIX}:alert:{source}:{incident}"

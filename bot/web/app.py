@@ -20,6 +20,7 @@ import redis.asyncio
 from aiohttp import web
 
 from bot.classifier.engine import engine_for
+from bot.intake import mount_intake
 from bot.live import LiveConfig
 from bot.ports import Clock, Scheduler
 from bot.redis_clients import async_client, sync_client
@@ -82,6 +83,7 @@ def init_app(
     app.cleanup_ctx.append(_parts(settings, redis_url, clock, scheduler, sender))
     app.on_shutdown.append(_close_pages)
     views.add_routes(app)
+    mount_intake(app, settings, app[CONFIG], lambda: app[PARTS].service)
     app.router.add_static("/static/", STATIC, name="static")
     return app
 

@@ -4,8 +4,8 @@ Receiving only stores callbacks (``bot.wecom.callback``); the inbox consumer
 hands each to ``process``, which translates it (``bot.wecom.adapter``) and
 calls the use cases or the admin commands; the sender drains the ``wecom``
 outbox through ``WeComGateway`` while this process holds the WeCom sender lease
-(``bot.wecom.sending``: several processes receive, one sends). It shares Redis, the org tree and the rule
-files with the Telegram process of the same street: each platform has its own
+(``bot.wecom.sending``: several processes receive, one sends). It shares Redis, the org tree
+and the rule files with the Telegram process of the same street: each platform has its own
 inbox and outbox streams, and tickets are the same tickets.
 """
 
