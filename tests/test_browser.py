@@ -49,7 +49,7 @@ class Running:
 @pytest.fixture
 async def running(redis_url: str) -> AsyncIterator[Running]:
     clock = Clock()
-    app = init_app(Settings(), redis_url, clock=clock)
+    app = init_app(Settings(), redis_url, clock=clock, demo=True)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -192,3 +192,23 @@ def wecom_latest(chat: str) -> str:
 def wecom_webhook_window(robot: str) -> str:
     """Return the ZSET of recent pushes through one group robot webhook (its rate limit)."""
     return f"{PREFIX}:wecom:webhook:{robot}"
+
+
+# -- the web console: one-time sign-in links and sessions ---------------------------------------
+
+WEB_SECRET = f"{PREFIX}:web:secret"  # the key that signs session cookies when none is configured
+
+
+def web_login(digest: str) -> str:
+    """Return a one-time sign-in link's grant, by the SHA-256 of its token (JSON, expires)."""
+    return f"{PREFIX}:web:login:{digest}"
+
+
+def web_session(digest: str) -> str:
+    """Return a web console session, by the SHA-256 of its id (JSON, expires)."""
+    return f"{PREFIX}:web:session:{digest}"
+
+
+def web_sessions_of(account: str) -> str:
+    """Return the SET of session digests opened by an account (to end them all at once)."""
+    return f"{PREFIX}:web:sessions:{account}"
