@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot.core import listing
 from bot.core.commands import TEXT_REQUIRED, Command, Verb
 from bot.core.listing import (
     SORTS,
@@ -145,7 +146,7 @@ async def ticket_list(request: web.Request) -> web.Response:
     ctx = request.app[CONFIG].context
     lang = pick_lang(request)
     now = request.app[PARTS].service.clock()
-    everything, page = run(tickets, query, ctx.tree, now, _search_names(ctx))
+    everything, page = run(tickets, query, ctx.tree, now, _search_names(ctx), listing.PAGE_SIZE)
     rows = [
         {"t": t, "overdue": t.overdue(now), "text": mask(t.text), "handler": _handler(ctx, t, lang)}
         for t in page.tickets
