@@ -171,7 +171,9 @@ def check_csrf(request: web.Request, found: Viewer, token: object) -> None:
 
 NO_STORE = {"Cache-Control": "no-store"}
 HEADERS = {
-    "Referrer-Policy": "no-referrer",  # a sign-in link must not leak to another site
+    # A sign-in link must not leak to another site; same-origin keeps the Origin header of
+    # our own forms, which no-referrer would make "null" (and the host guard refuse).
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",  # no page of the console inside another site's frame
     "X-Content-Type-Options": "nosniff",
 }

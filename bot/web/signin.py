@@ -14,7 +14,7 @@ from aiohttp import web
 from bot.core.org import Person
 from bot.storage.logins import SESSION_TTL, Grant
 from bot.web.directory import sim_account
-from bot.web.pages import Pages
+from bot.web.pages import LANG_COOKIE, Pages
 from bot.web.session import (
     COOKIE,
     LOGINS,
@@ -107,7 +107,8 @@ async def _open(request: web.Request, grant: Grant) -> web.StreamResponse:
     response = see_other("/mine" if staff else "/tickets")
     secure = request.secure or request.app[PUBLIC_URL].startswith("https://")
     set_cookie(response, sign(request.app[SECRET], session_id), secure, SESSION_TTL)
-    response.set_cookie("lang", grant.lang, max_age=365 * 24 * 3600, samesite="Lax")
+    if LANG_COOKIE not in request.cookies:  # the person's language, unless they chose one here
+        response.set_cookie(LANG_COOKIE, grant.lang, max_age=365 * 24 * 3600, samesite="Lax")
     return response
 
 
