@@ -28,7 +28,7 @@ from bot.core.cards import card_platforms, card_view
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import INTAKE_PLATFORMS, SYSTEM, IncomingMessage, Reply, Visibility
+from bot.core.models import INTAKE_PLATFORMS, SYSTEM, Actor, IncomingMessage, Reply, Visibility
 from bot.core.notices import NOTICE_KIND, is_announcement
 from bot.core.org import (
     HANDLER_ROLES,
@@ -70,6 +70,7 @@ from bot.ports import Clock, ScheduledJob, Scheduler
 from bot.render import local_zone
 from bot.storage import keys
 from bot.storage.learning import LearningStore
+from bot.storage.logins import LINK_TTL, Grant, Logins
 from bot.storage.prompts import PromptStore
 from bot.storage.redis import (
     CommitStatus,
@@ -122,6 +123,7 @@ class Service:
         clock: Clock = time.time,
         classifier: Engine | None = None,
         pacing: Pacing | None = None,
+        web_url: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -131,6 +133,9 @@ class Service:
         self.pacing = pacing or Pacing()
         self.prompts = PromptStore(store.redis)
         self.learning = LearningStore(store.redis)
+        self.logins = Logins(store.redis)
+        # Where the web console is served (LIANHU_WEB_URL); None: /web says there is none.
+        self.web_url = web_url
         # Work on one ticket (or one village's problem) in turn within this process;
         # the commit guards still settle races with other processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -425,6 +430,8 @@ class Service:
             return await reports.on_purpose(self, ctx, message, command, person)
         handler = person is not None and person.role in HANDLER_ROLES
         admin = person is not None and person.role is Role.ADMIN
+        if verb is Verb.WEB:
+            return await self._web_link(message, person)
         if verb is Verb.HELP:
             role = "admin" if admin else "handler" if handler else "resident"
             params: dict[str, Any] = {"role": role}
@@ -477,6 +484,33 @@ class Service:
             },
         )
 
+    async def _web_link(self, message: IncomingMessage, person: Person | None) -> Handled:
+        """Send a one-time sign-in link to the web console, only ever in a private chat."""
+        if not message.private:
+            return await self._refuse(message, "web_private_only", {})
+        if not self.web_url:
+            return await self._answer(message, "web_unavailable", {})
+        sender = message.sender
+        grant = Grant(
+            sender.account, person.id if person else None, sender.lang.value, self.clock()
+        )
+        token = await self.logins.issue(grant)
+        url = f"{self.web_url.rstrip('/')}/login/{token}"
+        return await self._answer(message, "web_link", {"url": url, "minutes": LINK_TTL // 60})
+
+    async def act(self, command: Command, actor: Actor, key: str) -> Handled:
+        """Carry out a ticket command given in the web console, as if typed in a private chat.
+
+        The same checks, commit, notices and card edits as in a chat; a refusal comes back
+        in ``Handled.answer`` for the page to show, and nothing is sent. ``key`` names the
+        form that was sent, so that sending it twice acts once.
+        """
+        message = IncomingMessage(
+            actor.account, f"web-{key}", actor, "", self.clock(), private=True, console=True
+        )
+        person = person_of_account(self.config.context.tree, actor.account)
+        return await self._ticket_command(self.config.context, message, command, person)
+
     async def _list(
         self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]
     ) -> Handled:
@@ -526,7 +560,7 @@ class Service:
     async def _refuse(
         self, message: IncomingMessage, reason: str, params: dict[str, Any]
     ) -> Handled:
-        if message.callback is not None:  # a button press: answered to the presser alone
+        if message.callback is not None or message.console:  # to the presser alone
             answer = Reply(message.sender.account, reason, params, message.sender.lang)
             return Handled("refused", params.get("id"), reason, answer=answer)
         await self._say(message, reason, params)

@@ -92,6 +92,16 @@ class Settings(BaseSettings):
         description="Host names the web app answers to besides the loopback names and the "
         "address it listens on, comma-separated (the public name behind a TLS proxy).",
     )
+    web_url: str | None = Field(
+        default=None,
+        description="Public address of the web console (https://console.example.org): the bot "
+        "answers /web with a one-time sign-in link there; unset: /web says there is none.",
+    )
+    web_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the console's session cookies; unset: one made at random "
+        "and kept in Redis.",
+    )
     telegram_limit_scale: float = Field(
         default=1.0,
         gt=0,
@@ -159,6 +169,7 @@ class Settings(BaseSettings):
         secrets = (
             self.telegram_token, self.webhook_secret, self.wecom_token, self.wecom_aes_key,
             self.alerts_secret,
+            self.web_secret,
         )  # fmt: skip
         values = [s.get_secret_value() for s in secrets if s]
         if self.redis_url:
@@ -193,6 +204,13 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if value:
             parse_sentinel(value)  # a Sentinel URL's mistakes are named here, at start
+        return value
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("an http:// or https:// address, such as https://console.example.org")
         return value
 
     @field_validator("digest_at")

@@ -45,6 +45,7 @@ class Verb(StrEnum):
     NOTICE = "notice"  # staff post a notice of a known incident (bot.core.notices)
     NOTICES = "notices"  # the notices in force here
     END_NOTICE = "endnotice"  # end a notice before its window closes
+    WEB = "web"  # a one-time link to the web console, asked for in a private chat
 
 
 class Via(StrEnum):
@@ -127,6 +128,7 @@ ALIASES: dict[str, Verb] = {
     "发通知": Verb.NOTICE,
     "通知列表": Verb.NOTICES,
     "结束通知": Verb.END_NOTICE,
+    "登录后台": Verb.WEB,
 }
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 

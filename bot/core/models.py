@@ -91,6 +91,7 @@ class IncomingMessage:
     location: tuple[float, float] | None = None
     callback: str | None = None  # button data such as "ack:42"
     private: bool = False  # a one-to-one chat with the bot
+    console: bool = False  # given in the web console: a refusal is shown there, never sent
 
     @property
     def key(self) -> str:

@@ -236,3 +236,23 @@ def notice_events(notice_id: str) -> str:
 def alert_ticket(source: str, incident: str) -> str:
     """Return the ticket an alert's incident opened (value: ticket id; kept for good)."""
     return f"{PREFIX}:alert:{source}:{incident}"
+
+
+# -- the web console: one-time sign-in links and sessions ---------------------------------------
+
+WEB_SECRET = f"{PREFIX}:web:secret"  # the key that signs session cookies when none is configured
+
+
+def web_login(digest: str) -> str:
+    """Return a one-time sign-in link's grant, by the SHA-256 of its token (JSON, expires)."""
+    return f"{PREFIX}:web:login:{digest}"
+
+
+def web_session(digest: str) -> str:
+    """Return a web console session, by the SHA-256 of its id (JSON, expires)."""
+    return f"{PREFIX}:web:session:{digest}"
+
+
+def web_sessions_of(account: str) -> str:
+    """Return the SET of session digests opened by an account (to end them all at once)."""
+    return f"{PREFIX}:web:sessions:{account}"
