@@ -265,6 +265,13 @@ def month_bounds(month: str, tz: dt.tzinfo) -> tuple[float, float]:
     return _epoch(first, tz), _epoch(_next_month(first), tz)
 
 
+def first_shown(now: float, tz: dt.tzinfo) -> float:
+    """Return the start of the earliest week or month the dashboard shows at ``now``."""
+    today = _local(now, tz).date()
+    firsts = [_weeks(today, WEEKS)[0][1], _months(today, MONTHS)[0][1]]
+    return _epoch(min(firsts), tz)
+
+
 def month_of(now: float, tz: dt.tzinfo) -> str:
     """Return the local month of ``now`` as YYYY-MM."""
     return _local(now, tz).strftime("%Y-%m")

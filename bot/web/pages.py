@@ -35,7 +35,7 @@ class Pages:
         )
         self.env.filters["local"] = self.local
         # Load every page now: a broken template fails at start-up, not on a click.
-        for name in ("sim.html", "tickets.html", "ticket.html", "error.html"):
+        for name in ("sim.html", "tickets.html", "ticket.html", "error.html", "dashboard.html"):
             self.env.get_template(f"web/{name}")
         for lang in Lang:
             self.env.get_template(f"web/lang/{lang.value}.j2")
@@ -44,13 +44,17 @@ class Pages:
         """Return an epoch time as a datetime in the local zone."""
         return None if epoch is None else dt.datetime.fromtimestamp(epoch, self.tz)
 
+    def words(self, lang: Lang) -> Any:
+        """Return the words of the pages in ``lang`` (the module of its language file)."""
+        return self.env.get_template(f"web/lang/{lang.value}.j2").module
+
     def render(
         self, request: web.Request, name: str, data: Mapping[str, Any], status: int = 200
     ) -> web.Response:
         """Return the page ``name`` in the reader's language."""
         lang = pick_lang(request)
         query = {k: v for k, v in request.query.items() if k != "lang"}
-        words = self.env.get_template(f"web/lang/{lang.value}.j2").module
+        words = self.words(lang)
         html = self.env.get_template(f"web/{name}").render(
             **data,
             L=words,

@@ -14,6 +14,7 @@ from bot.core.models import Lang
 from bot.core.org import OrgTree, Person
 from bot.core.privacy import mask
 from bot.core.workflow import Context
+from bot.web import dashboard
 from bot.web import tickets as tk
 from bot.web.app import CONFIG, PAGES, PARTS
 from bot.web.directory import Room, by_activity, people, rooms, sim_account
@@ -51,6 +52,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/tickets", ticket_list, name="tickets")
     app.router.add_get("/tickets/{id}", ticket_page, name="ticket")
     app.router.add_get("/healthz", healthz)
+    dashboard.add_routes(app)
 
 
 def refusal(request: web.Request, status: int, error: str, detail: str) -> web.Response:
