@@ -101,7 +101,7 @@ async def test_a_grid_worker_on_a_phone_ranks_only_their_grid(base: str, browser
     context = await browser.new_context(viewport=PHONE, is_mobile=True)
     page = await context.new_page()
     await page.goto(f"{base}/dashboard?as={GRID_WORKER}")
-    rows = page.locator("#ranking tbody tr")
+    rows = page.locator("#ranking tbody tr[data-node]")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_have_attribute("data-node", "G-01")
     await shot(page, "dashboard-phone-grid-worker")

@@ -205,7 +205,7 @@ def ranking(
     found: Sequence[Judgement],
     now: float,
 ) -> list[Ranked]:
-    """Return the villages and grids ``person`` serves, best first.
+    """Return the villages and grids ``person`` serves: villages, then grids, each best first.
 
     Each counts its whole subtree over the last RECENT_DAYS days. The order: resolution
     on time, then timely acknowledgement, then satisfaction (a node with no decided
@@ -232,13 +232,14 @@ def ranking(
             )
         )
 
-    def key(r: Ranked) -> tuple[float, float, float, int, str]:
+    def key(r: Ranked) -> tuple[bool, float, float, float, int, str]:
         def worst_last(rate: Rate) -> float:
             return 1.0 if rate.value is None else -rate.value
 
         rates = r.rates
         first, second, third = rates.resolve, rates.ack, rates.satisfaction
-        return (worst_last(first), worst_last(second), worst_last(third), -r.reported, r.node)
+        grid = r.kind == NodeKind.GRID.value
+        return (grid, worst_last(first), worst_last(second), worst_last(third), -r.reported, r.node)
 
     return sorted(out, key=key)
 
