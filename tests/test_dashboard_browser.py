@@ -88,6 +88,19 @@ async def test_a_street_official_sees_the_charts_of_the_week_at_desktop_and_phon
         await context.close()
 
 
+async def test_the_printed_page_drops_the_controls_and_keeps_the_charts(
+    base: str, browser: Browser
+) -> None:
+    page = await (await browser.new_context(viewport={"width": 794, "height": 1123})).new_page()
+    await page.goto(f"{base}/dashboard?as={STREET_STAFF}")
+    await page.emulate_media(media="print")
+    await expect(page.locator(".topbar")).to_be_hidden()
+    await expect(page.locator("#export")).to_be_hidden()
+    await expect(page.locator("svg[aria-labelledby^='chart-rates']")).to_be_visible()
+    assert await overflow(page) == []
+    await shot(page, "dashboard-print")
+
+
 async def test_a_bar_opens_the_ticket_list_with_its_filter(base: str, browser: Browser) -> None:
     page = await (await browser.new_context(viewport=DESKTOP)).new_page()
     await page.goto(f"{base}/dashboard?as={STREET_STAFF}")

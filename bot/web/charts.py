@@ -19,7 +19,8 @@ from markupsafe import Markup, escape
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00")
 LIGHT = "#a9cbe3"  # the second part of a stacked bar: the same hue as the first, lighter
 FONT = 14
-WIDTH = 480
+WIDTH = 420
+MAX_LABEL = 0.42  # of a bar chart's width, for its labels
 
 
 def hbars(
@@ -29,19 +30,23 @@ def hbars(
     title: str,
     desc: str,
     legend: Sequence[str] = (),
-    label_width: int = 130,
 ) -> Markup:
     """Return horizontal bars, one per (label, values, link); several values stack.
 
     The total is written at the end of each bar; ``legend`` names the stacked parts.
+    Labels get the room the longest needs, up to ``MAX_LABEL`` of the width; a longer
+    one is cut with an ellipsis (the whole label is the bar's tooltip).
     """
-    bar, gap, top = 22, 10, 8 + (FONT + 12 if len(legend) > 1 else 0)
+    longest = max((_width(label) for label, _, _ in rows), default=0)
+    label_width = min(longest + 16, round(WIDTH * MAX_LABEL))
+    tones = [_tone(j, len(legend)) for j in range(len(legend))]
+    key, key_height = _legend(legend, tones, 0, 8) if len(legend) > 1 else ([], 0)
+    bar, gap, top = 22, 10, 8 + key_height
     height = top + len(rows) * (bar + gap) + 4
     most = max((sum(v) for _, v, _ in rows), default=0) or 1
     room = WIDTH - label_width - 48  # the total's text after the longest bar
     out = [_open(ident, title, desc, WIDTH, height)]
-    tones = [_tone(j, len(legend)) for j in range(len(legend))]
-    out += _legend(legend, tones, 0, 8) if len(legend) > 1 else []
+    out += key
     for i, (label, values, href) in enumerate(rows):
         y = top + i * (bar + gap)
         parts = []
@@ -88,7 +93,10 @@ def line(
     ``percent`` draws values of 0..1 on a 0–100% axis; else the axis starts at 0 and
     ends at a round number. Only every ``every``-th label is written under the axis.
     """
-    left, right, top = 44, 24, 12 + (FONT + 12 if len(series) > 1 else 0)
+    left, right = 44, 24
+    names = [name for name, _ in series]
+    key, key_height = _legend(names, PALETTE, left, 8) if len(series) > 1 else ([], 0)
+    top = 12 + key_height
     bottom = height - 28
     most = 1.0 if percent else _ceiling(max((v or 0 for _, vs in series for v in vs), default=0))
     n = len(labels)
@@ -101,8 +109,7 @@ def line(
         return bottom - (bottom - top) * v / most
 
     out = [_open(ident, title, desc, WIDTH, height)]
-    names = [name for name, _ in series]
-    out += _legend(names, PALETTE, left, 8) if len(series) > 1 else []
+    out += key
     for k in range(5):
         v = most * k / 4
         y = py(v)
@@ -150,17 +157,21 @@ def _open(ident: str, title: str, desc: str, width: int, height: int) -> str:
     )
 
 
-def _legend(names: Sequence[str], colours: Sequence[str], x: int, y: int) -> list[str]:
+def _legend(names: Sequence[str], colours: Sequence[str], x0: int, y: int) -> tuple[list[str], int]:
+    """Return the keys of a chart's colours, wrapped to its width, and the height they take."""
     out = []
+    x, y0, line = x0, y, FONT + 12
     for j, name in enumerate(names):
-        colour = colours[j % len(colours)]
+        room = 28 + _width(name)
+        if x > x0 and x + room > WIDTH:
+            x, y = x0, y + line
         out.append(
-            f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>'
+            f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colours[j % len(colours)]}"/>'
             f'<text x="{x + 16}" y="{y + 6}" dominant-baseline="central" class="legend">'
             f"{escape(name)}</text>"
         )
-        x += 28 + _width(name)
-    return out
+        x += room
+    return out, y - y0 + line
 
 
 def _tone(j: int, parts: int) -> str:
