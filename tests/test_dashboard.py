@@ -111,12 +111,13 @@ def test_states_and_tiers_count_recent_and_unfinished_tickets() -> None:
 def test_overdue_now_splits_acknowledgement_from_resolution() -> None:
     stories = [
         Story("1", NOW - 2 * HOUR),  # ack due an hour ago
+        Story("1b", NOW - 3 * HOUR, node="G-03", origin="H-06"),  # and two hours ago
         Story("2", NOW - 30 * HOUR).then(ACK, NOW - 29.5 * HOUR),  # resolve due 6 h ago
         Story("3", NOW - 30 * HOUR).then(ACK, NOW - 29.5 * HOUR).then(RES, NOW - HOUR, note="x"),
         Story("4", NOW - 10 * 60),  # not due yet
     ]
     b = build(stories)
-    assert (b.overdue_ack, b.overdue_resolve, b.overdue) == (1, 1, 2)
+    assert (b.overdue_ack, b.overdue_resolve, b.overdue) == (2, 1, 3)
 
 
 # -- the three rates ------------------------------------------------------------------------
@@ -195,6 +196,10 @@ def test_villages_and_grids_rank_by_resolution_on_time_then_acknowledgement() ->
         Story("3", at, node="G-03", origin="H-06").then(ACK, at + 0.5 * HOUR)
         .then(RES, at + 2 * HOUR, note="ok"),  # G-03: all in time
         Story("4", NOW - 2 * HOUR, node="G-04", origin="H-09"),  # G-04: overdue, nothing decided
+        Story("5", NOW - 40 * DAY, node="G-03", origin="H-06")
+        .then(EventKind.CLOSED, NOW - 39 * DAY),  # before the ranking's 30 days
+        Story("6", NOW - 40 * DAY, node="G-02", origin="H-04").then(ACK, NOW - 40 * DAY + 60)
+        .then(RES, NOW - 40 * DAY + HOUR, note="ok"),  # G-02 kept both, but too long ago
     ]  # fmt: skip
     ranked = build(stories).ranking
     # Villages among villages, then grids among grids; V-02 ties with its grid G-03 and has more.
@@ -202,6 +207,12 @@ def test_villages_and_grids_rank_by_resolution_on_time_then_acknowledgement() ->
     v02 = next(r for r in ranked if r.node == "V-02")
     assert (v02.reported, v02.open, v02.overdue) == (2, 1, 1)
     assert v02.rates.resolve == board.Rate(1, 1)
+    g02 = next(r for r in ranked if r.node == "G-02")
+    assert (g02.reported, g02.rates.ack, g02.rates.resolve) == (
+        1,
+        board.Rate(1, 1),
+        board.Rate(0, 1),
+    )
     assert [r.node for r in build(stories, GRID_WORKER).ranking] == ["G-01"]
 
 

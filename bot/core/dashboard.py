@@ -212,25 +212,35 @@ def ranking(
     promise after every node with one), then more tickets reported, then the node's id.
     """
     since = now - RECENT_DAYS * DAY
-    out = []
-    for node in tree.nodes.values():
-        if node.kind not in (NodeKind.VILLAGE, NodeKind.GRID) or not may_act(tree, person, node.id):
-            continue
-
-        def under(node_id: str, top: str = node.id) -> bool:
-            return node_id in tree.nodes and any(a.id == top for a in ancestors(tree, node_id))
-
-        active = [t for t in tickets if t.state.active and under(t.node)]
-        out.append(
-            Ranked(
-                node=node.id,
-                kind=node.kind.value,
-                reported=sum(t.created_at >= since and under(t.origin) for t in tickets),
-                open=len(active),
-                overdue=sum(t.overdue(now) is not None for t in active),
-                rates=rates_of(j for j in found if j.at >= since and under(j.node)),
-            )
+    # Each ticket and promise counts at its node and every node above it: one walk each.
+    above = {n: [a.id for a in ancestors(tree, n)] for n in tree.nodes}
+    reported: Counter[str] = Counter()
+    active: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    decided: dict[str, list[Judgement]] = defaultdict(list)
+    for t in tickets:
+        if t.created_at >= since:
+            reported.update(above.get(t.origin, ()))
+        if t.state.active:
+            active.update(above.get(t.node, ()))
+            if t.overdue(now) is not None:
+                late.update(above.get(t.node, ()))
+    for j in found:
+        if j.at >= since:
+            for n in above.get(j.node, ()):
+                decided[n].append(j)
+    out = [
+        Ranked(
+            node.id,
+            node.kind.value,
+            reported[node.id],
+            active[node.id],
+            late[node.id],
+            rates_of(decided[node.id]),
         )
+        for node in tree.nodes.values()
+        if node.kind in (NodeKind.VILLAGE, NodeKind.GRID) and may_act(tree, person, node.id)
+    ]
 
     def key(r: Ranked) -> tuple[bool, float, float, float, int, str]:
         def worst_last(rate: Rate) -> float:
