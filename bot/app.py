@@ -51,6 +51,7 @@ def chat_parts(
         RqScheduler(sync, settings.queue),
         classifier=engine_for(settings, config.ruleset),
         pacing=Pacing(per_person=settings.replies_per_person),
+        web_url=settings.web_url,
     )
     return ChatParts(config, Renderer(), store, service, BindingStore(client))
 

@@ -69,7 +69,8 @@ class Inbox:
         self.claim_idle = claim_idle
         self.concurrency = concurrency
         self.max_attempts = max_attempts
-        self.dead = f"{self.stream}:dead"
+        self.dead = keys.inbox_dead(platform)
+        self.dead_at = keys.inbox_dead_at(platform)
         self._put = redis.register_script(_PUT)
         self._inflight: set[str] = set()
 
@@ -173,6 +174,7 @@ class Inbox:
             raw = fields[b"update"] if b"update" in fields else fields["update"]
             pipe = self.redis.pipeline(transaction=True)
             pipe.rpush(self.dead, raw)
+            pipe.zadd(self.dead_at, {raw: self.clock()})  # residents' text: retention erases it
             pipe.xack(self.stream, keys.INBOX_GROUP, entry_id)
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()

@@ -11,10 +11,8 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator
 
-import redis
-import redis.asyncio
-
 from bot.bindings import BindingStore, OverlaidConfig
+from bot.redis_clients import async_client, sync_client
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.settings import Settings
@@ -34,9 +32,9 @@ async def worker_service(settings: Settings) -> AsyncIterator[Service]:
         raise RuntimeError("REDIS_URL is not set for the worker")
     config = _shared(settings)
     config.reload()
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    client = async_client(settings.redis_url)
     await config.refresh(BindingStore(client))
-    sync = redis.Redis.from_url(settings.redis_url)
+    sync = sync_client(settings.redis_url)
     try:
         yield Service(RedisStore(client), config, RqScheduler(sync, settings.queue))
     finally:

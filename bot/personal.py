@@ -180,7 +180,37 @@ class PersonalData:
             if fields is None:  # no such ticket (any more)
                 await self.redis.zrem(keys.CLOSED, ticket_id)
             erased += bool(fields)
+        await self.expire_dead_letters(cutoff)
         return erased
+
+    async def expire_dead_letters(self, cutoff: float) -> int:
+        """Delete inbox updates dead-lettered before ``cutoff``; return how many.
+
+        A dead-lettered update is a resident's raw message kept for an operator to look at;
+        it must not outlive the retention its ticket would have had. One dead-lettered
+        before its time was recorded is given the time of this sweep.
+        """
+        deleted = 0
+        async for key in self.redis.scan_iter(match=keys.inbox_dead("*"), count=100):
+            dead = _text(key)
+            if not dead.endswith(":dead"):
+                continue
+            at = f"{dead}:at"
+            known: Any = await self.redis.zrange(at, 0, -1)
+            listed: Any = await self.redis.lrange(dead, 0, -1)
+            untimed = set(listed) - set(known)
+            if untimed:
+                await self.redis.zadd(at, dict.fromkeys(untimed, self.clock()), nx=True)
+            old: Any = await self.redis.zrangebyscore(at, "-inf", cutoff)
+            if not old:
+                continue
+            pipe = self.redis.pipeline(transaction=True)
+            for raw in old:
+                pipe.lrem(dead, 0, raw)
+            pipe.zrem(at, *old)
+            await pipe.execute()
+            deleted += len(old)
+        return deleted
 
     async def sim_messages(self, accounts: Collection[str]) -> list[SimMessage]:
         """Return the simulator messages sent by, sent privately to, or quoting ``accounts``."""

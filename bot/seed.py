@@ -16,12 +16,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis
-import redis.asyncio
-
 from bot.core.deadlines import Policy
 from bot.core.org import NodeKind, OrgTree, Role
 from bot.live import LiveConfig
+from bot.redis_clients import async_client, sync_client
 from bot.scheduling import RqScheduler
 from bot.sender import Sender
 from bot.services import Service
@@ -169,8 +167,8 @@ async def seed(settings: Settings, redis_url: str, now: float | None = None) -> 
     end = time.time() if now is None else now
     clock = FakeClock(end - 7 * 24 * HOUR)
     config = LiveConfig(settings.rules_dir, settings.org_file, Policy(scale=1.0))
-    client = redis.asyncio.Redis.from_url(redis_url)
-    sync = redis.Redis.from_url(redis_url)
+    client = async_client(redis_url)
+    sync = sync_client(redis_url)
     try:
         store = RedisStore(client)
         if await store.all_ids():

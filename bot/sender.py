@@ -286,12 +286,14 @@ class Sender:
             message = self.render(payload_reply(payload))
             fingerprint = digest(message)
             if fingerprint != record["digest"]:
-                await self._edit(record["payload"]["chat"], record["message_id"], message)
+                await self._edit(record["payload"]["chat"], record["message_id"], message, payload)
             record.update(payload=payload, digest=fingerprint)
             await self.redis.hset(name, field, dumps(record))
 
-    async def _edit(self, chat: str, message_id: str, message: Rendered) -> None:
-        """Edit one card through the gateway (the Telegram sender adds its rate limits)."""
+    async def _edit(
+        self, chat: str, message_id: str, message: Rendered, payload: dict[str, Any]
+    ) -> None:
+        """Edit one card (to ``payload``) through the gateway; a sender may add its limits."""
         assert isinstance(self.gateway, CardEditor)
         await self.gateway.edit(chat, message_id, message)
 

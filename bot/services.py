@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -20,14 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot import questions, reports
+from bot import notices, questions, reports
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
 from bot.core.cards import card_platforms, card_view
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import SYSTEM, IncomingMessage, Reply, Visibility
+from bot.core.models import INTAKE_PLATFORMS, SYSTEM, Actor, IncomingMessage, Reply, Visibility
+from bot.core.notices import NOTICE_KIND, is_announcement
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -42,7 +44,8 @@ from bot.core.org import (
 )
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
-from bot.core.prompts import PROMPT_KINDS, Said, press_of
+from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
+from bot.core.quiet import HELD_PLATFORM, held, summaries, working
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -64,11 +67,14 @@ from bot.core.workflow import (
 )
 from bot.live import LiveConfig
 from bot.ports import Clock, ScheduledJob, Scheduler
+from bot.render import local_zone
 from bot.storage import keys
 from bot.storage.learning import LearningStore
+from bot.storage.logins import LINK_TTL, Grant, Logins
 from bot.storage.prompts import PromptStore
 from bot.storage.redis import (
     CommitStatus,
+    Extra,
     OutboxEntry,
     Pace,
     Pool,
@@ -117,6 +123,7 @@ class Service:
         clock: Clock = time.time,
         classifier: Engine | None = None,
         pacing: Pacing | None = None,
+        web_url: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -126,6 +133,9 @@ class Service:
         self.pacing = pacing or Pacing()
         self.prompts = PromptStore(store.redis)
         self.learning = LearningStore(store.redis)
+        self.logins = Logins(store.redis)
+        # Where the web console is served (LIANHU_WEB_URL); None: /web says there is none.
+        self.web_url = web_url
         # Work on one ticket (or one village's problem) in turn within this process;
         # the commit guards still settle races with other processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -145,7 +155,7 @@ class Service:
         reply_ticket = None
         if message.reply_to:
             reply_ticket = await self.store.card_ticket(message.chat, message.reply_to)
-        pressed = press_of(message.callback) if message.callback else None
+        pressed = press_of(message.callback) if message.callback else typed_press(message.text)
         if pressed is not None:  # a button of a question the bot asked (danger, ask)
             return await questions.press(self, message, pressed)
         command = parse(message.text, message.callback, reply_ticket)
@@ -156,6 +166,8 @@ class Service:
             return await self._refuse(message, command.problem, {"verb": command.verb.value})
         if command.verb in TICKET_VERBS:
             return await self._ticket_command(ctx, message, command, person)
+        if command.verb in notices.NOTICE_VERBS:
+            return await notices.command(self, ctx, message, command, person)
         return await self._query(ctx, message, command, person)
 
     async def classify(self, text: str) -> Verdict:
@@ -173,6 +185,9 @@ class Service:
                 mask(message.text), verdict.category, verdict.action.value, self.clock()
             )
         emergency = verdict.danger and verdict.category == EMERGENCY
+        if not verdict.danger and origin is not None and is_announcement(message.text):
+            # A notice of planned work forwarded into the group: news, not a request.
+            return Handled("ignored", detail="announcement", verdict=verdict)
         if verdict.action is not Action.TICKET and not emergency:
             if origin is None or message.private:
                 return Handled("ignored", verdict=verdict)
@@ -193,6 +208,10 @@ class Service:
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
+        if not verdict.danger and not message.private:  # a known incident answers it
+            noticed = await notices.answer_report(self, ctx, message, match, origin)
+            if noticed is not None:
+                return dataclasses.replace(noticed, verdict=verdict)
         handled = await self.ticket_for(ctx, message, match, origin)
         if verdict.danger and not emergency and handled.status in ("opened", "joined"):
             log.info("possible danger in %s, opened as %s", message.chat, verdict.category)
@@ -411,6 +430,8 @@ class Service:
             return await reports.on_purpose(self, ctx, message, command, person)
         handler = person is not None and person.role in HANDLER_ROLES
         admin = person is not None and person.role is Role.ADMIN
+        if verb is Verb.WEB:
+            return await self._web_link(message, person)
         if verb is Verb.HELP:
             role = "admin" if admin else "handler" if handler else "resident"
             params: dict[str, Any] = {"role": role}
@@ -463,6 +484,33 @@ class Service:
             },
         )
 
+    async def _web_link(self, message: IncomingMessage, person: Person | None) -> Handled:
+        """Send a one-time sign-in link to the web console, only ever in a private chat."""
+        if not message.private:
+            return await self._refuse(message, "web_private_only", {})
+        if not self.web_url:
+            return await self._answer(message, "web_unavailable", {})
+        sender = message.sender
+        grant = Grant(
+            sender.account, person.id if person else None, sender.lang.value, self.clock()
+        )
+        token = await self.logins.issue(grant)
+        url = f"{self.web_url.rstrip('/')}/login/{token}"
+        return await self._answer(message, "web_link", {"url": url, "minutes": LINK_TTL // 60})
+
+    async def act(self, command: Command, actor: Actor, key: str) -> Handled:
+        """Carry out a ticket command given in the web console, as if typed in a private chat.
+
+        The same checks, commit, notices and card edits as in a chat; a refusal comes back
+        in ``Handled.answer`` for the page to show, and nothing is sent. ``key`` names the
+        form that was sent, so that sending it twice acts once.
+        """
+        message = IncomingMessage(
+            actor.account, f"web-{key}", actor, "", self.clock(), private=True, console=True
+        )
+        person = person_of_account(self.config.context.tree, actor.account)
+        return await self._ticket_command(self.config.context, message, command, person)
+
     async def _list(
         self, ctx: Context, message: IncomingMessage, title: str, ids: Sequence[str]
     ) -> Handled:
@@ -512,7 +560,7 @@ class Service:
     async def _refuse(
         self, message: IncomingMessage, reason: str, params: dict[str, Any]
     ) -> Handled:
-        if message.callback is not None:  # a button press: answered to the presser alone
+        if message.callback is not None or message.console:  # to the presser alone
             answer = Reply(message.sender.account, reason, params, message.sender.lang)
             return Handled("refused", params.get("id"), reason, answer=answer)
         await self._say(message, reason, params)
@@ -539,6 +587,8 @@ class Service:
         """Check one deadline of a ticket and act if it is really missed."""
         if kind in PROMPT_KINDS:  # a question the bot asked: p12:0:danger
             return await questions.deadline(self, ticket_id, stage, kind)
+        if kind == NOTICE_KIND:  # a notice's window: n3:0:notice
+            return await notices.deadline(self, ticket_id, stage, kind)
         ctx = self.config.context
         async with self._lock(ticket_id):
             return await self._deadline(ctx, ticket_id, stage, kind)
@@ -605,6 +655,41 @@ class Service:
         status, _ = await self.store.commit(None, None, (), self._entries(replies, key), key)
         return len(replies) if status is CommitStatus.OK else 0
 
+    async def release_held(self, zone: dt.tzinfo, limit: int = 1000) -> int:
+        """Send what quiet hours held, as one summary per chat, once the working day began.
+
+        Return the summaries queued. The commit deletes the entries it summarised and is
+        guarded by the held stream's length, so two workers never release the same cards.
+        """
+        ctx = self.config.context
+        if not working(self.clock(), ctx.policy.work_hours, zone):
+            return 0
+        stream = keys.outbox(HELD_PLATFORM)
+        for attempt in range(ATTEMPTS):
+            await _back_off(attempt)
+            length = await self.store.redis.xlen(stream)
+            found: Any = await self.store.redis.xrange(stream, count=limit) if length else []
+            rows: list[Any] = list(found or [])
+            if not rows:
+                return 0
+            payloads = [json.loads(fields[b"payload"]) for _, fields in rows]
+            ids = {str(p.get("params", {}).get("id")) for p in payloads}
+            current = {t.id: t for t in await self.store.get_many(sorted(ids))}
+            replies = summaries(payloads, current)
+            first, last = (_text_id(rows[0][0]), _text_id(rows[-1][0]))
+            key = f"held:{first}:{last}"
+            extra = Extra(drained=(stream, length, tuple(_text_id(i) for i, _ in rows)))
+            status, _ = await self.store.commit(
+                None, None, (), self._entries(replies, key), key, extra=extra
+            )
+            if status is CommitStatus.OK:
+                log.info("quiet hours: %d held cards released in %d summaries",
+                         len(rows), len(replies))  # fmt: skip
+                return len(replies)
+            if status is CommitStatus.DUPLICATE:
+                return 0
+        raise RuntimeError(f"releasing held cards: gave up after {ATTEMPTS} conflicts")
+
     async def sweep(self, grace: float = 5.0) -> int:
         """Check every deadline overdue by more than ``grace`` seconds; return how many."""
         due = await self.store.due(self.clock() - grace)
@@ -660,7 +745,18 @@ class Service:
             assert message is not None
             prefix = f"m:{message.key}"
         changed = decision.ticket if decision.events else None
-        entries = self._entries(decision.replies, prefix, message, changed)
+        replies, waiting = list(decision.replies), []
+        if changed is not None and self.config.context.policy.work_hours is not None:
+            # Quiet hours: a calmer ticket's cards to groups wait for the working day.
+            ctx, at = self.config.context, decision.events[-1].at
+            hours, zone = ctx.policy.work_hours, local_zone()
+            waiting = [r for r in replies if held(r, changed, ctx.tree, at, hours, zone)]
+            replies = [r for r in replies if r not in waiting]
+        entries = self._entries(replies, prefix, message, changed)
+        entries += [
+            OutboxEntry(HELD_PLATFORM, f"{prefix}:held:{i}", reply_payload(r))
+            for i, r in enumerate(waiting)
+        ]
         if changed is None:
             return entries
         for entry in entries:  # a card says which version of its ticket it shows
@@ -697,6 +793,8 @@ class Service:
                 self._pace(reply, message, f"{prefix}:{i}", capped=changed is None),
             )
             for i, reply in enumerate(replies)
+            # A feed or an Open311 client reads its requests back; no chat to tell.
+            if reply.chat.split(":", 1)[0] not in INTAKE_PLATFORMS
         ]
 
     def _pace(
@@ -729,6 +827,10 @@ def _quoting(reply: Reply, message: IncomingMessage) -> Reply:
 def _duplicate(ticket_id: str) -> Handled:
     """Answer a message handled before: its commit did everything, deadline jobs included."""
     return Handled("duplicate", ticket_id if ticket_id not in ("", "-") else None)
+
+
+def _text_id(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _earliest(owed: dict[str, float]) -> tuple[str, float] | None:

@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
+from bot.core.quiet import parse_hours
+from bot.redis_clients import parse_sentinel
 
 
 class Settings(BaseSettings):
@@ -31,7 +33,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias="REDIS_URL",
-        description="Redis to use; unset: an embedded redis-server in the data dir.",
+        description="Redis to use (redis://, rediss:// for TLS, redis+sentinel://HOST:PORT,.../"
+        "SERVICE for Sentinel); unset: an embedded redis-server in the data dir.",
     )
     queue: str = Field(default="lianhu", description="Name of the rq queue for deadline jobs.")
     deadline_scale: float = Field(
@@ -89,6 +92,16 @@ class Settings(BaseSettings):
         description="Host names the web app answers to besides the loopback names and the "
         "address it listens on, comma-separated (the public name behind a TLS proxy).",
     )
+    web_url: str | None = Field(
+        default=None,
+        description="Public address of the web console (https://console.example.org): the bot "
+        "answers /web with a one-time sign-in link there; unset: /web says there is none.",
+    )
+    web_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the console's session cookies; unset: one made at random "
+        "and kept in Redis.",
+    )
     telegram_limit_scale: float = Field(
         default=1.0,
         gt=0,
@@ -122,13 +135,42 @@ class Settings(BaseSettings):
         default=20, ge=1, le=20, description="Pushes a minute per group robot (WeCom: 20)."
     )
 
+    work_hours: str = Field(
+        default="",
+        description="Working hours HH:MM-HH:MM (local time): outside them, cards of normal "
+        "and low severity wait and come as one summary when the day starts; empty: none.",
+    )
+
+    # -- other ways in: alert webhooks and Open311 (served by the web app) -----------------
+    alerts_file: Path | None = Field(
+        default=None,
+        description="YAML mapping of alert labels to a node and a category; unset: no "
+        "/hooks/alerts endpoint.",
+    )
+    alerts_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the alert webhook: an HMAC-SHA256 signature of the body, or a "
+        "bearer token (Alertmanager); 16 to 256 printable characters (never printed).",
+    )
+    open311_clients: Path | None = Field(
+        default=None,
+        description="YAML file of Open311 clients and their API keys; unset: no Open311 endpoint.",
+    )
+
     def policy(self) -> Policy:
         """Return the deadline policy these settings describe."""
-        return Policy(scale=self.deadline_scale, floor=self.deadline_floor)
+        return Policy(
+            scale=self.deadline_scale, floor=self.deadline_floor,
+            work_hours=parse_hours(self.work_hours),
+        )  # fmt: skip
 
     def secret_values(self) -> list[str]:
         """Return every secret these settings hold, for the log filter to redact."""
-        secrets = (self.telegram_token, self.webhook_secret, self.wecom_token, self.wecom_aes_key)
+        secrets = (
+            self.telegram_token, self.webhook_secret, self.wecom_token, self.wecom_aes_key,
+            self.alerts_secret,
+            self.web_secret,
+        )  # fmt: skip
         values = [s.get_secret_value() for s in secrets if s]
         if self.redis_url:
             try:
@@ -137,6 +179,9 @@ class Settings(BaseSettings):
                 password = None
             if password:
                 values.append(password)
+            found = parse_sentinel(self.redis_url)
+            if found is not None and found.sentinel_password:
+                values.append(found.sentinel_password)
         return values
 
     @field_validator("allowed_hosts", mode="before")
@@ -152,6 +197,20 @@ class Settings(BaseSettings):
         for host in value:
             if not re.fullmatch(r"\[?[A-Za-z0-9.:_-]+\]?", host):
                 raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_sentinel(value)  # a Sentinel URL's mistakes are named here, at start
+        return value
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("an http:// or https:// address, such as https://console.example.org")
         return value
 
     @field_validator("digest_at")
@@ -175,4 +234,17 @@ class Settings(BaseSettings):
     def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value.get_secret_value()):
             raise ValueError("43 characters of A-Z, a-z, 0-9, + and / (the EncodingAESKey)")
+        return value
+
+    @field_validator("alerts_secret")
+    @classmethod
+    def _alerts_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[\x21-\x7e]{16,256}", value.get_secret_value()):
+            raise ValueError("16 to 256 printable ASCII characters, no spaces")
+        return value
+
+    @field_validator("work_hours")
+    @classmethod
+    def _work_hours_shape(cls, value: str) -> str:
+        parse_hours(value)  # raises ValueError with the reason
         return value

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from bot.core.alerts import InvalidAlertRoutes, Route, build_routes
 from bot.core.errors import InvalidOrg, InvalidRules, Problem
+from bot.core.open311 import Client, InvalidClients, build_clients
 from bot.core.org import OrgTree, build_org
 from bot.core.rules import RuleSet, build_ruleset, example_paths
 from bot.core.yamldoc import Document, parse
@@ -110,3 +112,22 @@ def load_org(path: Path) -> OrgTree:
     if doc is None:
         raise InvalidOrg(problems)
     return build_org(doc)
+
+
+MAX_ALERT_ROUTES_BYTES = 1024 * 1024
+
+
+def load_alert_routes(path: Path, tree: OrgTree, ruleset: RuleSet) -> tuple[Route, ...]:
+    """Load and validate the alert mapping file; raise InvalidAlertRoutes naming every problem."""
+    doc, problems = read_document(path, limit=MAX_ALERT_ROUTES_BYTES)
+    if doc is None:
+        raise InvalidAlertRoutes(problems)
+    return build_routes(doc, tree, ruleset)
+
+
+def load_open311_clients(path: Path, tree: OrgTree) -> tuple[Client, ...]:
+    """Load and validate the Open311 clients file; raise InvalidClients naming every problem."""
+    doc, problems = read_document(path, limit=MAX_ALERT_ROUTES_BYTES)
+    if doc is None:
+        raise InvalidClients(problems)
+    return build_clients(doc, tree)

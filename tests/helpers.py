@@ -74,3 +74,24 @@ def run_worker(redis_url: str, scale: float) -> subprocess.CompletedProcess[str]
         [sys.executable, "-m", "bot", "worker", "--burst"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+async def signed_in(client: Any, person_id: str, lang: str = "zh-Hans") -> dict[str, str]:
+    """Sign a roster person in to the web console by a real one-time link; return the Cookie header.
+
+    The link is issued as ``/web`` in a private chat issues it; the client's own cookie jar is
+    left empty, so that one client can be several people at once.
+    """
+    from bot.storage.logins import Grant
+    from bot.web.app import CONFIG
+    from bot.web.directory import sim_account
+    from bot.web.session import COOKIE, LOGINS
+
+    app = client.app
+    person = app[CONFIG].tree.people[person_id]
+    token = await app[LOGINS].issue(Grant(sim_account(person) or "", person.id, lang, 0.0))
+    response = await client.post("/login", data={"token": token}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    value = response.cookies[COOKIE].value
+    client.session.cookie_jar.clear()
+    return {"Cookie": f"{COOKIE}={value}"}

@@ -49,7 +49,7 @@ class Running:
 @pytest.fixture
 async def running(redis_url: str) -> AsyncIterator[Running]:
     clock = Clock()
-    app = init_app(Settings(), redis_url, clock=clock)
+    app = init_app(Settings(), redis_url, clock=clock, demo=True)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -92,6 +92,14 @@ async def say(page: Page, text: str) -> None:
     await page.fill("#text", text)
     await page.press("#text", "Enter")
     await expect(page.locator(".msg.mine .bubble", has_text=text).last).to_be_visible(timeout=WAIT)
+
+
+async def console_as(page: Page, base: str, person: str) -> None:
+    """Open the console as a person with the demo's button under the simulator's switcher."""
+    await page.goto(f"{base}/sim?as={person}")
+    async with page.expect_navigation():
+        await page.locator("#demo-console button").click()
+    await expect(page.locator("#logout")).to_be_visible()
 
 
 def bot_text(page: Page, text: str) -> Locator:
@@ -188,6 +196,7 @@ async def test_a_water_outage_from_report_to_confirmation(
     await shot(page, f"{tag}-6-confirmed")
 
     # The ticket page shows the whole history.
+    await console_as(page, running.base, STREET_STAFF)
     await page.goto(f"{running.base}/tickets/{ticket_id}")
     kinds = await page.locator("#timeline li").evaluate_all(
         "(items) => items.map(i => i.dataset.kind)"
@@ -261,6 +270,7 @@ async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
     await page.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:V-01")
     await expect(page.locator(".card").last).to_be_visible(timeout=WAIT)
     await shot(page, "phone-4-card")
+    await console_as(page, running.base, "p-yang-zixuan")
     await page.goto(f"{running.base}/tickets")
     await shot(page, "phone-5-tickets")
     await context.close()
@@ -292,7 +302,8 @@ async def test_the_interface_speaks_three_languages(running: Running, browser: B
     for lang, title in expected.items():
         await page.goto(f"{running.base}/sim?as=p-mark-wilson&lang={lang}")
         await expect(page.locator(".brand-sim")).to_have_text(title)
-    await page.goto(f"{running.base}/tickets")  # the choice is remembered
+    await console_as(page, running.base, "p-luo-bingkun")  # the choice is remembered
+    await page.goto(f"{running.base}/tickets")
     await expect(page.locator(".topbar")).to_contain_text("Tickets")
     await shot(page, "tickets-en-desktop")
 

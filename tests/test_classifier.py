@@ -19,7 +19,7 @@ from bot.classifier import model as model_file
 from bot.classifier.embedding import E5Embedder, EmbeddingUnavailable, avx2_available
 from bot.classifier.engine import Engine
 from bot.classifier.training import train
-from bot.core.rules import RuleSet
+from bot.core.rules import RuleMode, RuleSet
 from bot.core.triage import Action, Rails, Source, Thresholds, triage
 from bot.sources import load_ruleset
 from tests.conftest import ROOT, RULES_DIR
@@ -53,7 +53,7 @@ def small_rules(directory: Path, examples: list[tuple[str, str]] = SMALL_EXAMPLE
         "rules:\n"
         "  - {id: water, category: utilities, keywords: [停水]}\n"
         "  - {id: fire, category: emergency, mode: force, keywords: [着火]}\n"
-        "  - {id: drill, category: none, mode: never, keywords: [演练通知]}\n",
+        "  - {id: drill, category: none, mode: never, keywords: [物业通知]}\n",
         encoding="utf-8",
     )
     (directory / "examples").mkdir(exist_ok=True)
@@ -216,13 +216,28 @@ def test_the_danger_rail_always_wins(small: RuleSet) -> None:
         "emergency", Action.TICKET, True, Source.RULE,
     )  # fmt: skip
     # ... even over a never rail in the same message
-    verdict = triage("演练通知：楼下着火了", small, calm)
+    verdict = triage("物业通知：楼下着火了", small, calm)
     assert verdict.category == "emergency" and verdict.danger
+
+
+def test_force_vetoes_stop_every_force_rail_and_leave_the_danger_flag(small: RuleSet) -> None:
+    """categories.yaml's force_vetoes (what-ifs, drills, an emergency already over) join each
+    force rule's veto: the model decides, and its danger flag still fires."""
+    assert "假如" in small.rules[1].veto and small.rules[1].mode is RuleMode.FORCE
+    assert "假如" not in small.rules[0].veto  # a feature rule keeps its own vetoes only
+    calm = {"none": 0.98, "utilities": 0.01, "emergency": 0.01}
+    what_if = triage("假如楼下着火了往哪里跑", small, calm, Thresholds(danger=0.5, ask=0.5))
+    assert (what_if.category, what_if.action, what_if.danger) == ("none", Action.IGNORE, False)
+    worried = {"none": 0.4, "utilities": 0.0, "emergency": 0.6}
+    verdict = triage("假如楼下着火了往哪里跑", small, worried, Thresholds(danger=0.1, ask=0.5))
+    assert verdict.danger and verdict.source is Source.MODEL
+    # a denied veto vetoes nothing: "not a drill" keeps the rail
+    assert triage("不是演练，楼下着火了", small, calm).source is Source.RULE
 
 
 def test_never_rails_veto_and_thresholds_decide(small: RuleSet) -> None:
     probs = {"none": 0.05, "utilities": 0.9, "noise": 0.05}
-    assert triage("演练通知 停水", small, probs).action is Action.IGNORE
+    assert triage("物业通知 停水", small, probs).action is Action.IGNORE
     unsure = {"none": 0.3, "utilities": 0.4, "noise": 0.3}
     verdict = triage("水好像有点问题", small, unsure, Thresholds(ask=0.5))
     assert (verdict.action, verdict.category, verdict.match) == (
@@ -422,6 +437,20 @@ def test_thresholds_hold_in_the_worst_held_out_corpus() -> None:
     caught = done.flagged[emergencies] | (done.top[emergencies] == 0)
     assert caught.all()
     assert done.ticket[:60].all()  # the clear utilities reports still open tickets
+
+
+def test_the_danger_flag_may_leave_out_only_the_hardest_one_in_a_hundred() -> None:
+    """Catching the very last emergency out of fold would flag every fifth message; the flag
+    may leave out the lowest 1% of the emergencies (the rails and the ask band remain)."""
+    from bot.classifier.training import DANGER_RECALL, _danger
+
+    missed = np.array([0.2, 0.001, 0.1, 0.002])
+    assert DANGER_RECALL == 0.99
+    assert _danger(missed, 200) == pytest.approx(0.09)  # two of 200 may go: 0.9 x 0.1
+    assert _danger(missed, 150) == pytest.approx(0.005)  # one may go: 0.9 x 0.002, floored
+    assert _danger(missed, 50) == pytest.approx(0.005)  # none may go: the floor
+    assert _danger(missed, 10_000) == pytest.approx(0.18)  # never above the last missed
+    assert _danger(np.array([]), 50) == 0.5
 
 
 def test_the_gate_embeds_less_only_when_the_figures_keep_up() -> None:

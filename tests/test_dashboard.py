@@ -280,15 +280,15 @@ def test_the_csv_starts_with_a_bom_and_writes_counts_beside_rates() -> None:
         board.NodeMonth("G-01", 3, board.Rates(board.Rate(2, 3), board.Rate(1, 2), board.Rate())),
         board.NodeMonth("", 3, board.Rates(board.Rate(2, 3), board.Rate(1, 2), board.Rate())),
     ]
-    words = Pages().words(board_lang("zh-Hans"))
-    text = table_csv(lines, TREE, board_lang("zh-Hans"), words.csv, words.tiers)
+    words = Pages().words_in(board_lang("zh-Hans"))
+    text = table_csv(lines, TREE, board_lang("zh-Hans"), words.rates_csv, words.tiers)
     assert text.startswith("\ufeff节点编号,名称,层级,收件数,及时受理数")
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     assert rows[1] == ["G-01", "东联村第一网格", "网格", "3", "2", "3", "66.7%", "1", "2", "50.0%",
                        "0", "0", "—"]  # fmt: skip
     assert rows[2][:4] == ["", "合计", "", "3"]
-    words = Pages().words(board_lang("en"))
-    english = table_csv(lines, TREE, board_lang("en"), words.csv, words.tiers)
+    words = Pages().words_in(board_lang("en"))
+    english = table_csv(lines, TREE, board_lang("en"), words.rates_csv, words.tiers)
     assert english.splitlines()[1].startswith("G-01,Donglian Grid 1,grid,3")
 
 

@@ -1,9 +1,10 @@
-"""The dashboard page and the monthly CSV over HTTP, on the real app and the seeded demo week."""
+"""The dashboard page and the monthly CSV over HTTP, signed in, on the real app and seeded week."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -15,9 +16,11 @@ from bot.render import local_zone
 from bot.seed import seed
 from bot.settings import Settings
 from bot.web.app import init_app
+from tests.helpers import signed_in
 
 STREET_STAFF = "p-luo-bingkun"
 GRID_WORKER = "p-zhong-zhiwei"  # G-01 of V-01
+RESIDENT = "p-chen-zhiqiang"
 
 
 @pytest.fixture
@@ -28,21 +31,35 @@ async def seeded(redis_url: str) -> AsyncIterator[TestClient]:
         yield client
 
 
-async def test_the_page_and_the_export_refuse_who_is_not_staff(seeded: TestClient) -> None:
+def tile(html: str, name: str) -> int:
+    found = re.search(rf'id="tile-{name}">.*?<span class="tile-num">(\d+)</span>', html, re.S)
+    assert found, name
+    return int(found.group(1))
+
+
+async def listed(client: TestClient, who: dict[str, str]) -> set[str]:
+    """Return the ids the console's own list exports to ``who`` (every state)."""
+    text = await (await client.get("/tickets.csv", params={"state": "all"}, headers=who)).text()
+    return {row[0] for row in list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]}
+
+
+async def test_the_page_and_the_export_need_a_session_and_are_refused_to_residents(
+    seeded: TestClient,
+) -> None:
+    resident = await signed_in(seeded, RESIDENT, "en")
     for path in ("/dashboard", "/export/rates.csv"):
-        seeded.session.cookie_jar.clear()  # the language chosen last time
+        seeded.session.cookie_jar.clear()
         nobody = await seeded.get(path)
-        assert nobody.status == 403 and "请先登录后台" in await nobody.text()
-        resident = await seeded.get(path, params={"as": "p-chen-zhiqiang", "lang": "en"})
-        assert resident.status == 403 and "for staff" in await resident.text()
-        stranger = await seeded.get(path, params={"as": "p-nobody"})
-        assert stranger.status == 403
+        assert nobody.status == 401 and "请先登录" in await nobody.text()
+        refused = await seeded.get(path, params={"lang": "en"}, headers=resident)
+        assert refused.status == 403 and "for staff only" in await refused.text()
 
 
 async def test_a_bad_month_is_refused_in_the_readers_language(seeded: TestClient) -> None:
+    street = await signed_in(seeded, STREET_STAFF)
     for month, lang, words in (("2026-13", "zh-Hans", "月份无效"), ("May", "zh-Hant", "月份無效")):
         page = await seeded.get(
-            "/export/rates.csv", params={"as": STREET_STAFF, "month": month, "lang": lang}
+            "/export/rates.csv", params={"month": month, "lang": lang}, headers=street
         )
         html = await page.text()
         assert page.status == 400 and words in html and month in html
@@ -52,7 +69,8 @@ async def test_the_month_exports_as_csv_with_a_bom_scoped_like_the_page(
     seeded: TestClient,
 ) -> None:
     month = board.month_of(time.time(), local_zone())
-    street = await seeded.get("/export/rates.csv", params={"as": STREET_STAFF, "month": month})
+    street_staff = await signed_in(seeded, STREET_STAFF)
+    street = await seeded.get("/export/rates.csv", params={"month": month}, headers=street_staff)
     assert street.status == 200
     assert street.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert f"lianhu-rates-{month}.csv" in street.headers["Content-Disposition"]
@@ -63,17 +81,28 @@ async def test_the_month_exports_as_csv_with_a_bom_scoped_like_the_page(
     nodes = [r[0] for r in rows[1:]]
     assert {"S-01", "V-01", "V-02"} <= set(nodes) and nodes[-1] == ""
     assert all(len(r) == len(rows[0]) for r in rows)
-    grid = await seeded.get("/export/rates.csv", params={"as": GRID_WORKER, "month": month})
-    mine = [r[0] for r in csv.reader(io.StringIO((await grid.read()).decode("utf-8-sig")))]
-    assert mine[1:] == ["G-01", ""]
+    worker = await signed_in(seeded, GRID_WORKER)
+    grid = await seeded.get("/export/rates.csv", params={"month": month}, headers=worker)
+    mine = list(csv.reader(io.StringIO((await grid.read()).decode("utf-8-sig"))))
+    assert [r[0] for r in mine[1:]] == ["G-01", ""]
+    # The grid's total is the grid's own row, not the street's.
+    assert mine[1][3:] == mine[2][3:] and mine[2][3] != rows[-1][3]
 
 
-async def test_a_grid_worker_sees_only_their_grid_on_the_page(seeded: TestClient) -> None:
-    street = await (await seeded.get("/dashboard", params={"as": STREET_STAFF})).text()
-    grid = await (await seeded.get("/dashboard", params={"as": GRID_WORKER})).text()
+async def test_a_grid_worker_counts_only_their_grid(seeded: TestClient) -> None:
+    street_staff, worker = (
+        await signed_in(seeded, STREET_STAFF),
+        await signed_in(seeded, GRID_WORKER),
+    )
+    street = await (await seeded.get("/dashboard", headers=street_staff)).text()
+    grid = await (await seeded.get("/dashboard", headers=worker)).text()
     assert 'data-node="V-02"' in street and 'data-node="G-03"' in street
     assert 'data-node="G-01"' in grid
     assert 'data-node="V-01"' not in grid and 'data-node="G-03"' not in grid
-    # Links carry who is looking and the filter of the number.
-    assert f"/tickets?as={GRID_WORKER}&amp;node=G-01" in grid
-    assert f"/tickets?as={STREET_STAFF}&amp;overdue=1" in street
+    # The seeded week is recent: the dashboard counts exactly what the console lists to each.
+    grid_ids, street_ids = await listed(seeded, worker), await listed(seeded, street_staff)
+    assert tile(grid, "current") == len(grid_ids) < tile(street, "current") == len(street_ids)
+    # Links into the list use the list's own filters.
+    assert "/tickets?node=G-01" in grid and "/tickets?overdue=1" in street
+    assert "/tickets?state=all" in street and "as=" not in street
+    assert 'id="nav-dashboard"' in street

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import ROOT
 
@@ -108,6 +111,15 @@ def post(url: str, body: dict[str, object]) -> dict[str, object]:
         return json.loads(response.read())
 
 
+def console(address: str, form: dict[str, str], path: str = "/demo/signin") -> Any:
+    """Sign in to the demo's console by posting ``form`` to ``path``; return a URL opener."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    body = urllib.parse.urlencode(form).encode()
+    with opener.open(f"{address}{path}", body, timeout=30) as response:
+        assert response.status == 200  # after the redirect to the viewer's first page
+    return opener
+
+
 def port_is_free(address: str) -> bool:
     host, port = address.removeprefix("http://").rsplit(":", 1)
     with socket.socket() as probe:
@@ -120,7 +132,10 @@ def test_started_and_stopped_ten_times_it_leaves_nothing_behind(tmp_path: Path) 
     for run in range(10):
         with demo(data, "--seed") as (process, address):
             assert get(f"{address}/healthz") == "ok"
-            page = get(f"{address}/tickets")
+            with console(address, {"as": "p-admin-liu"}).open(
+                f"{address}/tickets?state=all", timeout=30
+            ) as response:
+                page = response.read().decode()
             count = page.count('<tr data-id="')
             assert count > 0 and (tickets is None or count == tickets)  # seeded once, kept
             tickets = count
@@ -158,7 +173,20 @@ def test_a_missed_deadline_escalates_through_the_demos_worker(tmp_path: Path) ->
             ]
             street = [m for m in found if "#1" in str(m["text"]) and m["buttons"]]
         assert street, "the ticket never reached the street group"
-        page = get(f"{address}/tickets/1")
+        # The console link the demo's bot sends in a private chat signs the street staff in.
+        me = "sim:p-luo-bingkun"
+        post(f"{address}/sim/api/send", {"as": "p-luo-bingkun", "chat": me, "text": "/web"})
+        link = None
+        while time.monotonic() < deadline and link is None:
+            time.sleep(0.2)
+            said = json.loads(get(f"{address}/sim/api/messages?as=p-luo-bingkun&chat={me}"))
+            link = re.search(r"/login/([A-Za-z0-9_-]+)", str(said["messages"]))
+        assert link is not None, "no sign-in link in the private chat"
+        assert "登录" in get(f"{address}{link[0]}")
+        with console(address, {"token": link[1]}, "/login").open(
+            f"{address}/tickets/1", timeout=30
+        ) as response:
+            page = response.read().decode()
         assert 'data-kind="escalated"' in page
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=STOP_TIMEOUT) == 0

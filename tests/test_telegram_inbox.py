@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio
 
 from bot.inbox import Inbox
+from bot.personal import DAY, PersonalData
 from bot.storage import keys
 
 
@@ -111,3 +112,35 @@ async def test_an_update_older_than_the_marker_window_is_refused_with_a_log_line
                                                 "message": {"message_id": 9, "date": old}}}  # fmt: skip
     assert await inbox.put(5, json.dumps(press)) is True
     assert await redis_async.xlen(keys.inbox("telegram")) == 3
+
+
+async def test_retention_erases_dead_lettered_updates_once_they_are_as_old_as_a_ticket_would_be(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    now = [1_800_000_000.0]
+    inbox = Inbox(redis_async, "telegram", "t1", claim_idle=0.05, max_attempts=1,
+                  clock=lambda: now[0])  # fmt: skip
+    text = "我住5栋302，电话13812345678，楼道灯坏了"
+    bad = json.dumps({"update_id": 7, "message": {"text": text}}, ensure_ascii=False)
+    await inbox.put(7, bad)
+
+    async def handle(raw: str) -> None:
+        raise ValueError("this update breaks the handler")
+
+    async with running(inbox, handle):
+
+        async def dead() -> bool:
+            return await redis_async.llen(inbox.dead) == 1
+
+        await until(dead)
+    # An update dead-lettered before its time was recorded (an older version) is timed when
+    # the sweep first sees it, so that it too is erased in time.
+    older = json.dumps({"update_id": 3, "message": {"text": "旧的一条"}}, ensure_ascii=False)
+    await redis_async.rpush(inbox.dead, older)
+    data = PersonalData(redis_async, lambda: now[0])
+    assert await data.expire(30) == 0
+    assert await redis_async.llen(inbox.dead) == 2  # kept for an operator while young
+    now[0] += 31 * DAY
+    assert await data.expire(30) == 0  # no ticket erased, but:
+    assert await redis_async.lrange(inbox.dead, 0, -1) == []
+    assert await redis_async.zcard(inbox.dead_at) == 0

@@ -24,6 +24,7 @@ from bot.web.app import PARTS, Parts, init_app
 from bot.web.directory import rooms
 from bot.web.history import ChatMessage
 from tests.conftest import ROOT, RULES_DIR
+from tests.helpers import signed_in
 
 ORG = ROOT / "org" / "sample_street.yaml"
 WAIT = 15.0  # seconds a delivery may take on a loaded machine before the test fails
@@ -31,7 +32,7 @@ WAIT = 15.0  # seconds a delivery may take on a loaded machine before the test f
 
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[TestClient]:
-    app = init_app(Settings(), redis_url)
+    app = init_app(Settings(), redis_url, demo=True)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -204,7 +205,8 @@ async def test_messages_and_read_marks(client: TestClient) -> None:
 async def test_the_live_socket_sends_each_page_only_its_chats(client: TestClient) -> None:
     mine = await client.ws_connect("/sim/ws?as=p-chen-zhiqiang")
     other = await client.ws_connect("/sim/ws?as=p-he-shufen")  # another village
-    tickets = await client.ws_connect("/tickets/ws")  # the ticket pages
+    street = await signed_in(client, "p-luo-bingkun")  # street staff see both villages
+    tickets = await client.ws_connect("/tickets/ws", headers=street)  # the console's pages
     try:
         opened = await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
         got = [json.loads((await mine.receive(timeout=WAIT)).data) for _ in range(2)]
@@ -238,7 +240,7 @@ async def test_pages_speak_the_chosen_language(client: TestClient) -> None:
     assert english.cookies["lang"].value == "en"
     client.session.cookie_jar.clear()
     hant = await client.get("/tickets", headers={"Accept-Language": "zh-HK,zh;q=0.8"})
-    assert "工單" in await hant.text()
+    assert hant.status == 401 and "請先登入" in await hant.text()
     unknown = await client.get("/sim", params={"as": "p-nobody"})
     assert unknown.status == 404
 
@@ -247,16 +249,17 @@ async def test_ticket_list_filters_and_ticket_page(client: TestClient) -> None:
     await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了，电话13812345678")
     await send(client, "p-he-shufen", "sim:H-06", "小区的垃圾桶都满了，好几天没人来清")
     service = parts(client).service
+    admin = await signed_in(client, "p-admin-liu")
 
     async def listed(**query: str) -> list[str]:
-        response = await client.get("/tickets", params=query)
+        response = await client.get("/tickets", params=query, headers=admin)
         assert response.status == 200
         text = await response.text()
         return [i for i in ("1", "2") if f'data-id="{i}"' in text]
 
     assert await listed() == ["1", "2"]
-    assert await listed(tier="village") == ["1"]
-    assert await listed(tier="grid", category="sanitation") == ["2"]
+    assert await listed(node="V-01") == ["1"]
+    assert await listed(node="V-02", category="sanitation") == ["2"]
     assert await listed(node="H-01") == ["1"]  # by where it came from, too
     assert await listed(state="acknowledged") == []
     assert await listed(overdue="1") == []
@@ -264,14 +267,14 @@ async def test_ticket_list_filters_and_ticket_page(client: TestClient) -> None:
     assert ticket is not None and ticket.ack_due is not None
     client.app[PARTS].service.clock = lambda: ticket.ack_due + 10  # type: ignore[misc]
     assert await listed(overdue="1") == ["1"]
-    bad = await client.get("/tickets", params={"state": "lost"})
+    bad = await client.get("/tickets", params={"state": "lost"}, headers=admin)
     assert bad.status == 400 and "state" in await bad.text()
-    page = await client.get("/tickets/1")
+    page = await client.get("/tickets/1", headers=admin)
     html = await page.text()
     assert page.status == 200 and 'data-kind="opened"' in html
     assert "13812345678" not in html and "138****5678" in html  # masked on the pages
-    assert (await client.get("/tickets/999")).status == 404
-    assert (await client.get("/tickets/..%2F1")).status == 404
+    assert (await client.get("/tickets/999", headers=admin)).status == 404
+    assert (await client.get("/tickets/..%2F1", headers=admin)).status == 404
 
 
 # -- the seed --------------------------------------------------------------------------------
@@ -306,9 +309,10 @@ async def test_a_forgotten_reporter_shows_as_erased_on_the_ticket_page(
     assert done.tickets == {"1": 5} and done.messages >= 1
     expected = {"zh-Hans": "删除了 5 项个人信息（应本人要求）", "zh-Hant": "刪除了 5 項個人資料（應本人要求）",
                 "en": "erased 5 fields of personal data (on request)"}  # fmt: skip
+    admin = await signed_in(client, "p-admin-liu")
     for lang, words in expected.items():
         client.session.cookie_jar.clear()
-        page = await client.get("/tickets/1", params={"lang": lang})
+        page = await client.get("/tickets/1", params={"lang": lang}, headers=admin)
         html = await page.text()
         assert page.status == 200 and 'data-kind="erased"' in html and words in html
         assert "陈志强" not in html and "停水两天" not in html and ERASED in html
@@ -322,8 +326,9 @@ async def test_a_ticket_page_shows_related_tickets_and_department_steps(
     assert (danger["status"], danger["ticket"]) == ("opened", "2")
     done = await send(client, "p-li-jiaxin", "sim:D-fire", "到场 2")
     assert done["status"] == "done"
-    html = await (await client.get("/tickets/1")).text()
+    admin = await signed_in(client, "p-admin-liu")
+    html = await (await client.get("/tickets/1", headers=admin)).text()
     assert '<a href="/tickets/2">#2</a>' in html and 'data-kind="related"' in html
     assert "关联工单 #2" in html
-    html = await (await client.get("/tickets/2")).text()
+    html = await (await client.get("/tickets/2", headers=admin)).text()
     assert '<a href="/tickets/1">#1</a>' in html and "已到场" in html

@@ -19,7 +19,7 @@ RESIDENT, HOUSEHOLD = "p-chen-zhiqiang", "sim:H-01"
 
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[TestClient]:
-    app = init_app(Settings(allowed_hosts="sim.example.org"), redis_url)
+    app = init_app(Settings(allowed_hosts="sim.example.org"), redis_url, demo=True)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -37,7 +37,7 @@ async def test_every_request_must_name_an_allowed_host(
     client: TestClient, host: str, status: int
 ) -> None:
     header = f"{host}:{client.port}" if host and ":" not in host.strip("[]") else host
-    response = await client.get("/tickets", headers={"Host": header})
+    response = await client.get("/signin", headers={"Host": header})
     assert response.status == status
     if status == 421:
         text = await response.text()
@@ -104,7 +104,7 @@ window.result = new Promise((resolve) => {
 async def test_a_page_of_another_site_in_chromium_can_neither_read_nor_rebind(
     redis_url: str,
 ) -> None:
-    app = init_app(Settings(), redis_url)
+    app = init_app(Settings(), redis_url, demo=True)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -52,7 +52,7 @@ async def test_a_report_in_a_group_reaches_the_village_and_is_closed(
     # The resident confirms with an @-mention command: the ticket closes.
     await fake.post(fake.message(RESIDENT, "@联户 确认 1", chatid=H01))
     await wait_for(lambda: _state(wecom_bot, "1") is TicketState.CLOSED, "closed")
-    assert fake.unexpected == [] and fake.refused == []
+    assert fake.unexpected == [] and fake.refused == [] and fake.problems == []
 
 
 async def test_join_in_a_single_chat_enrols_the_wecom_user(

@@ -10,7 +10,8 @@ import redis.asyncio
 from bot.core.ticket import TicketState
 from bot.settings import Settings
 from bot.telegram.runner import TelegramBot
-from bot.wecom.gateway import Passive, WeComGateway, WeComRendered
+from bot.wecom.gateway import WeComGateway, WeComRendered
+from bot.wecom.passive import Passive
 from bot.wecom.runner import WeComBot
 from tests.fake_bot_api import TOKEN, FakeBotApi
 from tests.fake_bot_api import wait_for as tg_wait_for
@@ -74,7 +75,7 @@ async def test_group_webhooks_keep_to_their_rate_limit(
     async with aiohttp.ClientSession() as session:
         gateway = WeComGateway(
             redis_async, session, fake_wecom.url, lambda: {"wecom:g": SecretStr(KEY_V01)},
-            Passive(), per_minute=2, window=0.5,
+            Passive(redis_async), per_minute=2, window=0.5,
         )  # fmt: skip
         for i in range(6):
             await gateway.send("wecom:g", WeComRendered(f"notice {i}"), None)

@@ -9,8 +9,11 @@ cross-validation (each examples file is one corpus), on the model's own decision
 rails are left out: the rules were written while reading these same corpora, so they
 would flatter every fold):
 
-- danger: 0.9 x the lowest p(emergency) of a labelled emergency that the model does not
-  put in emergency itself, so the flag catches every emergency in every held-out corpus;
+- danger: 0.9 x the p(emergency) of the labelled emergencies the model does not put in
+  emergency itself, high enough to leave out at most 1 - DANGER_RECALL of all emergencies
+  (the hardest few, which the rails and the ask band are there for): catching the very last
+  one costs a flag on one message in five, and a flag everyone learns to ignore protects
+  nobody;
 - ask and doubt: among the pairs whose worst held-out corpus keeps false tickets (none
   messages given a ticket) at or under FALSE_TICKET_LIMIT, the one with the fewest wrong
   tickets + ASK_COST x questions asked;
@@ -47,6 +50,7 @@ DOUBT_GRID = (*(round(0.15 + 0.05 * i, 2) for i in range(8)), 1.0)  # 0.15 .. 0.
 # The issue allows 3% false tickets; choosing at 2.5% on the worst fold leaves a margin
 # for writers none of the corpora has.
 FALSE_TICKET_LIMIT = 0.025
+DANGER_RECALL = 0.99  # of the emergencies out of fold, the share the model's flag must catch
 GATE_CONFIDENT = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
 GATE_EMERGENCY = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
 # How much worse than the full model the cascade may be: macro-F1, asks and flags per 100.
@@ -269,8 +273,7 @@ def choose_thresholds(
     top = proba.argmax(axis=1)
     p_em = _column(proba, classes, EMERGENCY)
     missed = (gold == EMERGENCY) & (top != _index(classes, EMERGENCY))
-    # The lowest threshold any held-out corpus needs is the one every corpus can live with.
-    danger = float(np.clip(0.9 * p_em[missed].min(), 0.005, 0.5)) if missed.any() else 0.5
+    danger = _danger(p_em[missed], int((gold == EMERGENCY).sum()))
     folds = [np.array(corpora) == c for c in sorted(set(corpora))]
     none = gold == NONE_CATEGORY
     best: tuple[tuple[float, ...], Thresholds] | None = None
@@ -287,6 +290,17 @@ def choose_thresholds(
                 best = (key, thr)
     assert best is not None
     return best[1]
+
+
+def _danger(missed: np.ndarray, emergencies: int) -> float:
+    """Return the danger threshold: it may leave out the ``(1 - DANGER_RECALL)`` share of
+    ``emergencies`` whose missed p(emergency) is lowest, and must catch every other one."""
+    if not len(missed):
+        return 0.5
+    spared = int((1 - DANGER_RECALL) * emergencies + 1e-9)
+    ranked = np.sort(missed)
+    needed = ranked[min(spared, len(ranked) - 1)]
+    return float(np.clip(0.9 * needed, 0.005, 0.5))
 
 
 def _rate(hits: np.ndarray, among: np.ndarray) -> float:

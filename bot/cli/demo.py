@@ -133,11 +133,10 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
 async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
     from aiohttp import web
 
-    from bot.web.app import init_app
+    from bot.web.app import PARTS, init_app
 
-    runner = web.AppRunner(
-        init_app(settings, url, listen=host), handle_signals=False, access_log=None
-    )
+    app = init_app(settings, url, listen=host, demo=True)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -153,8 +152,13 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
         bound = runner.addresses[0]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         scale = settings.deadline_scale
+        address = f"http://{shown}:{bound[1]}"
+        if not settings.web_url:  # /web in the simulator's private chat links here
+            app[PARTS].service.web_url = address
         print(
-            f"Lianhu demo: http://{shown}:{bound[1]}/  (deadlines x{scale:g}; Ctrl-C to stop)",
+            f"Lianhu demo: {address}/  (deadlines x{scale:g}; Ctrl-C to stop)\n"
+            f"  console: send /web (登录后台) to 联户助手 in a private chat of the simulator,\n"
+            f"  or press 以此身份打开工单后台 under the person switcher",
             flush=True,
         )
         await stop.wait()

@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio
 import yaml
 from pydantic import ValidationError
 
@@ -28,6 +27,7 @@ from bot.cli.common import default_rules_dir, print_table, report_invalid, repor
 from bot.core.errors import InvalidRules
 from bot.core.models import NONE_CATEGORY
 from bot.core.rules import parse_duration
+from bot.redis_clients import async_client
 from bot.redis_server import redis_for_command
 from bot.settings import Settings
 from bot.sources import load_ruleset
@@ -75,7 +75,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 
 async def _learn(url: str, directory: Path, args: argparse.Namespace) -> int:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         store = LearningStore(client)
         waiting = {e["id"]: e for e in await store.examples()}
@@ -182,7 +182,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _classified(url: str, since: float) -> list[dict[str, str]]:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         return await LearningStore(client).classified(since)
     finally:

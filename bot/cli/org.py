@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio
 from pydantic import ValidationError
 
 from bot.bindings import BindingStore, invite_params
@@ -25,6 +24,7 @@ from bot.core.enrolment import AdminRefusal, Enrolment, Invite, invite_for
 from bot.core.errors import InvalidOrg, InvalidRules
 from bot.core.models import Lang
 from bot.core.org import Node, OrgTree, Person, Role, check_against_rules
+from bot.redis_clients import async_client
 from bot.redis_server import redis_for_command
 from bot.render import Renderer
 from bot.settings import Settings
@@ -160,7 +160,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 async def _revoke(url: str, account: str) -> Enrolment | None:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         return await BindingStore(client).revoke(account, by="cli")
     finally:
@@ -192,7 +192,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 async def _audit(url: str) -> list[dict[str, str]]:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         return await BindingStore(client).audit()
     finally:
@@ -200,7 +200,7 @@ async def _audit(url: str) -> list[dict[str, str]]:
 
 
 async def _store_invite(url: str, invite: Invite) -> str:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         return await BindingStore(client).create_invite(invite, by="cli")
     finally:

@@ -19,6 +19,7 @@ from bot.cli.common import report_invalid, report_settings
 from bot.cli.org import person_json
 from bot.core.errors import InvalidOrg
 from bot.personal import Forgotten, PersonalData
+from bot.redis_clients import async_client
 from bot.redis_server import redis_for_command
 from bot.settings import Settings
 from bot.sources import load_org
@@ -129,7 +130,7 @@ def _subject(
 
 
 async def _export(url: str, accounts: list[str]) -> dict[str, Any]:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         return await PersonalData(client).export(accounts)
     finally:
@@ -137,7 +138,7 @@ async def _export(url: str, accounts: list[str]) -> dict[str, Any]:
 
 
 async def _forget(url: str, accounts: list[str], apply: bool) -> tuple[Forgotten, str]:
-    client = redis.asyncio.Redis.from_url(url)
+    client = async_client(url)
     try:
         done = await PersonalData(client).forget(accounts, apply)
         rewrite = await _rewrite_aof(client) if apply and not done.empty else ""

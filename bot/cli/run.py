@@ -19,6 +19,7 @@ from telegram.error import InvalidToken
 
 from bot.cli.common import report_settings
 from bot.logs import setup_logging
+from bot.redis_clients import async_client, sync_client
 from bot.redis_server import redis_url_or_embedded
 from bot.settings import Settings
 from bot.telegram.runner import MissingSetting, TelegramBot
@@ -99,9 +100,8 @@ async def _connected(
     url: str,
 ) -> AsyncIterator[tuple[redis.asyncio.Redis, redis.Redis, asyncio.Event]]:
     """Yield the async and sync Redis clients and an event SIGTERM and Ctrl-C set."""
-    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64)
-    client = redis.asyncio.Redis(connection_pool=pool)
-    sync = redis.Redis.from_url(url)
+    client = async_client(url, max_connections=64)
+    sync = sync_client(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

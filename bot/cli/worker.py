@@ -9,12 +9,12 @@ import sys
 import threading
 from typing import Any
 
-import redis
 from rq import Queue, SimpleWorker, Worker
 
 from bot.jobs import worker_service
 from bot.logs import setup_logging
 from bot.personal import PersonalData
+from bot.redis_clients import sync_client
 from bot.render import local_zone
 from bot.services import Service
 from bot.settings import Settings
@@ -47,7 +47,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("lianhu worker: set REDIS_URL to the Redis the bot uses", file=sys.stderr)
         return 2
     setup_logging(secrets=settings.secret_values())
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = sync_client(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
     kind = SimpleWorker if args.simple else Worker
     stop = threading.Event()
@@ -83,9 +83,11 @@ async def _digest(service: Service, settings: Settings) -> int:
 
 
 async def _tick(settings: Settings) -> tuple[int, int, int]:
-    """Sweep lost deadlines, send a due digest and erase expired data, on one set of clients."""
+    """Sweep lost deadlines, send a due digest and the cards quiet hours held, erase expired
+    data, on one set of clients."""
     async with worker_service(settings) as service:
         found, sent = await service.sweep(), await _digest(service, settings)
+        sent += await service.release_held(local_zone())
         expired = PersonalData(service.store.redis, service.clock)
         return found, sent, await expired.expire(settings.retention_days)
 

@@ -19,7 +19,7 @@ The model (the README's Tickets section says the same to users):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.core.models import Visibility
@@ -101,3 +101,17 @@ def for_co_reporter(params: Mapping[str, Any], reporter: Reporter) -> dict[str, 
     out["reporter"] = reporter.name
     out["co_reporter"] = True
     return out
+
+
+def may_see(tree: OrgTree, person: Person | None, accounts: Sequence[str], ticket: Ticket) -> bool:
+    """Return whether someone signed in with ``accounts`` (all of one person's) may see a ticket.
+
+    The web console's rule is the chat's (``may_view``), for any of the person's accounts:
+    staff see what their scope may handle or covers, a resident only what they reported.
+    """
+    return any(may_view(tree, person, account, ticket) for account in accounts)
+
+
+def may_act_on(tree: OrgTree, person: Person | None, ticket: Ticket) -> bool:
+    """Return whether the console offers a handler's actions on the ticket to ``person``."""
+    return may_handle(tree, person, ticket) and not ticket.state.final

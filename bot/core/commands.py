@@ -42,6 +42,10 @@ class Verb(StrEnum):
     HUMAN = "human"  # talk to a person: the grid worker gets the message
     OPEN_TICKET = "open_ticket"  # a leader or grid worker tickets a resident's missed message
     RECAT = "recat"  # a handler changes a ticket's category
+    NOTICE = "notice"  # staff post a notice of a known incident (bot.core.notices)
+    NOTICES = "notices"  # the notices in force here
+    END_NOTICE = "endnotice"  # end a notice before its window closes
+    WEB = "web"  # a one-time link to the web console, asked for in a private chat
 
 
 class Via(StrEnum):
@@ -120,6 +124,11 @@ ALIASES: dict[str, Verb] = {
     "立案": Verb.OPEN_TICKET,
     "改类": Verb.RECAT,
     "改分类": Verb.RECAT,
+    "通知": Verb.NOTICE,
+    "发通知": Verb.NOTICE,
+    "通知列表": Verb.NOTICES,
+    "结束通知": Verb.END_NOTICE,
+    "登录后台": Verb.WEB,
 }
 ENGLISH: dict[str, Verb] = {verb.value: verb for verb in Verb} | {"start": Verb.HELP}
 

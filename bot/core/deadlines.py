@@ -45,6 +45,9 @@ class Policy:
     floor: float = 0.0
     join_window: float = 24 * 3600.0  # a report joins an open ticket this recent
     close_after: float = 3 * 24 * 3600.0  # a resolved ticket closes after this silence
+    # LIANHU_WORK_HOURS as minutes of the local day: calmer cards wait outside them
+    # (bot.core.quiet); None: every card goes at once.
+    work_hours: tuple[int, int] | None = None
 
 
 def due_times(

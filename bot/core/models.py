@@ -57,6 +57,9 @@ class Lang(StrEnum):
     EN = "en"
 
 
+INTAKE_PLATFORMS = frozenset({"alert", "open311"})
+"""Reporters that are no chat (data feeds, Open311 clients): nothing is sent to them."""
+
 NONE_CATEGORY = "none"
 """The reserved category of messages that are not requests for help."""
 
@@ -88,6 +91,7 @@ class IncomingMessage:
     location: tuple[float, float] | None = None
     callback: str | None = None  # button data such as "ack:42"
     private: bool = False  # a one-to-one chat with the bot
+    console: bool = False  # given in the web console: a refusal is shown there, never sent
 
     @property
     def key(self) -> str:

@@ -17,6 +17,7 @@ the step they return with the prompt's history length as the guard.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -159,6 +160,40 @@ def press_of(data: str) -> Press | None:
     return Press(PromptKind(parts[0]), parts[1], parts[2])
 
 
+# Typed answers, for chats where buttons cannot come back (a WeCom group robot's push):
+# "危险 12" / "不危险 12" for a flag, "登记 12 1" (the first category offered) / "不用 12"
+# for an ask, in either script or English. The number is the question's, without its "p".
+_TYPED_WORDS = {
+    "危险": (PromptKind.DANGER, YES), "危險": (PromptKind.DANGER, YES),
+    "danger": (PromptKind.DANGER, YES),
+    "不危险": (PromptKind.DANGER, NO), "不危險": (PromptKind.DANGER, NO),
+    "safe": (PromptKind.DANGER, NO),
+    "登记": (PromptKind.ASK, ""), "登記": (PromptKind.ASK, ""), "register": (PromptKind.ASK, ""),
+    "不用": (PromptKind.ASK, NO), "skip": (PromptKind.ASK, NO),
+}  # fmt: skip
+_TYPED = re.compile(
+    r"/?(" + "|".join(sorted(_TYPED_WORDS, key=len, reverse=True)) + r")\s*[#pP]?(\d{1,9})"
+    r"(?:\s+(\d))?",
+    re.IGNORECASE,
+)
+
+
+def typed_press(text: str) -> Press | None:
+    """Return the answer a whole message types (``危险 12``, ``登记 12 1``), or None."""
+    found = _TYPED.fullmatch(text.strip())
+    if found is None:
+        return None
+    kind, choice = _TYPED_WORDS[found.group(1).lower()]
+    index = found.group(3)
+    if choice == "":  # 登记: which of the categories offered, counted from 1
+        if index is None:
+            return None
+        choice = index
+    elif index is not None:
+        return None
+    return Press(kind, f"p{found.group(2)}", choice)
+
+
 def button(kind: PromptKind, prompt_id: str, choice: str) -> str:
     """Return a question button's data (Telegram allows 64 bytes; category ids are short)."""
     return f"{kind.value}:{prompt_id}:{choice}"
@@ -241,6 +276,11 @@ def answer(
     )
     if not (resident or leader):
         return Refusal("prompt_not_yours", {})
+    if press.choice.isdigit():  # typed: the n-th category offered
+        index = int(press.choice) - 1
+        if not 0 <= index < len(prompt.choices):
+            return Refusal("prompt_gone", {})
+        press = replace(press, choice=prompt.choices[index])
     if press.choice != NO and press.choice not in prompt.choices:
         return Refusal("prompt_gone", {})
     after = _answered(prompt, press.choice, actor)

@@ -12,7 +12,7 @@ import json
 import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, NamedTuple
@@ -192,6 +192,14 @@ class RuleFile(_Strict):
         default=[],
         description="Phrases in which a negation asks rather than denies (是不是, 有冇).",
     )
+    force_vetoes: list[Term] = Field(
+        default=[],
+        description=(
+            "Words that stop every force rail, added to each force rule's own veto: what-ifs,"
+            " notices and drills, an emergency already over (假如, 通知, 没有生命危险). The model"
+            " still decides such a message, and its danger flag still fires."
+        ),
+    )
     rules: list[RuleSpec] = []
     examples: list[ExamplePath] = Field(
         default=[],
@@ -323,6 +331,7 @@ def build_ruleset(
     deadlines_seen = False
     negations: list[str] = []
     exceptions: list[str] = []
+    force_vetoes: list[str] = []
     specs: list[tuple[Document, int, RuleSpec]] = []
     seen_rules: dict[str, str] = {}
     example_refs: list[tuple[Document, int, str]] = []
@@ -346,6 +355,7 @@ def build_ruleset(
             deadlines = parts.deadlines or deadlines
         negations.extend(_terms(doc, ("negations",), parts.negations, problems))
         exceptions.extend(_terms(doc, ("negation_exceptions",), parts.exceptions, problems))
+        force_vetoes.extend(_terms(doc, ("force_vetoes",), parts.force_vetoes, problems))
         example_refs.extend((doc, i, path) for i, path in enumerate(parts.examples))
         training_only.update(parts.training_only)
         for i, spec_rule in parts.rules:
@@ -366,7 +376,11 @@ def build_ruleset(
         raise InvalidRules(problems)
     if deadlines is None:
         raise InvalidRules([Problem(where, 1, 1, "", "no rule files found")])
-    compiled = tuple(r for r in rules if r is not None)
+    compiled = tuple(
+        _with_vetoes(r, force_vetoes) if r.mode is RuleMode.FORCE else r
+        for r in rules
+        if r is not None
+    )
     negation_terms = tuple(dict.fromkeys(negations))
     exception_terms = tuple(dict.fromkeys(exceptions))
     return RuleSet(
@@ -478,6 +492,7 @@ class _FileParts:
     has_deadlines: bool = False
     negations: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
+    force_vetoes: list[str] = field(default_factory=list)
     rules: list[tuple[int, RuleSpec]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     training_only: list[str] = field(default_factory=list)
@@ -509,6 +524,7 @@ def _validate_file(doc: Document, problems: list[Problem]) -> _FileParts:
         parts.deadlines = head.deadlines
         parts.negations = list(head.negations)
         parts.exceptions = list(head.negation_exceptions)
+        parts.force_vetoes = list(head.force_vetoes)
         parts.examples = list(head.examples)
         parts.training_only = list(head.training_only)
         for i, path in enumerate(head.training_only):
@@ -566,6 +582,10 @@ def _compile_rule(
         must_match=tuple(spec.must_match), must_not_match=tuple(spec.must_not_match),
         source=doc.source, line=line, mode=spec.mode,
     )  # fmt: skip
+
+
+def _with_vetoes(rule: Rule, vetoes: Sequence[str]) -> Rule:
+    return replace(rule, veto=tuple(dict.fromkeys((*rule.veto, *vetoes))))
 
 
 def _terms(

@@ -467,6 +467,17 @@ def _handle(
     return Refusal("unknown_command", {"verb": verb.value})
 
 
+def resolve_by_feed(
+    ctx: Context, ticket: Ticket, actor: Actor, chat: str, note: str, now: float
+) -> Decision | Refusal:
+    """Resolve a ticket a data feed opened, when the feed says the problem is over.
+
+    The feed is the reporter, so no handler's scope applies; the resolution is an event
+    like a handler's, and the handlers' group is told.
+    """
+    return _handle(ctx, ticket, Command(Verb.RESOLVE, ticket.id, note), actor, chat, now)
+
+
 def _resident(
     ctx: Context, ticket: Ticket, command: Command, actor: Actor, chat: str, now: float
 ) -> Decision | Refusal:

@@ -151,6 +151,16 @@ def inbox(platform: str) -> str:
     return INBOX.format(platform=platform)
 
 
+def inbox_dead(platform: str) -> str:
+    """Return the LIST of a platform's dead-lettered raw updates (kept for an operator)."""
+    return f"{inbox(platform)}:dead"
+
+
+def inbox_dead_at(platform: str) -> str:
+    """Return the ZSET raw update -> when it was dead-lettered: retention erases old ones."""
+    return f"{inbox_dead(platform)}:at"
+
+
 def update_seen(platform: str, update_id: int | str) -> str:
     """Return the marker of an update already written to the inbox."""
     return f"{PREFIX}:update:{platform}:{update_id}"
@@ -189,6 +199,60 @@ def wecom_latest(chat: str) -> str:
     return f"{PREFIX}:wecom:latest:{chat}"
 
 
+def wecom_passive(chat: str, ref: str) -> str:
+    """Return the open passive reply of a callback still held by a callback server."""
+    return f"{PREFIX}:wecom:passive:{chat}:{ref}"
+
+
+def wecom_passive_answer(chat: str, ref: str) -> str:
+    """Return the list a sender pushes a held callback's passive reply onto."""
+    return f"{PREFIX}:wecom:passive-answer:{chat}:{ref}"
+
+
 def wecom_webhook_window(robot: str) -> str:
     """Return the ZSET of recent pushes through one group robot webhook (its rate limit)."""
     return f"{PREFIX}:wecom:webhook:{robot}"
+
+
+# -- notices of known incidents (bot.core.notices) ---------------------------------------------
+
+NOTICE_SEQ = f"{PREFIX}:seq:notice"  # INCR: the next notice id (n1, n2, ...)
+NOTICES = f"{PREFIX}:notices"  # ZSET id -> ends: notices not ended yet (ended ones are removed)
+
+
+def notice(notice_id: str) -> str:
+    """Return the key of a notice's latest snapshot (JSON)."""
+    return f"{PREFIX}:notice:{notice_id}"
+
+
+def notice_events(notice_id: str) -> str:
+    """Return a notice's append-only history (LIST of JSON entries)."""
+    return f"{PREFIX}:notice:{notice_id}:events"
+
+
+# -- other ways in: alert webhooks, Open311 ---------------------------------------------------
+
+
+def alert_ticket(source: str, incident: str) -> str:
+    """Return the ticket an alert's incident opened (value: ticket id; kept for good)."""
+    return f"{PREFIX}:alert:{source}:{incident}"
+
+
+# -- the web console: one-time sign-in links and sessions ---------------------------------------
+
+WEB_SECRET = f"{PREFIX}:web:secret"  # the key that signs session cookies when none is configured
+
+
+def web_login(digest: str) -> str:
+    """Return a one-time sign-in link's grant, by the SHA-256 of its token (JSON, expires)."""
+    return f"{PREFIX}:web:login:{digest}"
+
+
+def web_session(digest: str) -> str:
+    """Return a web console session, by the SHA-256 of its id (JSON, expires)."""
+    return f"{PREFIX}:web:session:{digest}"
+
+
+def web_sessions_of(account: str) -> str:
+    """Return the SET of session digests opened by an account (to end them all at once)."""
+    return f"{PREFIX}:web:sessions:{account}"

@@ -34,6 +34,8 @@ for _, g in ipairs(spec.guards) do
     if redis.call('LLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
   elseif g[1] == 'same' then
     if (redis.call('GET', KEYS[g[2]]) or '') ~= g[3] then return {'conflict', ''} end
+  elseif g[1] == 'xlen' then
+    if redis.call('XLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
   end
 end
 for _, op in ipairs(spec.ops) do
@@ -78,6 +80,7 @@ for _, op in ipairs(spec.ops) do
       redis.call('SADD', KEYS[op[8]], op[9])
     end
   elseif name == 'publish' then redis.call('PUBLISH', key, op[3])
+  elseif name == 'xdel' then redis.call('XDEL', key, unpack(op[3]))
   end
 end
 return {'ok', ''}
@@ -147,13 +150,19 @@ class Extra:
 
     ``absent`` keys must not exist (else the commit is a duplicate, with their value);
     ``history`` is (list key, its length when read, entries to append): a conflict when
-    the length moved on; ``deadlines`` maps DEADLINES members to a due time (None: drop).
+    the length moved on; ``deadlines`` maps DEADLINES members to a due time (None: drop);
+    ``zsets`` are (index key, member, score) to add (a score of None: remove). A record
+    with a ttl of 0 is kept for good.
     """
 
     absent: tuple[str, ...] = ()
     history: tuple[str, int, tuple[str, ...]] | None = None
     records: tuple[Record, ...] = ()
     deadlines: Mapping[str, float | None] = field(default_factory=dict)
+    zsets: tuple[tuple[str, str, float | None], ...] = ()
+    # (stream, its length when read, entry ids): a conflict unless the length is the same,
+    # then those entries are deleted (held cards released as one summary)
+    drained: tuple[str, int, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -458,9 +467,20 @@ def _extra(ops: _Ops, extra: Extra) -> None:
             ops.op("rpush", key, [ops.arg(e) for e in entries])
     for record in extra.records:
         ops.op("set", record.key, ops.arg(record.value))
-        ops.op("expire", record.key, max(1, record.ttl))
-    if extra.history is not None and extra.records:
+        if record.ttl > 0:
+            ops.op("expire", record.key, record.ttl)
+    if extra.history is not None and extra.records and all(r.ttl > 0 for r in extra.records):
         ops.op("expire", extra.history[0], max(r.ttl for r in extra.records))
+    if extra.drained is not None:
+        stream, length, ids = extra.drained
+        ops.guards.append(["xlen", ops.key(stream), length])
+        if ids:
+            ops.op("xdel", stream, list(ids))
+    for key, member, score in extra.zsets:
+        if score is None:
+            ops.op("zrem", key, member)
+        else:
+            ops.op("zadd", key, score, member)
     for member, due in extra.deadlines.items():
         if due is None:
             ops.op("zrem", keys.DEADLINES, member)

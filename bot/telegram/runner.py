@@ -26,6 +26,7 @@ from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
 from bot.inbox import Inbox
+from bot.intake import mount_intake
 from bot.settings import Settings
 from bot.telegram.ratelimit import Limits, RateLimiter
 from bot.telegram.router import Router, set_menus
@@ -123,6 +124,7 @@ class TelegramBot:
             raise MissingSetting("LIANHU_WEBHOOK_SECRET")
         path = urlsplit(webhook).path or "/"
         app = webhook_app(path, self.inbox, secret.get_secret_value())
+        mount_intake(app, self.settings, self.config, lambda: self.service)
         self._site = await serve(app, host, port)
         await self.application.bot.set_webhook(
             webhook, secret_token=secret.get_secret_value(), allowed_updates=list(ALLOWED_UPDATES)

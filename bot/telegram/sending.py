@@ -393,7 +393,9 @@ class TelegramSender(Sender):
         if not await self._delivered_now(entry_id, done):
             self._redis_away(RedisUnavailable(f"the marker of {key} was not written"))
 
-    async def _edit(self, chat: str, message_id: str, message: Rendered) -> None:
+    async def _edit(
+        self, chat: str, message_id: str, message: Rendered, payload: dict[str, Any]
+    ) -> None:
         """Edit one card behind the rate limiter: a 429 waits and tries again, errors retry."""
         chat_id, attempts = chat_id_of(chat), 0
         while True:

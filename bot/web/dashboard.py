@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from bot.core import dashboard as core
 from bot.core.models import Lang
-from bot.core.org import OrgTree, Person, Role
+from bot.core.org import OrgTree
 from bot.core.ticket import Ticket, TicketEvent
 from bot.storage.redis import RedisStore
 from bot.web import charts
 from bot.web.app import CONFIG, PAGES, PARTS
 from bot.web.pages import pick_lang
+from bot.web.session import require_staff
 
 DAY = 86400.0
 # Tickets reported this long before the first month shown may still have promises decided
@@ -36,42 +37,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/export/rates.csv", rates_csv, name="rates_csv")
 
 
-async def viewer_of(request: web.Request) -> Person | None:
-    """Return the roster person looking at the page, or None.
+def href(**filters: str) -> str:
+    """Return the ticket list's address with ``filters`` (its own query parameters).
 
-    Until sign-in exists this is the person named by ``?as=``, as in the simulator;
-    the web console's session (``bot.web.session.current_viewer``) replaces it.
+    No ``state`` is the list's default (every unfinished ticket); ``state="all"`` is any state.
     """
-    person = request.query.get("as")
-    tree: OrgTree = request.app[CONFIG].context.tree
-    return tree.people.get(person) if person else None
-
-
-def _carry(request: web.Request) -> dict[str, str]:
-    """Return the query parameters that say who is looking, for the page's own links."""
-    return {"as": request.query["as"]} if "as" in request.query else {}
-
-
-def _lister(carry: dict[str, str]) -> Callable[..., str]:
-    """Return a function of filters to the ticket list's address with them.
-
-    ``state=""`` asks for every state (the list's default is the unfinished ones).
-    """
-
-    def href(**filters: str) -> str:
-        query = urlencode({**carry, **filters})
-        return f"/tickets?{query}" if query else "/tickets"
-
-    return href
-
-
-async def _who(request: web.Request) -> Person | web.Response:
-    viewer = await viewer_of(request)
-    if viewer is None or viewer.role is Role.RESIDENT:
-        error = "dash_sign_in" if viewer is None else "dash_staff_only"
-        data = {"error": error, "detail": ""}
-        return request.app[PAGES].render(request, "error.html", data, status=403)
-    return viewer
+    query = urlencode(filters)
+    return f"/tickets?{query}" if query else "/tickets"
 
 
 async def load(
@@ -87,9 +59,7 @@ async def load(
 
 async def dashboard_page(request: web.Request) -> web.Response:
     """Show the viewer's dashboard: states, overdue, the three rates, ranking, mix and trend."""
-    viewer = await _who(request)
-    if isinstance(viewer, web.Response):
-        return viewer
+    viewer = await require_staff(request)
     parts, pages = request.app[PARTS], request.app[PAGES]
     ctx = request.app[CONFIG].context
     lang = pick_lang(request)
@@ -112,8 +82,7 @@ async def dashboard_page(request: web.Request) -> web.Response:
             },
             "month": core.month_of(now, pages.tz),
             "now": now,
-            "carry": _carry(request),
-            "href": _lister(_carry(request)),
+            "href": href,
             "recent_days": core.RECENT_DAYS,
             "charts": charts,
             "tiers": core.TIERS,
@@ -124,9 +93,7 @@ async def dashboard_page(request: web.Request) -> web.Response:
 
 async def rates_csv(request: web.Request) -> web.StreamResponse:
     """Return the month's three rates, a row per node the viewer serves, as CSV for Excel."""
-    viewer = await _who(request)
-    if isinstance(viewer, web.Response):
-        return viewer
+    viewer = await require_staff(request)
     parts, pages = request.app[PARTS], request.app[PAGES]
     ctx = request.app[CONFIG].context
     lang = pick_lang(request)
@@ -139,8 +106,8 @@ async def rates_csv(request: web.Request) -> web.StreamResponse:
         return pages.render(request, "error.html", data, status=400)
     tickets, histories = await load(parts.service.store, ctx.tree, start - LOOKBACK)
     lines = core.month_table(ctx.tree, viewer, tickets, histories, start, end)
-    words = pages.words(lang)
-    body = table_csv(lines, ctx.tree, lang, words.csv, words.tiers)
+    words = pages.words_in(lang)
+    body = table_csv(lines, ctx.tree, lang, words.rates_csv, words.tiers)
     return web.Response(
         body=body.encode("utf-8"),
         content_type="text/csv",

@@ -4,8 +4,9 @@
 every ticket commit publishes the ticket's id on another (``keys.TICKET_CHANGES``),
 so the pages learn of them whichever process wrote them (the Sender, a request
 handler, the worker, the seed). One subscriber per web process fans them out: a
-simulator page receives only the messages of the chats its person is in; a ticket
-page receives only ``{"type": "ticket", "id": N}``, never a chat's text.
+simulator page receives only the messages of the chats its person is in; a console
+page receives only ``{"type": "ticket", "id": N}``, never a chat's text, and only
+for a ticket its signed-in viewer may see (read again from the roster in force).
 """
 
 from __future__ import annotations
@@ -14,38 +15,62 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bot.core.org import OrgTree
+from bot.core.ticket import Ticket
 from bot.storage.keys import TICKET_CHANGES
 from bot.web import keys
 
 log = logging.getLogger(__name__)
 
 
+class Watcher(Protocol):
+    """A signed-in viewer of console pages (``bot.web.session.Viewer``)."""
+
+    def may_see(self, tree: OrgTree, ticket: Ticket) -> bool:
+        """Return whether the viewer may learn anything of the ticket."""
+
+
 class Hub:
     """The open pages of one web process, and the Redis subscription that feeds them."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        load: Callable[[str], Awaitable[Ticket | None]],
+        tree: Callable[[], OrgTree],
+    ) -> None:
         self.redis = redis
+        self.load = load
+        self.tree = tree
         self._sockets: dict[web.WebSocketResponse, frozenset[str]] = {}
-        self._watchers: set[web.WebSocketResponse] = set()
+        self._watchers: dict[web.WebSocketResponse, tuple[Watcher, str]] = {}
         self.ready = asyncio.Event()
 
     def add(self, socket: web.WebSocketResponse, chats: Collection[str]) -> None:
         """Send ``socket`` the messages of ``chats``."""
         self._sockets[socket] = frozenset(chats)
 
-    def watch(self, socket: web.WebSocketResponse) -> None:
-        """Send ``socket`` which tickets change, and nothing else."""
-        self._watchers.add(socket)
+    def watch(self, socket: web.WebSocketResponse, viewer: Watcher, session: str) -> None:
+        """Send ``socket`` which of the tickets ``viewer`` may see change, and nothing else."""
+        self._watchers[socket] = (viewer, session)
 
     def discard(self, socket: web.WebSocketResponse) -> None:
         """Stop sending to ``socket``."""
         self._sockets.pop(socket, None)
-        self._watchers.discard(socket)
+        self._watchers.pop(socket, None)
+
+    async def end_session(self, session: str) -> None:
+        """Close the sockets of a session that ended (signed out)."""
+        for socket, (_, owner) in list(self._watchers.items()):
+            if owner == session:
+                self.discard(socket)
+                await socket.close(code=1008)
 
     async def run(self) -> None:
         """Forward published messages until cancelled."""
@@ -77,11 +102,18 @@ class Hub:
                 await self._send(socket, text)
 
     async def changed(self, ticket: bytes | str) -> None:
-        """Tell every ticket page that a ticket changed (its id only)."""
+        """Tell every console page whose viewer may see the ticket that it changed (its id)."""
         ticket_id = ticket.decode() if isinstance(ticket, bytes) else ticket
+        if not self._watchers:
+            return
+        found = await self.load(ticket_id)
+        if found is None:
+            return
+        tree = self.tree()
         text = json.dumps({"type": "ticket", "id": ticket_id})
-        for socket in list(self._watchers):
-            await self._send(socket, text)
+        for socket, (viewer, _) in list(self._watchers.items()):
+            if viewer.may_see(tree, found):
+                await self._send(socket, text)
 
     async def _send(self, socket: web.WebSocketResponse, text: str) -> None:
         if socket.closed:

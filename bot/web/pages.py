@@ -18,7 +18,13 @@ from bot.core.models import Lang
 from bot.render import TEMPLATES, local_zone
 
 LANG_COOKIE = "lang"
+# The request's signed-in viewer (a bot.web.session.Viewer), when there is one.
+VIEWER: web.RequestKey[Any] = web.RequestKey("viewer", object)
 STATIC = TEMPLATES / "web" / "static"
+PAGE_NAMES = (
+    "sim.html", "tickets.html", "ticket.html", "error.html", "signin.html", "login.html",
+    "mine.html", "print.html", "dashboard.html",
+)  # fmt: skip
 
 
 class Pages:
@@ -35,7 +41,7 @@ class Pages:
         )
         self.env.filters["local"] = self.local
         # Load every page now: a broken template fails at start-up, not on a click.
-        for name in ("sim.html", "tickets.html", "ticket.html", "error.html", "dashboard.html"):
+        for name in PAGE_NAMES:
             self.env.get_template(f"web/{name}")
         for lang in Lang:
             self.env.get_template(f"web/lang/{lang.value}.j2")
@@ -44,26 +50,40 @@ class Pages:
         """Return an epoch time as a datetime in the local zone."""
         return None if epoch is None else dt.datetime.fromtimestamp(epoch, self.tz)
 
-    def words(self, lang: Lang) -> Any:
+    def stamp(self, epoch: float | None) -> str:
+        """Return an epoch time as local "YYYY-MM-DD HH:MM" (for exports), or ""."""
+        local = self.local(epoch)
+        return local.strftime("%Y-%m-%d %H:%M") if local else ""
+
+    def words(self, request: web.Request) -> Any:
+        """Return the words of the reader's language (``templates/web/lang``)."""
+        return self.words_in(pick_lang(request))
+
+    def words_in(self, lang: Lang) -> Any:
         """Return the words of the pages in ``lang`` (the module of its language file)."""
         return self.env.get_template(f"web/lang/{lang.value}.j2").module
 
-    def render(
-        self, request: web.Request, name: str, data: Mapping[str, Any], status: int = 200
-    ) -> web.Response:
-        """Return the page ``name`` in the reader's language."""
+    def html(self, request: web.Request, name: str, data: Mapping[str, Any]) -> str:
+        """Return the text of the page ``name`` in the reader's language."""
         lang = pick_lang(request)
         query = {k: v for k, v in request.query.items() if k != "lang"}
-        words = self.words(lang)
-        html = self.env.get_template(f"web/{name}").render(
-            **data,
+        words = self.words(request)
+        return self.env.get_template(f"web/{name}").render(
+            **{"me": request.get(VIEWER), **data},
             L=words,
             lang=lang.value,
             langs=[x.value for x in Lang],
             path=request.path,
             query=query,
         )
+
+    def render(
+        self, request: web.Request, name: str, data: Mapping[str, Any], status: int = 200
+    ) -> web.Response:
+        """Return the page ``name`` in the reader's language."""
+        html = self.html(request, name, data)
         response = web.Response(text=html, content_type="text/html", status=status)
+        lang = pick_lang(request)
         if request.query.get("lang") == lang.value:
             response.set_cookie(LANG_COOKIE, lang.value, max_age=365 * 24 * 3600, samesite="Lax")
         return response

@@ -10,16 +10,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.core.access import may_view
-from bot.core.models import Lang
-from bot.core.org import OrgTree, Person
-from bot.core.privacy import mask
-from bot.core.workflow import Context
-from bot.web import dashboard
-from bot.web import tickets as tk
-from bot.web.app import CONFIG, PAGES, PARTS
+from bot.core.org import Person
+from bot.web.app import PAGES, PARTS
 from bot.web.directory import Room, by_activity, people, rooms, sim_account
 from bot.web.live import Hub
 from bot.web.pages import pick_lang
+from bot.web.session import viewer
+from bot.web.signin import DEMO
 from bot.web.simulator import MAX_TEXT, SimError
 
 # SimError reasons and the HTTP status each answers with.
@@ -34,25 +31,25 @@ STATUS = {
 }
 PAGE_SIZE = 100
 MAX_REFS = 200  # ticket numbers looked up at once: a page asks for what it shows
-# The ticket states in the order of a ticket's life, for the list's filter.
-STATES = ("open", "acknowledged", "escalated", "reopened", "resolved", "closed", "dismissed")
 
 
 def add_routes(app: web.Application) -> None:
-    """Register every route of the web app."""
+    """Register every route of the web app (the simulator's only in the demo)."""
+    from bot.web import console, dashboard, signin
+
     app.router.add_get("/", index)
-    app.router.add_get("/sim", sim_page, name="sim")
-    app.router.add_get("/sim/ws", sim_socket)
-    app.router.add_get("/sim/api/messages", api_messages)
-    app.router.add_post("/sim/api/send", api_send)
-    app.router.add_post("/sim/api/press", api_press)
-    app.router.add_post("/sim/api/read", api_read)
-    app.router.add_get("/sim/api/refs", api_refs)
-    app.router.add_get("/tickets/ws", tickets_socket)
-    app.router.add_get("/tickets", ticket_list, name="tickets")
-    app.router.add_get("/tickets/{id}", ticket_page, name="ticket")
     app.router.add_get("/healthz", healthz)
+    signin.add_routes(app)
+    console.add_routes(app)
     dashboard.add_routes(app)
+    if app[DEMO]:
+        app.router.add_get("/sim", sim_page, name="sim")
+        app.router.add_get("/sim/ws", sim_socket)
+        app.router.add_get("/sim/api/messages", api_messages)
+        app.router.add_post("/sim/api/send", api_send)
+        app.router.add_post("/sim/api/press", api_press)
+        app.router.add_post("/sim/api/read", api_read)
+        app.router.add_get("/sim/api/refs", api_refs)
 
 
 def refusal(request: web.Request, status: int, error: str, detail: str) -> web.Response:
@@ -62,8 +59,10 @@ def refusal(request: web.Request, status: int, error: str, detail: str) -> web.R
 
 
 async def index(request: web.Request) -> web.Response:
-    """Send the visitor to the simulator."""
-    raise web.HTTPFound("/sim")
+    """Send the visitor to their tickets, else to the simulator (demo) or the sign-in page."""
+    if await viewer(request) is not None:
+        raise web.HTTPFound("/tickets")
+    raise web.HTTPFound("/sim" if request.app[DEMO] else "/signin")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -240,15 +239,6 @@ async def sim_socket(request: web.Request) -> web.WebSocketResponse:
     return await _hold(socket, parts.hub)
 
 
-async def tickets_socket(request: web.Request) -> web.WebSocketResponse:
-    """Tell a ticket page which tickets change ({"type": "ticket", "id": N}), never chat text."""
-    parts = request.app[PARTS]
-    socket = web.WebSocketResponse(heartbeat=30.0)
-    await socket.prepare(request)
-    parts.hub.watch(socket)
-    return await _hold(socket, parts.hub)
-
-
 async def _hold(socket: web.WebSocketResponse, hub: Hub) -> web.WebSocketResponse:
     try:
         async for message in socket:  # the page sends nothing that matters; wait for close
@@ -303,85 +293,3 @@ def _error(exc: SimError) -> web.HTTPException:
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
-
-
-# -- ticket views ----------------------------------------------------------------------------
-
-
-def _names(ctx: Context, lang: Lang) -> dict[str, Any]:
-    tree: OrgTree = ctx.tree
-    return {
-        "nodes": {n.id: n.display_name(lang) for n in tree.nodes.values()},
-        "categories": {
-            cid: c.names.get(lang) or c.names.get(Lang.ZH_HANS) or cid
-            for cid, c in ctx.ruleset.categories.items()
-        },
-        "chats": {chat: node for chat, node in tree.chats.items()},
-    }
-
-
-async def ticket_list(request: web.Request) -> web.Response:
-    """List tickets, newest first, with filters by state, tier, node, category and overdue."""
-    parts = request.app[PARTS]
-    ctx = request.app[CONFIG].context
-    lang = pick_lang(request)
-    pages = request.app[PAGES]
-    try:
-        filters = tk.parse_filters(request.query, ctx)
-    except tk.BadFilter as exc:
-        return pages.render(
-            request, "error.html", {"error": "bad_filter", "detail": exc.field}, status=400
-        )
-    now = parts.service.clock()
-    found = tk.select(await tk.newest(parts.service.store), filters, now)
-    rows = [{"t": t, "overdue": t.overdue(now), "text": mask(t.text)} for t in found]
-    return pages.render(
-        request,
-        "tickets.html",
-        {
-            "rows": rows,
-            "filters": filters,
-            "names": _names(ctx, lang),
-            "states": STATES,
-            "tiers": tk.TIERS,
-            "now": now,
-        },
-    )
-
-
-async def ticket_page(request: web.Request) -> web.Response:
-    """Show one ticket: where it is, its deadlines, and its whole history as a timeline."""
-    parts = request.app[PARTS]
-    ctx = request.app[CONFIG].context
-    lang = pick_lang(request)
-    store = parts.service.store
-    ticket_id = request.match_info["id"]
-    ticket = await store.get(ticket_id) if ticket_id.isdigit() else None
-    if ticket is None:
-        return request.app[PAGES].render(
-            request, "error.html", {"error": "no_ticket", "detail": ticket_id}, status=404
-        )
-    events = await store.history(ticket.id)
-    now = parts.service.clock()
-    return request.app[PAGES].render(
-        request,
-        "ticket.html",
-        {
-            "t": ticket,
-            "text": mask(ticket.text),
-            "resolution": mask(ticket.resolution),
-            "events": [_event_view(e.to_dict()) for e in events],
-            "names": _names(ctx, lang),
-            "overdue": ticket.overdue(now),
-            "now": now,
-        },
-    )
-
-
-def _event_view(raw: dict[str, Any]) -> dict[str, Any]:
-    """Return an event for the timeline, with personal data masked in what people wrote."""
-    data = dict(raw["data"])
-    for key in ("text", "note", "reason"):
-        if isinstance(data.get(key), str):
-            data[key] = mask(data[key])
-    return {**raw, "data": data}

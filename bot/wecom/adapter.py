@@ -9,7 +9,9 @@ What Lianhu takes from WeCom's 智能机器人 (API mode), deliberately:
   single chats, the only place WeCom sends them; their URLs are kept like
   Telegram's photo ids (encrypted, short-lived resources, never downloaded);
 - ``template_card_event`` button presses, whose key is the same callback data
-  as a Telegram button (``ack:42``), so 受理/办结/上报/确认/重开 mean the same;
+  as a Telegram button (``ack:42``, ``danger:p3:yes``), so 受理/办结/上报/确认/重开
+  and the questions' answers mean the same (the grey button of a settled card,
+  ``SETTLED_KEY``, means nothing);
 - nothing else: ``stream`` refreshes (Lianhu never streams), enter-chat and
   feedback events, other robots' callbacks.
 
@@ -31,6 +33,9 @@ from bot.core.org import OrgTree, person_of_account
 
 PLATFORM = "wecom"
 SINGLE, GROUP = "single", "group"
+# The key of the one grey button a card keeps when nothing is left to press (WeCom requires
+# a button on a button card): pressing it does nothing.
+SETTLED_KEY = "lianhu-settled"
 # WeCom separates a mention from the text with an ordinary or a four-per-em space (U+2005).
 _SPACE = r"[\s\u2005]"
 _LEADING_MENTION = re.compile(rf"^{_SPACE}*@\S+?(?:{_SPACE}+|$)")
@@ -93,13 +98,8 @@ def to_incoming(
         "private": private,
     }
     if kind == "event":
-        event = _obj(msg.get("event"))
-        if event.get("eventtype") != "template_card_event":
-            return None
-        key = _obj(event.get("template_card_event")).get("event_key")
-        if not isinstance(key, str) or not key:
-            return None
-        return IncomingMessage(**base, callback=key)
+        key = pressed_key(msg)
+        return IncomingMessage(**base, callback=key) if key is not None else None
     text, attachments = "", tuple[str, ...]()
     if kind == "text":
         text = _content(msg.get("text"))
@@ -123,6 +123,24 @@ def to_incoming(
         photos=tuple(attachments),
         reply_to=quote_id(quote) if quote else None,
     )
+
+
+def pressed_key(msg: Mapping[str, Any]) -> str | None:
+    """Return the key of the button a template_card_event pressed (None: not a live button)."""
+    if msg.get("msgtype") != "event":
+        return None
+    event = _obj(msg.get("event"))
+    if event.get("eventtype") != "template_card_event":
+        return None
+    key = _obj(event.get("template_card_event")).get("event_key")
+    return key if isinstance(key, str) and key and key != SETTLED_KEY else None
+
+
+def pressed_card(msg: Mapping[str, Any]) -> str | None:
+    """Return the task_id of the card a template_card_event pressed, if it names one."""
+    event = _obj(_obj(msg.get("event")).get("template_card_event"))
+    task_id = event.get("task_id")
+    return task_id if isinstance(task_id, str) and task_id else None
 
 
 def actor_of(userid: str, tree: OrgTree) -> Actor:

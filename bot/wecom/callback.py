@@ -7,14 +7,16 @@ JSON (400), the signature is wrong (403), the timestamp is outside the replay
 window or the nonce was seen within it (403), or the text does not decrypt to
 a JSON message of this robot (400/403). An accepted callback is in the inbox
 (de-duplicated on msgid) before it is answered; a user's message then waits up
-to ``wait`` seconds for its passive reply (``bot.wecom.gateway.Passive``) and
-is otherwise answered empty, its replies going to the response_url instead.
+to ``wait`` seconds for its passive reply (``bot.wecom.passive``, from whichever
+process sends) and is otherwise answered empty, its replies going to the
+response_url instead. A press of a ticket's button waits up to ``PRESS_WAIT``
+for the pressed card's replacement (WeCom gives a press one request, five
+seconds); a press of a question's button is answered empty at once.
 Nothing secret (token, key, response_url) is logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -26,15 +28,18 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bot.core.prompts import press_of
 from bot.inbox import Inbox
 from bot.storage import keys
-from bot.wecom.adapter import GROUP, chat_of
+from bot.wecom.adapter import GROUP, chat_of, pressed_card, pressed_key
 from bot.wecom.crypto import BadCiphertext, BadSignature, WeComCipher
-from bot.wecom.gateway import Passive, WeComGateway
+from bot.wecom.gateway import WeComGateway
+from bot.wecom.passive import Passive, Slot, press_ref
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # a callback is a few kilobytes of base64
+PRESS_WAIT = 4.0  # WeCom drops a press's callback unanswered after five seconds
 USER_MESSAGES = frozenset({"text", "mixed", "image", "voice", "file"})
 
 
@@ -108,32 +113,46 @@ class CallbackReceiver:
             return self._refuse(request, Refused(403, "nonce seen before"))
         msgid: str = msg["msgid"]
         chat = chat_of(msg)
-        single = msg.get("chattype") != GROUP
-        waiting = None
-        if chat is not None and msg.get("msgtype") in USER_MESSAGES:
-            waiting = self.passive.expect(chat, msgid, single)
+        ref, slot, wait = self._slot(msg, chat)
+        opened = False
+        if chat is not None and ref is not None and slot is not None:
+            opened = await self.passive.open(chat, ref, slot, wait)
         try:
             record = json.dumps({"msg": msg, "at": self.clock()}, ensure_ascii=False)
             new = await self.inbox.put(msgid, record)
             response_url = msg.get("response_url")
             if new and chat is not None and isinstance(response_url, str) and response_url:
-                await self.gateway.remember(chat, msgid, response_url, single)
+                await self.gateway.remember(chat, msgid, response_url, slot_single(msg))
         except Exception:
             await self.redis.delete(keys.wecom_nonce(nonce))  # WeCom's retry must get through
-            if chat is not None:
-                self.passive.forget(chat, msgid)
+            if opened and chat is not None and ref is not None:
+                await self.passive.close(chat, ref)
             raise  # 500: WeCom retries
-        if waiting is None or not new or chat is None:
-            if chat is not None:
-                self.passive.forget(chat, msgid)
+        if not opened or chat is None or ref is None:
+            return web.Response(text="")
+        if not new:
+            await self.passive.close(chat, ref)
             return web.Response(text="")
         try:
-            answer = await asyncio.wait_for(asyncio.shield(waiting), self.wait)
-        except TimeoutError:
+            answer = await self.passive.wait(chat, ref, wait)
+        except Exception:  # stored already: the replies take the response_url or webhook
+            log.exception("wecom: waiting for a passive reply failed")
+            return web.Response(text="")
+        if answer is None:
             return web.Response(text="")  # the replies take the response_url
-        finally:
-            self.passive.forget(chat, msgid)
         return web.json_response(self._encrypt(answer))
+
+    def _slot(self, msg: dict[str, Any], chat: str | None) -> tuple[str | None, Slot | None, float]:
+        """Return what a callback may be answered with: its slot reference, slot, wait."""
+        if chat is None:
+            return None, None, 0.0
+        if msg.get("msgtype") in USER_MESSAGES:
+            return str(msg["msgid"]), Slot(slot_single(msg)), self.wait
+        key, task_id = pressed_key(msg), pressed_card(msg)
+        if key is None or task_id is None or press_of(key) is not None:
+            return None, None, 0.0  # a question's buttons: its card is not a ticket's
+        # A ticket's button: the pressed card is replaced if its edit comes in time.
+        return press_ref(task_id), Slot(slot_single(msg), task_id), PRESS_WAIT
 
     # -- the checks ------------------------------------------------------------------------
 
@@ -202,3 +221,8 @@ class CallbackReceiver:
         with contextlib.suppress(Exception):
             log.warning("wecom: refused a callback from %s: %s", request.remote, exc.reason)
         return web.Response(status=exc.status, text=exc.reason)
+
+
+def slot_single(msg: dict[str, Any]) -> bool:
+    """Return whether a callback came from a single chat."""
+    return msg.get("chattype") != GROUP

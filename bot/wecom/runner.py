@@ -3,8 +3,9 @@
 Receiving only stores callbacks (``bot.wecom.callback``); the inbox consumer
 hands each to ``process``, which translates it (``bot.wecom.adapter``) and
 calls the use cases or the admin commands; the sender drains the ``wecom``
-outbox through ``WeComGateway``. It shares Redis, the org tree and the rule
-files with the Telegram process of the same street: each platform has its own
+outbox through ``WeComGateway`` while this process holds the WeCom sender lease
+(``bot.wecom.sending``: several processes receive, one sends). It shares Redis, the org tree
+and the rule files with the Telegram process of the same street: each platform has its own
 inbox and outbox streams, and tickets are the same tickets.
 """
 
@@ -28,13 +29,14 @@ from bot.core.deadlines import Policy
 from bot.core.enrolment import parse_admin
 from bot.core.models import Reply
 from bot.inbox import Inbox
-from bot.sender import Sender
 from bot.services import Handled
 from bot.settings import Settings
 from bot.wecom.adapter import PLATFORM, to_incoming
 from bot.wecom.callback import CallbackReceiver
 from bot.wecom.crypto import WeComCipher
-from bot.wecom.gateway import Passive, WeComGateway, WeComRendered
+from bot.wecom.gateway import WeComGateway, WeComRendered
+from bot.wecom.passive import Passive
+from bot.wecom.sending import WeComSender
 from bot.wecom.webhooks import load_webhooks, unmatched
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class WeComBot:
         policy: Policy | None = None,
         claim_idle: float = 60.0,
         passive_wait: float = 2.0,
+        retry_after: float = 5.0,
+        rate_window: float = 60.0,
     ) -> None:
         if settings.wecom_token is None:
             raise MissingSetting("LIANHU_WECOM_TOKEN")
@@ -76,13 +80,15 @@ class WeComBot:
         self.cipher = WeComCipher.of(
             settings.wecom_token.get_secret_value(), settings.wecom_aes_key.get_secret_value()
         )
-        self.passive = Passive()
+        self.passive = Passive(client)
         self.session: aiohttp.ClientSession | None = None
         self.passive_wait = passive_wait
+        self.retry_after = retry_after
+        self.rate_window = rate_window
         self.name = consumer or socket.gethostname()
         self.inbox = Inbox(client, PLATFORM, self.name, claim_idle=claim_idle)
         self._gateway: WeComGateway | None = None
-        self.sender: Sender | None = None
+        self.sender: WeComSender | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._site: web.AppRunner | None = None
@@ -96,13 +102,19 @@ class WeComBot:
     def render(self, reply: Reply) -> WeComRendered:
         """Render a reply, with the @-mention commands that stand for its buttons."""
         rendered = self.renderer.render(reply)
+        settled = self.renderer.text("wecom_settled", {}, reply.lang) if reply.card else ""
         if not reply.buttons:
-            return WeComRendered(rendered.text, rendered.buttons)
+            return WeComRendered(rendered.text, rendered.buttons, settled=settled)
         ticket = reply.ticket or str(reply.params.get("id") or "")
         name = self.settings.wecom_bot_name or DEFAULT_BOT_NAME
-        params = {"bot": name, "id": ticket, "actions": list(reply.buttons)}
+        params = {
+            "bot": name,
+            "id": ticket,
+            "actions": list(reply.buttons),
+            "choice_names": reply.params.get("choice_names") or {},
+        }
         hint = self.renderer.text("wecom_actions", params, reply.lang)
-        return WeComRendered(rendered.text, rendered.buttons, hint)
+        return WeComRendered(rendered.text, rendered.buttons, hint, settled)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -114,9 +126,12 @@ class WeComBot:
         self.session = aiohttp.ClientSession()
         self._gateway = WeComGateway(
             self.redis, self.session, self.settings.wecom_base_url, lambda: self.webhooks,
-            self.passive, per_minute=self.settings.wecom_per_minute,
+            self.passive, per_minute=self.settings.wecom_per_minute, window=self.rate_window,
         )  # fmt: skip
-        self.sender = Sender(self.redis, self._gateway, f"{PLATFORM}-sender", render=self.render)
+        self.sender = WeComSender(
+            self.redis, self._gateway, f"{PLATFORM}-sender", render=self.render,
+            retry_after=self.retry_after,
+        )  # fmt: skip
         receiver = CallbackReceiver(
             self.cipher, self.redis, self.inbox, self._gateway, self.passive,
             bot_id=self.settings.wecom_bot_id, window=self.settings.wecom_replay_window,
