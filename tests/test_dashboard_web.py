@@ -37,9 +37,10 @@ def tile(html: str, name: str) -> int:
     return int(found.group(1))
 
 
-async def listed(client: TestClient, who: dict[str, str]) -> set[str]:
-    """Return the ids the console's own list exports to ``who`` (every state)."""
-    text = await (await client.get("/tickets.csv", params={"state": "all"}, headers=who)).text()
+async def listed(client: TestClient, who: dict[str, str], **filters: str) -> set[str]:
+    """Return the ids the console's own list exports to ``who`` (every state unless told)."""
+    params = {"state": "all", **filters}
+    text = await (await client.get("/tickets.csv", params=params, headers=who)).text()
     return {row[0] for row in list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]}
 
 
@@ -106,3 +107,25 @@ async def test_a_grid_worker_counts_only_their_grid(seeded: TestClient) -> None:
     assert "/tickets?node=G-01" in grid and "/tickets?overdue=1" in street
     assert "/tickets?state=all" in street and "as=" not in street
     assert 'id="nav-dashboard"' in street
+
+
+async def test_a_number_of_the_ranking_is_what_its_link_lists(seeded: TestClient) -> None:
+    street = await signed_in(seeded, STREET_STAFF)
+    html = await (await seeded.get("/dashboard", headers=street)).text()
+    for node in ("V-01", "V-02", "G-01", "G-02"):
+        shown = re.search(rf'href="/tickets\?node={node}">(\d+)</a>', html)
+        unfinished = await listed(seeded, street, state="unfinished", node=node)
+        assert (int(shown[1]) if shown else 0) == len(unfinished), node
+
+
+async def test_street_staff_land_on_the_dashboard_handlers_on_their_queue(
+    seeded: TestClient,
+) -> None:
+    from bot.storage.logins import Grant
+    from bot.web.session import LOGINS
+
+    for person, first in ((STREET_STAFF, "/dashboard"), ("p-admin-liu", "/dashboard"),
+                          (GRID_WORKER, "/mine"), (RESIDENT, "/tickets")):  # fmt: skip
+        token = await seeded.app[LOGINS].issue(Grant(f"sim:{person}", person, "zh-Hans", 0.0))
+        signed = await seeded.post("/login", data={"token": token}, allow_redirects=False)
+        assert signed.status == 303 and signed.headers["Location"] == first, person

@@ -81,7 +81,7 @@ class Ranked:
     node: str
     kind: str  # "village" or "grid"
     reported: int  # reported there in the last RECENT_DAYS days
-    open: int  # handlers owe work on there now
+    open: int  # unfinished tickets reported in or held by its subtree
     overdue: int
     rates: Rates
 
@@ -207,7 +207,9 @@ def ranking(
 ) -> list[Ranked]:
     """Return the villages and grids ``person`` serves: villages, then grids, each best first.
 
-    Each counts its whole subtree over the last RECENT_DAYS days. The order: resolution
+    Each counts its whole subtree over the last RECENT_DAYS days; its unfinished and overdue
+    tickets are those reported in it or held by it now (what the ticket list's node filter
+    shows, where the numbers link). The order: resolution
     on time, then timely acknowledgement, then satisfaction (a node with no decided
     promise after every node with one), then more tickets reported, then the node's id.
     """
@@ -221,10 +223,11 @@ def ranking(
     for t in tickets:
         if t.created_at >= since:
             reported.update(above.get(t.origin, ()))
-        if t.state.active:
-            active.update(above.get(t.node, ()))
+        if t.state.active:  # a unit's tickets: reported in or held by it, as the list's filter
+            mine = {*above.get(t.origin, ()), *above.get(t.node, ())}
+            active.update(mine)
             if t.overdue(now) is not None:
-                late.update(above.get(t.node, ()))
+                late.update(mine)
     for j in found:
         if j.at >= since:
             for n in above.get(j.node, ()):

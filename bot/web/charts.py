@@ -20,7 +20,7 @@ PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00")
 LIGHT = "#a9cbe3"  # the second part of a stacked bar: the same hue as the first, lighter
 FONT = 14
 WIDTH = 420
-MAX_LABEL = 0.42  # of a bar chart's width, for its labels
+MAX_LABEL = 0.5  # of a bar chart's width, for its labels (English names are long)
 
 
 def hbars(
@@ -64,9 +64,15 @@ def hbars(
         if len(legend) == len(values) and len(values) > 1:
             pairs = zip(legend, values, strict=True)
             named += " (" + ", ".join(f"{escape(n)} {_num(v)}" for n, v in pairs) + ")"
+        # The whole row answers a click or a tap, not only the bar and its label.
+        hit = (
+            f'<rect x="0" y="{y - gap / 2}" width="{WIDTH}" height="{bar + gap}" '
+            'fill="#0072b2" fill-opacity="0" class="hit"/>'
+        )
         body = (
             f"<title>{named}</title>"
-            f'<text x="{label_width - 8}" y="{y + bar / 2}" text-anchor="end" '
+            + (hit if href else "")
+            + f'<text x="{label_width - 8}" y="{y + bar / 2}" text-anchor="end" '
             f'dominant-baseline="central" class="label">{escape(_clip(label, label_width))}</text>'
             + "".join(parts)
             + f'<text x="{x + 6:.1f}" y="{y + bar / 2}" dominant-baseline="central" '
