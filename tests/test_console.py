@@ -147,7 +147,8 @@ async def test_over_https_the_cookie_is_secure(redis_url: str) -> None:
         assert (await https_client.post("/demo/signin", data={"as": ADMIN})).status == 401
 
 
-ROUTES = ["/tickets", "/tickets.csv", "/mine", "/tickets/1", "/tickets/1/print", "/"]
+ROUTES = ["/tickets", "/tickets.csv", "/mine", "/tickets/1", "/tickets/1/print", "/dashboard",
+          "/export/rates.csv", "/"]  # fmt: skip
 
 
 @pytest.mark.parametrize("lang", ["zh-Hans", "zh-Hant", "en"])

@@ -31,15 +31,17 @@ def variables() -> set[str]:
     return out
 
 
-def test_compose_runs_redis_with_aof_the_bot_and_workers() -> None:
+def test_compose_runs_redis_with_aof_the_bot_workers_and_the_console() -> None:
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "bot", "worker"}
+    assert set(services) == {"redis", "bot", "worker", "web"}
     assert "--appendonly" in services["redis"]["command"]
     assert services["redis"]["volumes"][0].split(":")[0] in compose["volumes"]
     assert services["bot"]["command"][0] == "run" and "--webhook" in services["bot"]["command"]
     assert services["worker"]["command"] == ["worker"]
-    for name in ("bot", "worker"):
+    assert services["web"]["command"][0] == "web"
+    assert services["web"]["ports"] == ["127.0.0.1:8081:8081"]  # the host's loopback only
+    for name in ("bot", "worker", "web"):
         service = services[name]
         assert service["command"][0] in subcommands()
         assert service["environment"]["REDIS_URL"].endswith("@redis:6379/0")
@@ -68,7 +70,9 @@ def test_the_dockerfile_installs_the_project_and_runs_lianhu() -> None:
 
 def test_systemd_units_run_real_subcommands(tmp_path: Path) -> None:
     units = sorted((DEPLOY / "systemd").glob("*.service"))
-    assert [u.name for u in units] == ["lianhu-bot.service", "lianhu-worker@.service"]
+    assert [u.name for u in units] == [
+        "lianhu-bot.service", "lianhu-web.service", "lianhu-worker@.service"
+    ]  # fmt: skip
     for unit in units:
         parser = configparser.ConfigParser(strict=True, interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
@@ -108,7 +112,7 @@ def test_redis_is_guarded_by_a_password_and_reachable_only_by_lianhu() -> None:
     assert "ports" not in redis_service  # never published
     assert redis_service["networks"] == ["redis"]
     assert compose["networks"]["redis"]["internal"] is True
-    for name in ("bot", "worker"):
+    for name in ("bot", "worker", "web"):
         url = services[name]["environment"]["REDIS_URL"]
         assert url.startswith("redis://:${LIANHU_REDIS_PASSWORD}@redis:"), url
     env = dict(

@@ -332,3 +332,20 @@ async def test_a_ticket_page_shows_related_tickets_and_department_steps(
     assert "关联工单 #2" in html
     html = await (await client.get("/tickets/2", headers=admin)).text()
     assert '<a href="/tickets/1">#1</a>' in html and "已到场" in html
+
+
+async def test_after_the_seed_the_weeks_handlers_are_answered_at_once(redis_url: str) -> None:
+    # The seed's answers to a handler counted against their per-minute allowance in real time;
+    # a street official asking for a sign-in link right after `lianhu demo --seed` got nothing.
+    await seed(Settings(), redis_url)
+    app = init_app(Settings(web_url="http://127.0.0.1"), redis_url, sender=False, demo=True)
+    async with TestClient(TestServer(app)) as seeded:
+        for person in ("p-luo-bingkun", "p-yang-zixuan", "p-zhong-zhiwei"):
+            await send(seeded, person, f"sim:{person}", "登录后台")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        queued = [json.loads(e[b"payload"]) for _, e in client.xrange("lianhu:outbox:sim")]
+    finally:
+        client.close()
+    links = {q["chat"] for q in queued if q.get("template") == "web_link"}
+    assert links == {"sim:p-luo-bingkun", "sim:p-yang-zixuan", "sim:p-zhong-zhiwei"}

@@ -14,12 +14,37 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from bot.core.models import Tier
 from bot.core.org import OrgTree
 from bot.core.ticket import EventKind, Ticket, TicketEvent
+
+
+class Measure(StrEnum):
+    """Which of the three rates a judgement counts towards."""
+
+    ACK = "ack"  # acknowledged before the stage's ack deadline
+    RESOLVE = "resolve"  # resolved before the stage's resolve deadline
+    RATING = "rating"  # rated 4 or 5
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One decided promise: at which node, which measure, kept or not, and when it was decided.
+
+    ``took`` is the time from the stage's start to the acknowledgement or resolution
+    (None when the promise was missed by leaving, and for ratings).
+    """
+
+    ticket: str
+    node: str
+    measure: Measure
+    hit: bool
+    at: float
+    took: float | None = None
 
 
 @dataclass
@@ -34,6 +59,21 @@ class _Tally:
     overdue: int = 0
     ack_times: list[float] = field(default_factory=list)
     resolve_times: list[float] = field(default_factory=list)
+
+    def add(self, j: Judgement) -> None:
+        if j.measure is Measure.ACK:
+            self.ack_decided += 1
+            self.acked_in_time += j.hit
+            if j.took is not None:
+                self.ack_times.append(j.took)
+        elif j.measure is Measure.RESOLVE:
+            self.resolve_decided += 1
+            self.resolved_in_time += j.hit
+            if j.took is not None:
+                self.resolve_times.append(j.took)
+        else:
+            self.rated += 1
+            self.satisfied += j.hit
 
 
 @dataclass(frozen=True)
@@ -67,7 +107,10 @@ def node_stats(
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     seen: dict[str, set[str]] = defaultdict(set)
     for ticket, events in zip(tickets, histories, strict=True):
-        _judge(events, tallies, seen)
+        for node, _ in arrivals(events):
+            seen[node].add(ticket.id)
+        for j in judgements(events):
+            tallies[j.node].add(j)
         if ticket.state.active:
             tally = tallies[ticket.node]
             tally.open += 1
@@ -82,19 +125,7 @@ def node_stats(
     tier_tickets: dict[str, set[str]] = defaultdict(set)
     for node, tally in tallies.items():
         total, tier = by_tier[_tier(tree, node)], _tier(tree, node)
-        for name in (
-            "acked_in_time",
-            "ack_decided",
-            "resolved_in_time",
-            "resolve_decided",
-            "satisfied",
-            "rated",
-            "open",
-            "overdue",
-        ):
-            setattr(total, name, getattr(total, name) + getattr(tally, name))
-        total.ack_times += tally.ack_times
-        total.resolve_times += tally.resolve_times
+        merge(total, tally)
         tier_tickets[tier] |= seen[node]
     rows += [
         _row(f"tier:{tier}", tier, tier, tally, len(tier_tickets[tier]))
@@ -103,52 +134,69 @@ def node_stats(
     return rows
 
 
-def _judge(
-    events: Sequence[TicketEvent], tallies: dict[str, _Tally], seen: dict[str, set[str]]
-) -> None:
+def merge(total: _Tally, tally: _Tally) -> None:
+    """Add ``tally`` into ``total``."""
+    for name in (
+        "acked_in_time",
+        "ack_decided",
+        "resolved_in_time",
+        "resolve_decided",
+        "satisfied",
+        "rated",
+        "open",
+        "overdue",
+    ):
+        setattr(total, name, getattr(total, name) + getattr(tally, name))
+    total.ack_times += tally.ack_times
+    total.resolve_times += tally.resolve_times
+
+
+_ARRIVALS = (EventKind.OPENED, EventKind.ESCALATED, EventKind.HANDED, EventKind.REOPENED)
+
+
+def arrivals(events: Sequence[TicketEvent]) -> Iterator[tuple[str, float]]:
+    """Yield (node, when) for each stage of one history: the node it started at."""
+    node = ""
+    for e in events:
+        if e.kind in _ARRIVALS:
+            node = str(e.data.get("node", node))
+            yield node, e.at
+
+
+def judgements(events: Sequence[TicketEvent]) -> Iterator[Judgement]:
     """Walk one history, judging each stage at the node that held it."""
     node, started, ack_due, resolve_due = "", 0.0, 0.0, 0.0
     acked = resolved = False
     resolver = ""
     for e in events:
         d = e.data
-        if e.kind in (EventKind.OPENED, EventKind.ESCALATED, EventKind.HANDED, EventKind.REOPENED):
+        if e.kind in _ARRIVALS:
             if (
                 e.kind is not EventKind.OPENED
                 and node
                 and not resolved
                 and e.kind is not EventKind.REOPENED
             ):
-                tally = tallies[node]
-                if not acked:
-                    tally.ack_decided += 1  # it left unacknowledged: a missed response
-                tally.resolve_decided += 1  # and unresolved here
+                if not acked:  # it left unacknowledged: a missed response
+                    yield Judgement(e.ticket, node, Measure.ACK, False, e.at)
+                yield Judgement(e.ticket, node, Measure.RESOLVE, False, e.at)  # unresolved here
             node = str(d.get("node", node))
             started, ack_due, resolve_due = e.at, float(d["ack_due"]), float(d["resolve_due"])
             acked = resolved = False
-            seen[node].add(e.ticket)
         elif e.kind is EventKind.ACKNOWLEDGED and not acked:
             acked = True
-            tally = tallies[node]
-            tally.ack_decided += 1
-            tally.acked_in_time += e.at <= ack_due
-            tally.ack_times.append(e.at - started)
+            yield Judgement(e.ticket, node, Measure.ACK, e.at <= ack_due, e.at, e.at - started)
         elif e.kind is EventKind.RESOLVED:
-            tally = tallies[node]
             if not acked:  # resolving answers too
                 acked = True
-                tally.ack_decided += 1
-                tally.acked_in_time += e.at <= ack_due
-                tally.ack_times.append(e.at - started)
+                yield Judgement(e.ticket, node, Measure.ACK, e.at <= ack_due, e.at, e.at - started)
             resolved = True
             resolver = node
-            tally.resolve_decided += 1
-            tally.resolved_in_time += e.at <= resolve_due
-            tally.resolve_times.append(e.at - started)
+            yield Judgement(
+                e.ticket, node, Measure.RESOLVE, e.at <= resolve_due, e.at, e.at - started
+            )
         elif e.kind is EventKind.RATED and resolver:
-            tally = tallies[resolver]
-            tally.rated += 1
-            tally.satisfied += int(d["rating"]) >= 4
+            yield Judgement(e.ticket, resolver, Measure.RATING, int(d["rating"]) >= 4, e.at)
 
 
 def _row(node: str, name: str, tier: str, t: _Tally, tickets: int) -> StatsRow:

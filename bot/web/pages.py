@@ -23,7 +23,7 @@ VIEWER: web.RequestKey[Any] = web.RequestKey("viewer", object)
 STATIC = TEMPLATES / "web" / "static"
 PAGE_NAMES = (
     "sim.html", "tickets.html", "ticket.html", "error.html", "signin.html", "login.html",
-    "mine.html", "print.html",
+    "mine.html", "print.html", "dashboard.html",
 )  # fmt: skip
 
 
@@ -57,7 +57,11 @@ class Pages:
 
     def words(self, request: web.Request) -> Any:
         """Return the words of the reader's language (``templates/web/lang``)."""
-        return self.env.get_template(f"web/lang/{pick_lang(request).value}.j2").module
+        return self.words_in(pick_lang(request))
+
+    def words_in(self, lang: Lang) -> Any:
+        """Return the words of the pages in ``lang`` (the module of its language file)."""
+        return self.env.get_template(f"web/lang/{lang.value}.j2").module
 
     def html(self, request: web.Request, name: str, data: Mapping[str, Any]) -> str:
         """Return the text of the page ``name`` in the reader's language."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.core.org import Person
+from bot.core.org import Person, Role
 from bot.storage.logins import SESSION_TTL, Grant
 from bot.web.directory import sim_account
 from bot.web.pages import LANG_COOKIE, Pages
@@ -100,11 +100,18 @@ async def demo_signin(request: web.Request) -> web.StreamResponse:
     return await _open(request, grant)
 
 
+def landing(person: Person | None) -> str:
+    """Return the first page after signing in: the street's 驾驶舱, a handler's 我的待办, or
+    a resident's own reports."""
+    if person is None or person.role is Role.RESIDENT:
+        return "/tickets"
+    return "/dashboard" if person.role in (Role.STREET_STAFF, Role.ADMIN) else "/mine"
+
+
 async def _open(request: web.Request, grant: Grant) -> web.StreamResponse:
     session_id = await request.app[LOGINS].open(grant)
     person = _person(request, grant)
-    staff = person is not None and person.role.value != "resident"
-    response = see_other("/mine" if staff else "/tickets")
+    response = see_other(landing(person))
     secure = request.secure or request.app[PUBLIC_URL].startswith("https://")
     set_cookie(response, sign(request.app[SECRET], session_id), secure, SESSION_TTL)
     if LANG_COOKIE not in request.cookies:  # the person's language, unless they chose one here
