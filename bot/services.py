@@ -45,7 +45,7 @@ from bot.core.org import (
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
 from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
-from bot.core.quiet import HELD_PLATFORM, held, summaries, working
+from bot.core.quiet import HELD_PLATFORM, held, summaries
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -65,6 +65,7 @@ from bot.core.workflow import (
     ticket_params,
     ticket_problem,
 )
+from bot.core.worktime import working
 from bot.live import LiveConfig
 from bot.ports import Clock, ScheduledJob, Scheduler
 from bot.render import local_zone
@@ -662,7 +663,7 @@ class Service:
         guarded by the held stream's length, so two workers never release the same cards.
         """
         ctx = self.config.context
-        if not working(self.clock(), ctx.policy.work_hours, zone):
+        if not working(self.clock(), ctx.policy.work_hours, ctx.policy.work_days, zone):
             return 0
         stream = keys.outbox(HELD_PLATFORM)
         for attempt in range(ATTEMPTS):
@@ -750,7 +751,8 @@ class Service:
             # Quiet hours: a calmer ticket's cards to groups wait for the working day.
             ctx, at = self.config.context, decision.events[-1].at
             hours, zone = ctx.policy.work_hours, local_zone()
-            waiting = [r for r in replies if held(r, changed, ctx.tree, at, hours, zone)]
+            days = ctx.policy.work_days
+            waiting = [r for r in replies if held(r, changed, ctx.tree, at, hours, days, zone)]
             replies = [r for r in replies if r not in waiting]
         entries = self._entries(replies, prefix, message, changed)
         entries += [
