@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from bot.core import deadlines as dl
 from bot.core.classify import Match
 from bot.core.commands import Command, Verb
-from bot.core.models import IncomingMessage, Lang
+from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.notices import (
     NOTICE_KIND,
+    Draft,
     Notice,
     NoticeProblem,
     Step,
@@ -34,7 +35,7 @@ from bot.core.notices import (
     post,
     relevant,
 )
-from bot.core.org import HANDLER_ROLES, Node, Person, node_of_chat
+from bot.core.org import HANDLER_ROLES, Node, Person, node_of_chat, person_of_account
 from bot.core.workflow import Context, Refusal
 from bot.ports import ScheduledJob
 from bot.render import local_zone
@@ -90,12 +91,8 @@ async def command(
 async def _post(
     service: Service, ctx: Context, message: IncomingMessage, cmd: Command, person: Person | None
 ) -> Handled:
-    from bot.services import Handled
-
     if person is None or person.role not in HANDLER_ROLES:
         return await service._refuse(message, "not_handler", {"verb": "notice"})
-    if (done := await service.store.was_processed(message.key)) is not None:
-        return Handled("duplicate", detail=done)
     here = node_of_chat(ctx.tree, message.chat)
     now = service.clock()
     draft = parse_notice(cmd.text, ctx.ruleset, ctx.tree, here, now, local_zone())
@@ -103,6 +100,18 @@ async def _post(
         return await service._refuse(
             message, "notice_refused", {"problem": draft.problem, **draft.params}
         )
+    return await post_draft(service, ctx, message, person, draft)
+
+
+async def post_draft(
+    service: Service, ctx: Context, message: IncomingMessage, person: Person, draft: Draft
+) -> Handled:
+    """Post a checked notice (typed in a chat, or sent from the console's form)."""
+    from bot.services import Handled
+
+    if (done := await service.store.was_processed(message.key)) is not None:
+        return Handled("duplicate", detail=done)
+    now = service.clock()
     refused = may_post(ctx.tree, person, draft.nodes)
     if refused is not None:  # before an id is taken: a refusal changes nothing
         return await service._refuse(message, refused.reason, dict(refused.params))
@@ -115,6 +124,35 @@ async def _post(
     if status is CommitStatus.DUPLICATE:
         return Handled("duplicate", detail=value)
     return Handled("done", detail=notice_id)
+
+
+def console_message(service: Service, actor: Actor, key: str) -> IncomingMessage:
+    """Return a form sent from the web console as a message in the sender's private chat.
+
+    ``key`` names the form, so that sending it twice acts once; a refusal is shown on the
+    page, never sent (``IncomingMessage.console``).
+    """
+    return IncomingMessage(
+        actor.account, f"web-{key}", actor, "", service.clock(), private=True, console=True
+    )
+
+
+async def console_post(service: Service, actor: Actor, key: str, draft: Draft) -> Handled:
+    """Post a notice from the console's form, through the chat command's checks and commit."""
+    ctx = service.config.context
+    person = person_of_account(ctx.tree, actor.account)
+    message = console_message(service, actor, key)
+    if person is None or person.role not in HANDLER_ROLES:
+        return await service._refuse(message, "not_handler", {"verb": "notice"})
+    return await post_draft(service, ctx, message, person, draft)
+
+
+async def console_end(service: Service, actor: Actor, key: str, notice_id: str) -> Handled:
+    """End a notice early from the console, as ``结束通知 n3`` in a private chat."""
+    ctx = service.config.context
+    person = person_of_account(ctx.tree, actor.account)
+    message = console_message(service, actor, key)
+    return await _end(service, ctx, message, Command(Verb.END_NOTICE, None, notice_id), person)
 
 
 async def _end(
@@ -255,4 +293,7 @@ def _names(ctx: Context, category: str) -> dict[str, str]:
     return {lang.value: spec.name(lang) for lang in Lang}
 
 
-__all__: Sequence[str] = ("NOTICE_VERBS", "answer_report", "command", "deadline", "get")
+__all__: Sequence[str] = (
+    "NOTICE_VERBS", "answer_report", "command", "console_end", "console_post", "deadline", "get",
+    "open_notices", "post_draft",
+)  # fmt: skip

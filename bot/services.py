@@ -45,7 +45,7 @@ from bot.core.org import (
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
 from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
-from bot.core.quiet import HELD_PLATFORM, held, summaries, working
+from bot.core.quiet import HELD_PLATFORM, held, summaries
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -65,6 +65,7 @@ from bot.core.workflow import (
     ticket_params,
     ticket_problem,
 )
+from bot.core.worktime import working
 from bot.live import LiveConfig
 from bot.ports import Clock, ScheduledJob, Scheduler
 from bot.render import local_zone
@@ -208,11 +209,11 @@ class Service:
         if origin is None:
             log.info("report in a chat bound to no node: %s", message.chat)
             return Handled("unbound")
-        if not verdict.danger and not message.private:  # a known incident answers it
-            noticed = await notices.answer_report(self, ctx, message, match, origin)
-            if noticed is not None:
-                return dataclasses.replace(noticed, verdict=verdict)
-        handled = await self.ticket_for(ctx, message, match, origin)
+        # A known incident answers it (looked for only when a notice is in force: see lookup).
+        answerable = not verdict.danger and not message.private
+        handled = await self.ticket_for(ctx, message, match, origin, notices_answer=answerable)
+        if handled.status == "noticed":
+            return dataclasses.replace(handled, verdict=verdict)
         if verdict.danger and not emergency and handled.status in ("opened", "joined"):
             log.info("possible danger in %s, opened as %s", message.chat, verdict.category)
             flagged = await questions.flag(self, ctx, message, verdict, origin, handled.ticket)
@@ -220,19 +221,28 @@ class Service:
         return handled
 
     async def ticket_for(
-        self, ctx: Context, message: IncomingMessage, match: Match, origin: Node
+        self,
+        ctx: Context,
+        message: IncomingMessage,
+        match: Match,
+        origin: Node,
+        *,
+        notices_answer: bool = False,
     ) -> Handled:
-        """Open a ticket for ``message`` as ``match``, or join it to an open one of its kind."""
+        """Open a ticket for ``message`` as ``match``, or join it to an open one of its kind.
+
+        With ``notices_answer``, a notice in force that matches answers it instead.
+        """
         category = ctx.ruleset.categories.get(match.category)
         sensitive = category is not None and category.visibility is Visibility.STAFF
         # Joining switched off, or a staff-only matter (a neighbour's matching report must not
         # make them party to it): every such report is its own ticket, and links to none.
         if ctx.policy.join_window <= 0 or sensitive:
-            return await self._open_or_join(ctx, message, match, origin, None)
+            return await self._open_or_join(ctx, message, match, origin, None, notices_answer)
         village = _join_scope(ctx.tree, origin).id
         pool = Pool(keys.recent(village), keys.recent_version(village))
         async with self._lock(pool.tickets):
-            return await self._open_or_join(ctx, message, match, origin, pool)
+            return await self._open_or_join(ctx, message, match, origin, pool, notices_answer)
 
     async def _open_or_join(
         self,
@@ -241,15 +251,20 @@ class Service:
         match: Match,
         origin: Node,
         pool: Pool | None,
+        notices_answer: bool = False,
     ) -> Handled:
         """Join the same problem at the same place, else open a ticket linked to related ones."""
         for attempt in range(ATTEMPTS):
             await _back_off(attempt)
             now = self.clock()
             since = now - ctx.policy.join_window
-            done, ids, version = await self.store.lookup(message.key, pool, since)
+            done, ids, version, in_force = await self.store.lookup(message.key, pool, since, now)
             if done is not None:
                 return _duplicate(done)
+            if notices_answer and in_force:
+                noticed = await notices.answer_report(self, ctx, message, match, origin)
+                if noticed is not None:
+                    return noticed
             open_ = [t for t in await self.store.get_many(ids) if t.state.active]
             report = report_problem(ctx, message, match, origin)
             same, related = nearest(report, [(t.id, ticket_problem(ctx, t)) for t in open_])
@@ -662,7 +677,7 @@ class Service:
         guarded by the held stream's length, so two workers never release the same cards.
         """
         ctx = self.config.context
-        if not working(self.clock(), ctx.policy.work_hours, zone):
+        if not working(self.clock(), ctx.policy.work_hours, ctx.policy.work_days, zone):
             return 0
         stream = keys.outbox(HELD_PLATFORM)
         for attempt in range(ATTEMPTS):
@@ -750,7 +765,8 @@ class Service:
             # Quiet hours: a calmer ticket's cards to groups wait for the working day.
             ctx, at = self.config.context, decision.events[-1].at
             hours, zone = ctx.policy.work_hours, local_zone()
-            waiting = [r for r in replies if held(r, changed, ctx.tree, at, hours, zone)]
+            days = ctx.policy.work_days
+            waiting = [r for r in replies if held(r, changed, ctx.tree, at, hours, days, zone)]
             replies = [r for r in replies if r not in waiting]
         entries = self._entries(replies, prefix, message, changed)
         entries += [

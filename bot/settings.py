@@ -12,7 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
 from bot.core.quiet import parse_hours
+from bot.core.worktime import parse_days
 from bot.redis_clients import parse_sentinel
+from bot.render import local_zone
 
 
 class Settings(BaseSettings):
@@ -138,7 +140,13 @@ class Settings(BaseSettings):
     work_hours: str = Field(
         default="",
         description="Working hours HH:MM-HH:MM (local time): outside them, cards of normal "
-        "and low severity wait and come as one summary when the day starts; empty: none.",
+        "and low severity wait and come as one summary when the day starts, and categories "
+        "with clock: working count their deadlines in them; empty: none.",
+    )
+    work_days: str = Field(
+        default="Mon-Fri",
+        description="Working days (Mon-Fri, or a list such as Mon,Tue,Wed,Thu,Fri,Sat) of the "
+        "working hours; public holidays are not known.",
     )
 
     # -- other ways in: alert webhooks and Open311 (served by the web app) -----------------
@@ -161,7 +169,8 @@ class Settings(BaseSettings):
         """Return the deadline policy these settings describe."""
         return Policy(
             scale=self.deadline_scale, floor=self.deadline_floor,
-            work_hours=parse_hours(self.work_hours),
+            work_hours=parse_hours(self.work_hours), work_days=parse_days(self.work_days),
+            zone=local_zone(),
         )  # fmt: skip
 
     def secret_values(self) -> list[str]:
@@ -247,4 +256,10 @@ class Settings(BaseSettings):
     @classmethod
     def _work_hours_shape(cls, value: str) -> str:
         parse_hours(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("work_days")
+    @classmethod
+    def _work_days_shape(cls, value: str) -> str:
+        parse_days(value)  # raises ValueError with the reason
         return value

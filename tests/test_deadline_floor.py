@@ -13,7 +13,7 @@ from bot.settings import Settings
 
 def test_a_shrunk_deadline_never_falls_below_the_floor(ruleset: RuleSet) -> None:
     policy = Policy(scale=0.002, floor=30.0)
-    ack, resolve = dl.due_times(ruleset, "emergency", "street", 1000.0, policy)
+    ack, resolve = dl.due_times(ruleset, "emergency", "street", 1000.0, policy, urgent=False)
     assert ack - 1000.0 == 30.0  # 15 minutes x 0.002 would be 1.8 s
     assert resolve - 1000.0 == max(30.0, ruleset.deadline("emergency", dl.Tier.STREET)[1] * 0.002)
 
@@ -34,7 +34,7 @@ def test_the_demo_keeps_critical_deadlines_long_enough_to_press_a_button(
     settings = demo_settings()
     policy = Policy(scale=settings.deadline_scale, floor=settings.deadline_floor)
     for category in ruleset.categories:
-        ack, resolve = dl.due_times(ruleset, category, "street", 0.0, policy)
+        ack, resolve = dl.due_times(ruleset, category, "street", 0.0, policy, urgent=False)
         assert ack >= 30.0 and resolve >= 30.0, category
 
 

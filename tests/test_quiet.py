@@ -1,4 +1,5 @@
-"""Quiet hours: a low-severity report at 23:00 reaches the grid group when the day starts."""
+"""Quiet hours: a low-severity report at 23:00 reaches the grid group when the next working day
+starts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pydantic import ValidationError
 
 from bot.core.deadlines import Policy
 from bot.core.org import Role
-from bot.core.quiet import HELD_PLATFORM, parse_hours, working
+from bot.core.quiet import HELD_PLATFORM, parse_hours
+from bot.core.worktime import MONDAY_TO_FRIDAY, working
 from bot.live import LiveConfig
 from bot.render import local_zone
 from bot.scheduling import RqScheduler
@@ -46,7 +48,7 @@ async def world(redis_async: redis.asyncio.Redis, redis_sync: redis.Redis) -> As
 NOISE = "楼下KTV每晚唱到凌晨三点，吵得睡不着"  # noise: low severity, handled by the grid
 
 
-async def test_a_low_report_at_23_reaches_the_grid_group_when_the_day_starts(
+async def test_a_low_report_at_23_reaches_the_grid_group_when_the_next_working_day_starts(
     world: World,
 ) -> None:
     resident = world.person(Role.RESIDENT, "H-01")
@@ -62,10 +64,12 @@ async def test_a_low_report_at_23_reaches_the_grid_group_when_the_day_starts(
     held = sorted(json.loads(f[b"payload"])["chat"] for _, f in rows)
     enforcement = world.tree.nodes["D-enforcement"]  # the department noise names: its card too
     assert held == sorted([*grid.chats, *enforcement.chats])
-    # Before the working day nothing is released; at 08:30 one summary per chat, once.
-    world.clock.now = local(5, 8, 29)
-    assert await world.service.release_held(ZONE) == 0
-    world.clock.now = local(5, 8, 31)
+    # Reported at 23:00 on Friday 4 December: nothing is released on Saturday or Sunday, nor
+    # on Monday before 08:30; at 08:30 on Monday one summary per chat, once.
+    for day, hour, minute in ((5, 8, 31), (6, 12, 0), (7, 8, 29)):
+        world.clock.now = local(day, hour, minute)
+        assert await world.service.release_held(ZONE) == 0
+    world.clock.now = local(7, 8, 31)
     assert await world.service.release_held(ZONE) == len(held)
     assert await world.service.release_held(ZONE) == 0
     assert await world.redis.xlen(keys.outbox(HELD_PLATFORM)) == 0
@@ -75,6 +79,20 @@ async def test_a_low_report_at_23_reaches_the_grid_group_when_the_day_starts(
     # Besides the resident's answer, exactly one message per held chat: the summary.
     others = sorted(c for c, _ in telegram.delivered if c != resident_chat(world))
     assert others == [c for c in held if c.startswith("telegram:")]
+
+
+async def test_a_question_at_23_on_friday_is_due_in_working_hours(world: World) -> None:
+    # policy_inquiry has clock: working; low severity owes an answer in 2 days (48 hours):
+    # counted from 08:30 on Monday at 9.5 hours a day, 47.5 by Friday, half an hour more.
+    resident = world.person(Role.RESIDENT, "H-01")
+    handled = await world.service.handle_message(world.message(resident, "高龄津贴怎么申请"))
+    ticket = await world.store.get(handled.ticket or "")
+    assert ticket is not None and ticket.category == "policy_inquiry"
+    assert ticket.ack_due == local(14, 9)
+    # A noise report is low too, but on the wall clock: two days from Friday 23:00.
+    handled = await world.service.handle_message(world.message(resident, NOISE))
+    noise = await world.store.get(handled.ticket or "")
+    assert noise is not None and noise.ack_due == local(6, 23)
 
 
 async def test_high_severity_goes_at_once_at_night(world: World) -> None:
@@ -89,7 +107,7 @@ async def test_high_severity_goes_at_once_at_night(world: World) -> None:
 
 
 async def test_during_the_day_cards_go_at_once(world: World) -> None:
-    world.clock.now = local(4, 10)
+    world.clock.now = local(4, 10)  # a Friday
     resident = world.person(Role.RESIDENT, "H-01")
     await world.service.handle_message(world.message(resident, NOISE))
     assert any(p["card"] for p in await world.outbox())
@@ -114,7 +132,10 @@ def resident_chat(world: World) -> str:
 
 def test_working_hours() -> None:
     assert parse_hours("08:30-18:00") == HOURS and parse_hours("") is None
-    assert working(local(4, 8, 30), HOURS, ZONE) and not working(local(4, 18), HOURS, ZONE)
+    days = MONDAY_TO_FRIDAY
+    assert working(local(4, 8, 30), HOURS, days, ZONE)
+    assert not working(local(4, 18), HOURS, days, ZONE)
+    assert not working(local(5, 10), HOURS, days, ZONE)  # Saturday
     for bad in ("8-18", "18:00-08:30", "08:30-25:00", "08:3-18:00", "x"):
         with pytest.raises(ValueError):
             parse_hours(bad)

@@ -20,15 +20,18 @@ from bot.cli.common import (
     report_invalid,
     report_settings,
 )
+from bot.core.alerts import InvalidAlertRoutes
 from bot.core.enrolment import AdminRefusal, Enrolment, Invite, invite_for
 from bot.core.errors import InvalidOrg, InvalidRules
 from bot.core.models import Lang
+from bot.core.open311 import InvalidClients
 from bot.core.org import Node, OrgTree, Person, Role, check_against_rules
+from bot.core.rules import RuleSet
 from bot.redis_clients import async_client
 from bot.redis_server import redis_for_command
 from bot.render import Renderer
 from bot.settings import Settings
-from bot.sources import load_org, load_ruleset
+from bot.sources import load_alert_routes, load_open311_clients, load_org, load_ruleset
 
 
 def register(commands: Any) -> None:
@@ -46,6 +49,14 @@ def register(commands: Any) -> None:
         metavar="DIR",
         help="also check the departments the rules name (default: the rules directory, if any)",
     )
+    check.add_argument(
+        "--alerts", type=Path, default=None, metavar="FILE",
+        help="also check the alert mapping (default: $LIANHU_ALERTS_FILE, if set)",
+    )  # fmt: skip
+    check.add_argument(
+        "--open311", type=Path, default=None, metavar="FILE",
+        help="also check the Open311 clients file (default: $LIANHU_OPEN311_CLIENTS, if set)",
+    )  # fmt: skip
     check.set_defaults(func=cmd_check)
 
     show = sub.add_parser("show", help="list the nodes and people")
@@ -97,6 +108,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     rules_dir: Path | None = args.rules
     if rules_dir is None and default_rules_dir().is_dir():
         rules_dir = default_rules_dir()
+    ruleset: RuleSet | None = None
     if rules_dir is not None:
         try:
             ruleset = load_ruleset(rules_dir)
@@ -109,8 +121,45 @@ def cmd_check(args: argparse.Namespace) -> int:
             count = len(missing)
             print(f"{path}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
             return 1
-    print(f"{path}: {len(tree.nodes)} nodes, {len(tree.people)} people")
+    said = [f"{path}: {len(tree.nodes)} nodes, {len(tree.people)} people"]
+    intake = _check_intake(args, tree, ruleset)
+    if isinstance(intake, int):
+        return intake
+    for line in [*said, *intake]:
+        print(line)
     return 0
+
+
+def _check_intake(
+    args: argparse.Namespace, tree: OrgTree, ruleset: RuleSet | None
+) -> list[str] | int:
+    """Validate the alert mapping and the Open311 clients file, when given or set.
+
+    Return what each holds, or exit status 1 after printing every problem of each.
+    """
+    settings = Settings()
+    alerts: Path | None = args.alerts or settings.alerts_file
+    clients: Path | None = args.open311 or settings.open311_clients
+    said: list[str] = []
+    failed = False
+    if alerts is not None:
+        if ruleset is None:
+            print(f"{alerts}: checking the alert mapping needs the rules (--rules DIR)",
+                  file=sys.stderr)  # fmt: skip
+            failed = True
+        else:
+            try:
+                routes = load_alert_routes(alerts, tree, ruleset)
+                said.append(f"{alerts}: {len(routes)} alert routes")
+            except InvalidAlertRoutes as exc:
+                failed = bool(report_invalid(exc, str(alerts))) or failed
+    if clients is not None:
+        try:
+            found = load_open311_clients(clients, tree)
+            said.append(f"{clients}: {len(found)} Open311 clients")
+        except InvalidClients as exc:
+            failed = bool(report_invalid(exc, str(clients))) or failed
+    return 1 if failed else said
 
 
 def cmd_invite(args: argparse.Namespace) -> int:

@@ -8,13 +8,18 @@ and a due time that has really passed.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.core.models import Tier
-from bot.core.rules import RuleSet
+from bot.core.rules import Clock, RuleSet
 from bot.core.ticket import Ticket, TicketState
+from bot.core.worktime import MONDAY_TO_FRIDAY, add_working
+
+# Asia/Shanghai: UTC+8 without daylight saving since 1991, so a fixed offset counts the same.
+CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 class DeadlineKind(StrEnum):
@@ -48,18 +53,39 @@ class Policy:
     # LIANHU_WORK_HOURS as minutes of the local day: calmer cards wait outside them
     # (bot.core.quiet); None: every card goes at once.
     work_hours: tuple[int, int] | None = None
+    # LIANHU_WORK_DAYS as weekdays (Monday 0): the days quiet hours and working-time deadlines
+    # count as working; public holidays are not known (bot.core.worktime).
+    work_days: frozenset[int] = MONDAY_TO_FRIDAY
+    zone: dt.tzinfo = CHINA_STANDARD_TIME
 
 
 def due_times(
-    ruleset: RuleSet, category: str, tier: str, start: float, policy: Policy
+    ruleset: RuleSet,
+    category: str,
+    tier: str,
+    start: float,
+    policy: Policy,
+    *,
+    urgent: bool,
 ) -> tuple[float, float]:
     """Return (ack due, resolve due) for a ticket entering ``tier`` at ``start``.
 
-    A department is held to the street's times.
+    A department is held to the street's times. A category whose ``clock`` is ``working``
+    counts only working time (the scaled and floored durations, from the working hours and
+    days of the policy), unless the ticket is urgent or no working hours are set; the rules
+    refuse ``working`` for critical and high severity.
     """
     ladder = Tier(tier) if tier in Tier.__members__.values() else Tier.STREET
     ack, resolve = ruleset.deadline(category, ladder)
-    return start + scaled(ack, policy), start + scaled(resolve, policy)
+    cat = ruleset.categories.get(category)
+    hours = policy.work_hours
+    if cat is None or cat.clock is Clock.WALL or urgent or hours is None:
+        return start + scaled(ack, policy), start + scaled(resolve, policy)
+    days, zone = policy.work_days, policy.zone
+    return (
+        add_working(start, scaled(ack, policy), hours, days, zone),
+        add_working(start, scaled(resolve, policy), hours, days, zone),
+    )
 
 
 def close_due(resolved_at: float, policy: Policy) -> float:

@@ -226,6 +226,42 @@ def parse_notice(
         window = parse_window(after, now, zone)
         if window is None:
             return NoticeProblem("window", {"word": after.split(None, 1)[0] if after else ""})
+    return _draft(category, nodes, window, now)
+
+
+def form_draft(
+    category: str,
+    places: Sequence[str],
+    window: str,
+    text: str,
+    ruleset: RuleSet,
+    tree: OrgTree,
+    now: float,
+    zone: dt.tzinfo,
+) -> Draft | NoticeProblem:
+    """Read a notice from the console's form: a category id, node ids, a window, the text.
+
+    The same checks as ``parse_notice``: a category notices may name, known places, a window
+    as the chat writes it (``明天 9:00-12:00``) that is not over nor longer than two weeks.
+    """
+    if category not in ruleset.categories or category in NOT_FOR_NOTICES:
+        return NoticeProblem("category", {"word": category})
+    unknown = [
+        p for p in places if p not in tree.nodes or tree.nodes[p].kind is NodeKind.DEPARTMENT
+    ]
+    if not places or unknown:
+        return NoticeProblem("place", {"word": unknown[0] if unknown else ""})
+    parsed = parse_window(window, now, zone)
+    if parsed is None or parsed[2].strip():
+        return NoticeProblem("window", {"word": window.strip()})
+    starts, ends, _ = parsed
+    return _draft(category, tuple(dict.fromkeys(places)), (starts, ends, text), now)
+
+
+def _draft(
+    category: str, nodes: tuple[str, ...], window: tuple[float, float, str], now: float
+) -> Draft | NoticeProblem:
+    """Return the draft, or why its window or text will not do."""
     starts, ends, body = window
     if ends <= now:
         return NoticeProblem("window_over", {"ends": ends})
@@ -471,6 +507,7 @@ __all__: Sequence[str] = (
     "answer",
     "end",
     "expire",
+    "form_draft",
     "households",
     "is_announcement",
     "matching",

@@ -1,6 +1,7 @@
 """Quiet hours: cards of calmer tickets wait for the working day, then come as one summary.
 
-Outside the working hours (``LIANHU_WORK_HOURS``, local time), a card about a ticket of
+Outside the working hours (``LIANHU_WORK_HOURS``, local time, on the working days of
+``LIANHU_WORK_DAYS``; see bot.core.worktime), a card about a ticket of
 normal or low severity that would go to a group chat of a node is held instead of sent;
 critical and high severity, urgent tickets, answers to residents and private messages go
 at once. When the working day starts, each group gets one summary of what was held.
@@ -18,6 +19,7 @@ from typing import Any
 from bot.core.models import Lang, Reply, Severity
 from bot.core.org import OrgTree
 from bot.core.ticket import Ticket
+from bot.core.worktime import working
 
 HELD_PLATFORM = "held"  # the stream held cards wait in (no sender reads it)
 CALM = frozenset({Severity.NORMAL.value, Severity.LOW.value})
@@ -47,21 +49,13 @@ def _minutes(text: str) -> int:
     return value
 
 
-def working(now: float, hours: tuple[int, int] | None, zone: dt.tzinfo) -> bool:
-    """Return whether ``now`` falls within the working hours (always, without any)."""
-    if hours is None:
-        return True
-    local = dt.datetime.fromtimestamp(now, zone)
-    minute = local.hour * 60 + local.minute
-    return hours[0] <= minute < hours[1]
-
-
 def held(
     reply: Reply,
     ticket: Ticket,
     tree: OrgTree,
     now: float,
     hours: tuple[int, int] | None,
+    days: frozenset[int],
     zone: dt.tzinfo,
 ) -> bool:
     """Return whether ``reply`` waits for the working day instead of going now."""
@@ -70,7 +64,7 @@ def held(
         and reply.chat in tree.chats  # a node's group or staff chat, not a person
         and ticket.severity in CALM
         and not ticket.urgent
-        and not working(now, hours, zone)
+        and not working(now, hours, days, zone)
     )
 
 
@@ -103,4 +97,4 @@ def summaries(entries: Sequence[Mapping[str, Any]], current: Mapping[str, Ticket
     ]
 
 
-__all__: Sequence[str] = ("HELD_PLATFORM", "held", "parse_hours", "summaries", "working")
+__all__: Sequence[str] = ("HELD_PLATFORM", "held", "parse_hours", "summaries")

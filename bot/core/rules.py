@@ -25,7 +25,9 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -86,6 +88,17 @@ class RuleMode(StrEnum):
     NEVER = "never"  # a veto: no ticket and no danger flag (notices, drills, idioms)
 
 
+class Clock(StrEnum):
+    """What a category's deadlines count."""
+
+    WALL = "wall"  # every hour of every day (the default)
+    WORKING = "working"  # only working hours of working days (LIANHU_WORK_HOURS, _WORK_DAYS)
+
+
+# Danger does not wait for Monday: these severities' deadlines always count wall-clock time.
+WALL_ONLY = frozenset({Severity.CRITICAL, Severity.HIGH})
+
+
 class DeadlineOverride(_Strict):
     """Replace one or both deadlines, in a tier or for a category."""
 
@@ -127,12 +140,24 @@ class CategorySpec(_Strict):
     visibility: Visibility = Visibility.PUBLIC
     reply_template: Identifier = "ticket_opened"
     deadlines: DeadlineOverride | None = None
+    clock: Clock = Clock.WALL
 
     @model_validator(mode="after")
     def _has_chinese_name(self) -> CategorySpec:
         if Lang.ZH_HANS not in self.names:
             raise ValueError("names needs a zh-Hans name")
         return self
+
+    @field_validator("clock")
+    @classmethod
+    def _danger_on_the_wall_clock(cls, clock: Clock, info: ValidationInfo) -> Clock:
+        severity = info.data.get("severity")  # absent when it was itself invalid
+        if clock is Clock.WORKING and severity in WALL_ONLY:
+            raise ValueError(
+                f"working is for normal and low severity only; a {severity.value} "
+                "category's deadlines count every hour"
+            )
+        return clock
 
 
 class RuleSpec(_Strict):
@@ -238,6 +263,7 @@ class Category:
     visibility: Visibility
     reply_template: str
     deadlines: DeadlineOverride | None
+    clock: Clock = Clock.WALL
 
     def name(self, lang: Lang = Lang.ZH_HANS) -> str:
         """Return the display name in ``lang``, falling back to Simplified Chinese."""
@@ -347,6 +373,7 @@ def build_ruleset(
                 categories[cid] = Category(
                     cid, MappingProxyType(dict(spec.names)), spec.start_tier, spec.severity,
                     tuple(spec.departments), spec.visibility, spec.reply_template, spec.deadlines,
+                    spec.clock,
                 )  # fmt: skip
         if parts.has_deadlines:
             if deadlines_seen:

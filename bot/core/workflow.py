@@ -100,7 +100,9 @@ def open_ticket(
     category = ctx.ruleset.categories[match.category]
     node = handling_node(ctx.tree, category.start_tier, origin.id)
     tier = _tier(node)
-    ack_due, resolve_due = dl.due_times(ctx.ruleset, match.category, tier, now, ctx.policy)
+    ack_due, resolve_due = dl.due_times(
+        ctx.ruleset, match.category, tier, now, ctx.policy, urgent=match.urgent
+    )
     departments = tuple(d.id for d in departments_for(ctx.tree, category, origin.id))
     event = TicketEvent(
         ticket_id,
@@ -501,7 +503,9 @@ def _resident(
         replies = _tell_reporters(ctx, after, "closed", {"by": "reporter"}, rate=True)
         replies += _notices(ctx, after, ctx.tree.nodes[after.node], "closed", by="reporter")
         return Decision(after, (event,), tuple(replies))
-    ack_due, resolve_due = dl.due_times(ctx.ruleset, ticket.category, ticket.tier, now, ctx.policy)
+    ack_due, resolve_due = dl.due_times(
+        ctx.ruleset, ticket.category, ticket.tier, now, ctx.policy, urgent=ticket.urgent
+    )
     event = _event(
         ticket,
         EventKind.REOPENED,
@@ -643,7 +647,9 @@ def _move(
 ) -> Decision:
     """Escalate or hand ``ticket`` to ``to``: a new stage with new deadlines there."""
     tier = _tier(to)
-    ack_due, resolve_due = dl.due_times(ctx.ruleset, ticket.category, tier, now, ctx.policy)
+    ack_due, resolve_due = dl.due_times(
+        ctx.ruleset, ticket.category, tier, now, ctx.policy, urgent=ticket.urgent
+    )
     event = _event(
         ticket,
         kind,

@@ -87,13 +87,15 @@ return {'ok', ''}
 """
 
 
-# A handled message wins; else the candidates a report may join, and their version.
+# A handled message wins; else the candidates a report may join, their version, and how many
+# notices are not over (KEYS[2], ends >= ARGV[3]): with none, a report costs no other read.
 _LOOKUP = """
 local done = redis.call('GET', KEYS[1])
-if done then return {done, {}, ''} end
-if #KEYS < 2 then return {false, {}, ''} end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
-return {false, ids, redis.call('GET', KEYS[3]) or ''}
+if done then return {done, {}, '', 0} end
+local notices = redis.call('ZCOUNT', KEYS[2], ARGV[3], '+inf')
+if #KEYS < 3 then return {false, {}, '', notices} end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+return {false, ids, redis.call('GET', KEYS[4]) or '', notices}
 """
 
 
@@ -292,16 +294,19 @@ class RedisStore:
         return [[TicketEvent.from_dict(json.loads(r)) for r in raws] for raws in rows]
 
     async def lookup(
-        self, message_key: str, pool: Pool | None, since: float, limit: int = 200
-    ) -> tuple[str | None, list[str], str]:
-        """Return (ticket of an already handled message, candidates to join, their version).
+        self, message_key: str, pool: Pool | None, since: float, now: float, limit: int = 200
+    ) -> tuple[str | None, list[str], str, int]:
+        """Return (ticket of an already handled message, candidates to join, their version,
+        notices not over at ``now``).
 
         In one round trip; the candidates are the pool's tickets opened since ``since``,
-        oldest first.
+        oldest first. The count of notices lets a report skip looking for one that answers
+        it when there is none, which is nearly always.
         """
-        names = [keys.processed(message_key), *([pool.tickets, pool.version] if pool else [])]
-        done, ids, version = await self._lookup(keys=names, args=[since, limit])
-        return _text(done), [_text(i) or "" for i in ids], _text(version) or ""
+        names = [keys.processed(message_key), keys.NOTICES]
+        names += [pool.tickets, pool.version] if pool else []
+        done, ids, version, notices = await self._lookup(keys=names, args=[since, limit, now])
+        return _text(done), [_text(i) or "" for i in ids], _text(version) or "", int(notices)
 
     async def was_processed(self, message_key: str) -> str | None:
         """Return the value stored for a handled message, or None."""

@@ -23,7 +23,7 @@ VIEWER: web.RequestKey[Any] = web.RequestKey("viewer", object)
 STATIC = TEMPLATES / "web" / "static"
 PAGE_NAMES = (
     "sim.html", "tickets.html", "ticket.html", "error.html", "signin.html", "login.html",
-    "mine.html", "print.html", "dashboard.html",
+    "mine.html", "print.html", "dashboard.html", "notices.html",
 )  # fmt: skip
 
 

@@ -35,13 +35,14 @@ MAX_REFS = 200  # ticket numbers looked up at once: a page asks for what it show
 
 def add_routes(app: web.Application) -> None:
     """Register every route of the web app (the simulator's only in the demo)."""
-    from bot.web import console, dashboard, signin
+    from bot.web import console, dashboard, notice_board, signin
 
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     signin.add_routes(app)
     console.add_routes(app)
     dashboard.add_routes(app)
+    notice_board.add_routes(app)
     if app[DEMO]:
         app.router.add_get("/sim", sim_page, name="sim")
         app.router.add_get("/sim/ws", sim_socket)

@@ -29,6 +29,7 @@ from bot.core.deadlines import Policy
 from bot.core.enrolment import parse_admin
 from bot.core.models import Reply
 from bot.inbox import Inbox
+from bot.intake import mount_intake
 from bot.services import Handled
 from bot.settings import Settings
 from bot.wecom.adapter import PLATFORM, to_incoming
@@ -137,7 +138,10 @@ class WeComBot:
             bot_id=self.settings.wecom_bot_id, window=self.settings.wecom_replay_window,
             wait=self.passive_wait,
         )  # fmt: skip
-        self._site = web.AppRunner(receiver.app(path))
+        app = receiver.app(path)
+        # Alerts and Open311 on the same server, as the Telegram webhook server serves them.
+        served = mount_intake(app, self.settings, self.config, lambda: self.service)
+        self._site = web.AppRunner(app)
         await self._site.setup()
         await web.TCPSite(self._site, host, port).start()
         self._tasks = [
@@ -146,6 +150,8 @@ class WeComBot:
             asyncio.create_task(self._maintain(), name="config"),
         ]
         log.info("wecom: callback URL served on %s:%d%s", host, port, path)
+        for intake in served:
+            log.info("wecom: %s served on %s:%d", intake, host, port)
 
     async def stop(self) -> None:
         """Stop receiving, finish what is in hand, and close."""
