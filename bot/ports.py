@@ -18,6 +18,8 @@ class Rendered:
 
     text: str
     buttons: tuple[tuple[str, str], ...] = ()
+    # (account, name): ask this person alone to reply; the text names them (Telegram ForceReply)
+    force_reply: tuple[str, str] | None = None
 
 
 class Render(Protocol):

@@ -81,7 +81,10 @@ class Renderer:
     def render(self, reply: Reply) -> Rendered:
         """Return the text and buttons of ``reply`` in its language."""
         text = self.text(reply.template, reply.params, reply.lang)
-        return Rendered(text, self._buttons(reply))
+        addressee = None
+        if reply.force_reply is not None:
+            addressee = (reply.force_reply, str(reply.params.get("name") or ""))
+        return Rendered(text, self._buttons(reply), addressee)
 
     def text(self, template: str, params: Mapping[str, Any], lang: Lang) -> str:
         """Return the message ``template`` says with ``params``, stripped and cut to fit."""

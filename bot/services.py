@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot import notices, questions, reports
+from bot import notices, questions, reports, resolving
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
 from bot.core.cards import card_platforms, card_view
@@ -46,6 +46,7 @@ from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
 from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
 from bot.core.quiet import HELD_PLATFORM, held, summaries
+from bot.core.resolution import asks_for_result
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
 from bot.core.ticket import EventKind, Ticket, TicketEvent, TicketState
@@ -159,7 +160,14 @@ class Service:
         pressed = press_of(message.callback) if message.callback else typed_press(message.text)
         if pressed is not None:  # a button of a question the bot asked (danger, ask)
             return await questions.press(self, message, pressed)
+        if message.callback is None:  # the result a 办结 press asked for?
+            answered = await resolving.answer(self, ctx, message, reply_ticket)
+            if answered is not None:
+                return answered
         command = parse(message.text, message.callback, reply_ticket)
+        if asks_for_result(command):
+            assert isinstance(command, Command)
+            return await resolving.ask(self, ctx, message, command)
         if command is None:
             return await self._report(ctx, message)
         person = person_of_account(ctx.tree, message.sender.account)

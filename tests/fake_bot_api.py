@@ -61,7 +61,8 @@ class Call:
         raw = self.params.get("reply_markup")
         if not raw:
             return []
-        return [b["callback_data"] for row in json.loads(raw)["inline_keyboard"] for b in row]
+        rows = json.loads(raw).get("inline_keyboard", [])  # a ForceReply has none
+        return [b["callback_data"] for row in rows for b in row]
 
 
 @dataclass
@@ -271,8 +272,9 @@ class FakeBotApi:
             "chat": {"id": chat, "type": "private" if chat > 0 else "supergroup"},
             "from": BOT, "text": params["text"],
         }  # fmt: skip
-        if "reply_markup" in params:
-            message["reply_markup"] = json.loads(params["reply_markup"])
+        markup = json.loads(params.get("reply_markup") or "{}")
+        if "inline_keyboard" in markup:  # Telegram returns inline keyboards alone (no ForceReply)
+            message["reply_markup"] = markup
         if "message_thread_id" in params:
             message["message_thread_id"] = int(params["message_thread_id"])
         self.shown[(chat, message["message_id"])] = {

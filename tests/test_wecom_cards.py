@@ -58,17 +58,22 @@ async def test_a_pressed_card_is_replaced_and_the_group_card_followed_up(
     )
     assert "#1" in follow[0].text and "「办结 1 说明」" in follow[0].text
     assert "「受理 1」" not in follow[0].text
-    # Resolved by a press on the updated card: no button is left, so one grey one says so.
-    resolved = await fake.post(fake.button(CADRE, "resolve:1", task_id=card["task_id"]))
-    assert resolved.reply is not None
-    settled = resolved.reply["template_card"]
+    # 办结 pressed on the updated card asks for the result: the card stays as it is.
+    asked = await fake.post(fake.button(CADRE, "resolve:1", task_id=card["task_id"]))
+    assert asked.status == 200 and asked.reply is None
+    ticket = await wecom_bot.store.get("1")
+    assert ticket is not None and ticket.state is TicketState.ACKNOWLEDGED
+    # Escalated by a press on the card instead: no button is left, so one grey one says so.
+    moved = await fake.post(fake.button(CADRE, "escalate:1", task_id=card["task_id"]))
+    assert moved.reply is not None
+    settled = moved.reply["template_card"]
     assert settled["button_list"] == [{"text": "无需操作", "style": 4, "key": SETTLED_KEY}]
     # Pressing the grey button does nothing at all, and is answered at once.
     idle = await fake.post(fake.button(CADRE, SETTLED_KEY, task_id=card["task_id"]))
     assert idle.status == 200 and idle.reply is None
     await wait_for(
-        lambda: [p for p in fake.pushes if p.key == KEY_V01 and "已办结" in p.text],
-        "the follow-up of the resolution",
+        lambda: [p for p in fake.pushes if p.key == KEY_V01 and "已上报" in p.text],
+        "the follow-up of the escalation",
     )
     texts = [p.text for p in fake.pushes if p.key == KEY_V01]
     assert len(texts) == len(set(texts)), f"a follow-up was sent twice: {texts}"

@@ -40,10 +40,14 @@ async def test_a_report_in_a_group_reaches_the_village_and_is_closed(
     code = fake.code_of(report)
     told = await wait_for(lambda: fake.responses.get(code), "the resident told of the ack")
     assert told["msgtype"] == "markdown" and "#1" in told["markdown"]["content"]
-    # ... and resolves it with a button press on a card in a single chat.
+    # ... and presses 办结 on a card in a single chat: asked for the result, types it.
     pressed = fake.button(CADRE, "resolve:1")
     assert (await fake.post(pressed)).status == 200
+    assert _state(wecom_bot, "1") is TicketState.ACKNOWLEDGED  # nothing resolved yet
+    assert (await fake.post(fake.message(CADRE, "路灯已更换"))).status == 200
     await wait_for(lambda: _state(wecom_bot, "1") is TicketState.RESOLVED, "resolved")
+    history = await wecom_bot.store.history("1")
+    assert [e.data["note"] for e in history if e.kind.value == "resolved"] == ["路灯已更换"]
     # The response_url is spent: the resident is asked to confirm through the group's webhook.
     asked = await wait_for(
         lambda: [p for p in fake.pushes if p.key == KEY_H01], "the resident asked to confirm"

@@ -25,9 +25,11 @@ from typing import Any
 
 from telegram import (
     Bot,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
+    MessageEntity,
     ReplyParameters,
     Update,
     User,
@@ -229,6 +231,8 @@ class TelegramGateway:
     async def _send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
         quoted = _reply_id(reply_to)
         kwargs: dict[str, Any] = {"reply_markup": reply_markup(message.buttons)}
+        if message.force_reply is not None:
+            kwargs.update(_ask_reply(message.text, *message.force_reply))
         if quoted is not None:
             # A reply lands in the replied message's forum topic by itself.
             kwargs["reply_parameters"] = ReplyParameters(quoted, allow_sending_without_reply=True)
@@ -243,6 +247,26 @@ class TelegramGateway:
                 await self.migrated(chat, new)
             sent = await self.bot.send_message(exc.new_chat_id, message.text, **kwargs)
         return Sent(str(sent.message_id))
+
+
+def _ask_reply(text: str, account: str, name: str) -> dict[str, Any]:
+    """Return a ForceReply for one user: selective, so only the user the text mentions sees it.
+
+    A button's presser wrote no message to reply to, so the text names them with a mention
+    (a text_mention entity over their name, which needs no username).
+    """
+    out: dict[str, Any] = {"reply_markup": ForceReply(selective=True)}
+    start = text.find(name) if name else -1
+    if start >= 0:
+
+        def units(part: str) -> int:  # Telegram counts offsets in UTF-16 code units
+            return len(part.encode("utf-16-le")) // 2
+
+        user = User(chat_id_of(account), name, is_bot=False)
+        out["entities"] = [
+            MessageEntity(MessageEntity.TEXT_MENTION, units(text[:start]), units(name), user=user)
+        ]
+    return out
 
 
 def _unreachable(exc: Forbidden | BadRequest) -> bool:

@@ -65,7 +65,7 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
     """
     changing = (
         "state", "assignee", "reporters", "node", "node_name", "node_names",
-        "ack_due", "resolve_due", "escalations",
+        "ack_due", "resolve_due", "escalations", "resolution",
     )  # fmt: skip
     return {
         "seq": ticket.seq,

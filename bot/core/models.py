@@ -111,3 +111,5 @@ class Reply:
     ticket: str | None = None  # the ticket this card or notice is about
     buttons: tuple[str, ...] = ()  # actions offered: ack, resolve, escalate, confirm, reopen
     card: bool = False  # a ticket card: replies to it act on the ticket
+    # Ask this account (and no one else in the chat) to answer by replying (Telegram ForceReply).
+    force_reply: str | None = None

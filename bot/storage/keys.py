@@ -256,3 +256,16 @@ def web_session(digest: str) -> str:
 def web_sessions_of(account: str) -> str:
     """Return the SET of session digests opened by an account (to end them all at once)."""
     return f"{PREFIX}:web:sessions:{account}"
+
+
+# -- 办结 by button: the result the presser is asked for -------------------------------------------
+
+
+def resolving(chat: str, account: str) -> str:
+    """Return the ticket whose 办结 ``account`` pressed in ``chat``, owing its result (expires)."""
+    return f"{PREFIX}:resolving:{chat}:{account}"
+
+
+def resolving_asked(chat: str, account: str) -> str:
+    """Return the ticket id of a result question that has expired (to tell a late answer so)."""
+    return f"{PREFIX}:resolving:asked:{chat}:{account}"

@@ -218,6 +218,7 @@ def reply_payload(reply: Reply) -> dict[str, Any]:
         "ticket": reply.ticket,
         "buttons": list(reply.buttons),
         "card": reply.card,
+        "force_reply": reply.force_reply,
     }
 
 
@@ -232,6 +233,7 @@ def payload_reply(payload: Mapping[str, Any]) -> Reply:
         ticket=payload.get("ticket"),
         buttons=tuple(payload.get("buttons") or ()),
         card=bool(payload.get("card")),
+        force_reply=payload.get("force_reply"),
     )
 
 

@@ -115,7 +115,7 @@ class WeComBot:
             "choice_names": reply.params.get("choice_names") or {},
         }
         hint = self.renderer.text("wecom_actions", params, reply.lang)
-        return WeComRendered(rendered.text, rendered.buttons, hint, settled)
+        return WeComRendered(rendered.text, rendered.buttons, hint=hint, settled=settled)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -177,7 +177,8 @@ class WeComBot:
             await self.admin.handle(incoming, admin)
             return None
         handled = await self.service.handle_message(incoming)
-        if handled.answer is not None:  # a refused press: WeCom has no answer for one person
+        # A refused press: WeCom has no answer for one person (a question is in the chat).
+        if handled.answer is not None and handled.status == "refused":
             await self.service.say_publicly(incoming, handled.answer)
         return handled
 

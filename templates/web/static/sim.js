@@ -235,7 +235,10 @@
     button.disabled = true;
     try {
       const answer = await api("/sim/api/press", { as: me.id, chat: m.chat, message_id: String(m.id), data });
-      if (answer.notice) toast(answer.notice);  // a refusal: for the presser alone
+      if (answer.status === "asked") {  // 办结 asks its presser for the result first
+        const result = window.prompt(answer.notice || "", "");
+        await send(result && result.trim() ? result.trim() : T.cancel_word);
+      } else if (answer.notice) toast(answer.notice);  // a refusal: for the presser alone
     } catch (e) {
       toast(e.message);
     } finally {
