@@ -8,8 +8,9 @@ the sender stores that view and edits every recorded card that shows an older
 version. A card whose send is still pending is not recorded yet: when it is sent,
 the newest stored view is folded into it, and after it is recorded it is
 checked against the view once more, so that a view stored meanwhile is not
-missed. An edit whose text and buttons come out the same as what the card shows
-is not sent at all.
+missed. The messages that ask a question are cards of that question, kept true by
+the same path under its id (``subject``). An edit whose text and buttons come out
+the same as what the card shows is not sent at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ from typing import Any
 from bot.ports import Rendered
 
 CARD_FIELD_SEP = " "
+
+
+def subject(payload: dict[str, Any]) -> str | None:
+    """Return whose cards a card payload is among: its ticket's, else its question's (``p12``).
+
+    A question's messages are kept true the same way (``bot.core.question_cards``), in the
+    same hash and view keys under the question's id, which no ticket id can be.
+    """
+    if not payload.get("card"):
+        return None
+    owner = payload.get("ticket") or payload.get("prompt")
+    return str(owner) if owner else None
 
 
 def card_field(chat: str, message_id: str) -> str:

@@ -32,6 +32,7 @@ from bot.core.prompts import (
     on_prompt_deadline,
     raise_flag,
 )
+from bot.core.question_cards import question_platforms, question_view
 from bot.core.triage import Verdict
 from bot.core.workflow import Context, Refusal
 from bot.ports import ScheduledJob
@@ -129,7 +130,7 @@ async def _press(service: Service, message: IncomingMessage, pressed: Press) -> 
             records=(prompt_record(step.prompt),),
             deadlines=_deadlines(prompt, step.prompt),
         )
-        outbox = _entries(service, step, message)
+        outbox = _entries(service, step, message) + _card_edits(service, step, ticket)
         status, _ = await service.store.commit(None, None, (), outbox, message.key, extra=extra)
         if status is CommitStatus.DUPLICATE:
             return Handled("duplicate", ticket)
@@ -177,8 +178,9 @@ async def deadline(service: Service, prompt_id: str, stage: int, kind: str) -> d
                 records=(prompt_record(step.prompt),),
                 deadlines=_deadlines(prompt, step.prompt),
             )
+            outbox = _entries(service, step, None) + _card_edits(service, step, None)
             status, _ = await service.store.commit(
-                None, None, (), _entries(service, step, None), None,
+                None, None, (), outbox, None,
                 jobs=_job(service, step.prompt), extra=extra,
             )  # fmt: skip
             if status is CommitStatus.OK:
@@ -214,8 +216,33 @@ def _entries(service: Service, step: Step, message: IncomingMessage | None) -> l
     """Return the outbox entries of a step: urgent ones unpaced, an ask within the allowance."""
     prefix = f"q:{step.prompt.id}:{step.prompt.seq}"
     if not step.urgent:
-        return service._entries(step.replies, prefix, message)
-    return [_urgent(reply, f"{prefix}:{i}") for i, reply in enumerate(step.replies)]
+        entries = service._entries(step.replies, prefix, message)
+    else:
+        entries = [_urgent(reply, f"{prefix}:{i}") for i, reply in enumerate(step.replies)]
+    for entry in entries:  # a message asking the question: recorded when sent, kept true
+        if entry.payload.get("card"):
+            entry.payload.update(prompt=step.prompt.id, seq=step.prompt.seq)
+    return entries
+
+
+def _card_edits(service: Service, step: Step, ticket: str | None) -> list[OutboxEntry]:
+    """Return, per platform that may hold a message asking the question, the entry editing them.
+
+    The same entries as a ticket's (``Service._card_edits``): the sender brings every
+    recorded message of the question to the view, exactly once.
+    """
+    ctx, prompt = service.config.context, step.prompt
+    if prompt.answer is None and prompt.kind is PromptKind.ASK:
+        return []  # gone to the leader: the resident may still answer, their message stands
+    if prompt.answer is None and not step.replies:
+        return []  # a flag nobody answered at the street: it stays open as it is
+    view = question_view(ctx, prompt, ticket)
+    key = f"q:{prompt.id}:{prompt.seq}:cards"
+    rank = URGENT if prompt.kind is PromptKind.DANGER else 0
+    return [
+        OutboxEntry(platform, key, {"edit_cards": prompt.id, "view": view}, rank)
+        for platform in question_platforms(ctx, prompt)
+    ]
 
 
 def _urgent(reply: Reply, key: str) -> OutboxEntry:

@@ -41,7 +41,7 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.card_edits import card_field, digest, newer, viewed
+from bot.card_edits import card_field, digest, newer, subject, viewed
 from bot.ports import CardEditor, ChatGateway, Render, Rendered
 from bot.render import Renderer
 from bot.storage import keys
@@ -81,6 +81,7 @@ class Delivered:
     message_id: str
     ticket: str | None
     card: dict[str, Any] | None = None  # a card's record, kept for editing it later
+    cards: str | None = None  # whose cards it is among: its ticket or question (card_edits)
 
 
 class Sender:
@@ -226,17 +227,18 @@ class Sender:
         self, key: str, payload: dict[str, Any], message_id: str, message: Rendered
     ) -> Delivered:
         """Return what a delivered message leaves: its marker, pointer and card record."""
-        chat, ticket = str(payload["chat"]), payload.get("ticket")
+        chat, ticket, owner = str(payload["chat"]), payload.get("ticket"), subject(payload)
         card = None
-        if payload.get("card") and ticket:
+        if owner:
             card = {"payload": payload, "message_id": message_id, "digest": digest(message)}
-        return Delivered(key, chat, message_id, ticket, card)
+        return Delivered(key, chat, message_id, ticket, card, owner)
 
     async def _folded(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Return a card's payload with its ticket's newest view folded in."""
-        if not (payload.get("card") and payload.get("ticket")):
+        """Return a card's payload with its ticket's (or question's) newest view folded in."""
+        owner = subject(payload)
+        if owner is None:
             return payload
-        return viewed(payload, await self._view(str(payload["ticket"])))
+        return viewed(payload, await self._view(owner))
 
     async def _view(self, ticket: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.card_view(self.gateway.platform, ticket))
@@ -261,10 +263,10 @@ class Sender:
 
     async def _card_sent(self, done: Delivered) -> None:
         """Check a card just recorded against a view stored while it was on its way."""
-        if done.card is None or not done.ticket or not isinstance(self.gateway, CardEditor):
+        if done.card is None or not done.cards or not isinstance(self.gateway, CardEditor):
             return
         try:
-            await self._sync_card(done.ticket, card_field(done.chat, done.message_id))
+            await self._sync_card(done.cards, card_field(done.chat, done.message_id))
         except Exception:  # the ticket's pending edit entry brings it up to date later
             log.exception("outbox %s: card %s not brought up to date", self.stream, done.key)
 
@@ -328,8 +330,8 @@ class Sender:
         pipe.set(keys.sent(done.key), done.message_id, ex=SENT_TTL)
         if done.ticket:
             pipe.set(keys.card(done.chat, done.message_id), done.ticket, ex=CARD_TTL)
-        if done.card is not None and done.ticket:
-            cards = keys.ticket_cards(self.gateway.platform, done.ticket)
+        if done.card is not None and done.cards:
+            cards = keys.ticket_cards(self.gateway.platform, done.cards)
             pipe.hset(cards, card_field(done.chat, done.message_id), dumps(done.card))
             pipe.expire(cards, CARD_TTL)
         pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)

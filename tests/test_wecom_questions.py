@@ -12,6 +12,7 @@ import redis.asyncio
 from bot.core.models import Reply
 from bot.core.prompts import Press, PromptKind, typed_press
 from bot.core.triage import Action
+from bot.wecom.adapter import SETTLED_KEY
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import FakeWeCom, wait_for
 from tests.test_questions import ModelStandIn, model_verdict
@@ -88,7 +89,7 @@ async def test_an_ask_in_a_group_is_a_button_card_and_a_press_answers_it(
     assert keys == ["ask:p1:noise", "ask:p1:sanitation", "ask:p1:no"]  # as on Telegram
     assert [b["text"] for b in card["button_list"]][-1] == "不用"
     pressed = await fake.post(fake.button(RESIDENT, "ask:p1:noise", H01, card["task_id"]))
-    assert pressed.status == 200 and pressed.reply is None  # a question's card is not a ticket's
+    assert pressed.status == 200 and pressed.reply is not None  # the card, answered
     ticket = await wait_for(lambda: _ticket(bot, "1"), "the ticket the press opened")
     assert ticket.category == "noise" and ticket.text == UNSURE
     # Someone else asked the same way answers by typing: 登记 2 2 is the second category.
@@ -99,6 +100,28 @@ async def test_an_ask_in_a_group_is_a_button_card_and_a_press_answers_it(
     second = await wait_for(lambda: _ticket(bot, "2"), "the ticket the typed answer opened")
     assert second.category == "sanitation"
     assert fake.problems == [] and fake.unexpected == []
+
+
+async def test_a_pressed_question_card_is_replaced_by_its_answer(
+    fake_wecom: FakeWeCom, bot: WeComBot
+) -> None:
+    fake = fake_wecom
+    answer = await fake.post(fake.message(RESIDENT, f"@联户 {UNSURE}", chatid=H01))
+    assert answer.reply is not None
+    card = answer.reply["template_card"]
+    pressed = await fake.post(fake.button(RESIDENT, "ask:p1:noise", H01, card["task_id"]))
+    assert pressed.reply is not None, "the press was answered without the card's update"
+    assert pressed.reply["response_type"] == "update_template_card"
+    updated = pressed.reply["template_card"]
+    assert updated["task_id"] == card["task_id"]
+    shown = updated["main_title"]["title"] + updated.get("sub_title_text", "")
+    assert shown.startswith("已由居民回答：登记为") and "需要我登记吗" not in shown
+    assert updated["button_list"] == [{"text": "无需操作", "style": 4, "key": SETTLED_KEY}]
+    # A second press on the settled card's grey button does nothing.
+    idle = await fake.post(fake.button(RESIDENT, SETTLED_KEY, H01, card["task_id"]))
+    assert idle.status == 200 and idle.reply is None
+    await wait_for(lambda: _ticket(bot, "1"), "the ticket the press opened")
+    assert fake.problems == [] and fake.unexpected == [] and fake.refused == []
 
 
 def test_the_hint_of_a_question_names_the_typed_answers(bot: WeComBot) -> None:

@@ -112,6 +112,7 @@ class Prompt:
     ticket: str | None = None  # a flag on a message that already opened this ticket
     answer: str | None = None
     answered_by: str | None = None
+    answered_account: str | None = None
     seq: int = 1  # events in its history: the commit guard
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,7 +227,7 @@ def raise_flag(
         message.chat, "danger_numbers", {"name": message.sender.name}, message.sender.lang,
         reply_to=message.message_id,
     )  # fmt: skip
-    replies = (numbers, *_flag_cards(ctx, prompt, grid))
+    replies = (numbers, *flag_cards(ctx, prompt, grid))
     return Step(prompt, _entry("raised", now, node=grid.id), replies, urgent=True)
 
 
@@ -252,7 +253,7 @@ def ask(
     )  # fmt: skip
     reply = Reply(
         message.chat, "ask_register", _ask_params(ctx, prompt), message.sender.lang,
-        reply_to=message.message_id, buttons=_ask_buttons(prompt),
+        reply_to=message.message_id, buttons=_ask_buttons(prompt), card=True,
     )  # fmt: skip
     return Step(prompt, _entry("asked", now), (reply,))
 
@@ -335,7 +336,14 @@ def escalate(ctx: Context, prompt: Prompt, now: float) -> Step:
         ]  # fmt: skip
         params = {**_ask_params(ctx, prompt), "name": prompt.said.name, "text": prompt.said.text}
         replies = tuple(
-            Reply(account, "ask_leader", params, Lang(p.lang), buttons=_ask_buttons(prompt))
+            Reply(
+                account,
+                "ask_leader",
+                params,
+                Lang(p.lang),
+                buttons=_ask_buttons(prompt),
+                card=True,
+            )
             for p in leaders
             for account in _private(p, prompt.said.chat)
         )
@@ -350,7 +358,7 @@ def escalate(ctx: Context, prompt: Prompt, now: float) -> Step:
     if top:  # at the street the flag waits for an answer with no further deadline
         after = replace(after, due=None)
     missed = ctx.tree.nodes[prompt.node]
-    cards = _flag_cards(ctx, after, up, missed=missed.name)
+    cards = flag_cards(ctx, after, up, missed=missed.name)
     return Step(after, _entry("climbed", now, node=up.id), cards, urgent=True)
 
 
@@ -362,17 +370,20 @@ def category_match(ctx: Context, category: str, source: str) -> Match:
 
 
 def _answered(prompt: Prompt, choice: str, actor: Actor) -> Prompt:
-    return replace(prompt, answer=choice, answered_by=actor.name, due=None, seq=prompt.seq + 1)
+    return replace(
+        prompt, answer=choice, answered_by=actor.name, answered_account=actor.account, due=None,
+        seq=prompt.seq + 1,
+    )  # fmt: skip
 
 
 def _entry(kind: str, now: float, **data: Any) -> dict[str, Any]:
     return {"kind": kind, "at": now, **data}
 
 
-def _flag_cards(ctx: Context, prompt: Prompt, node: Node, **info: Any) -> tuple[Reply, ...]:
+def flag_cards(ctx: Context, prompt: Prompt, node: Node, **info: Any) -> tuple[Reply, ...]:
     """Return the flag's cards for a node: its staff chat (else its groups), its staff privately."""
     buttons = (button(prompt.kind, prompt.id, YES), button(prompt.kind, prompt.id, NO))
-    how: dict[str, Any] = {"buttons": buttons}
+    how: dict[str, Any] = {"buttons": buttons, "card": True}
     out = [
         Reply(chat, "danger_flag", {**_flag_params(ctx, prompt, node, not inside), **info}, **how)
         for chat, inside in _staff_targets(node)
@@ -384,7 +395,7 @@ def _flag_cards(ctx: Context, prompt: Prompt, node: Node, **info: Any) -> tuple[
             continue
         params = {**_flag_params(ctx, prompt, node, masked=False), **info}
         out += [
-            Reply(account, "danger_flag", params, Lang(person.lang), buttons=buttons)
+            Reply(account, "danger_flag", params, Lang(person.lang), buttons=buttons, card=True)
             for account in _private(person, prompt.said.chat)
         ]
     return tuple(out)

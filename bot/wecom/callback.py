@@ -9,9 +9,9 @@ a JSON message of this robot (400/403). An accepted callback is in the inbox
 (de-duplicated on msgid) before it is answered; a user's message then waits up
 to ``wait`` seconds for its passive reply (``bot.wecom.passive``, from whichever
 process sends) and is otherwise answered empty, its replies going to the
-response_url instead. A press of a ticket's button waits up to ``PRESS_WAIT``
+response_url instead. A press of a ticket's or a question's button waits up to ``PRESS_WAIT``
 for the pressed card's replacement (WeCom gives a press one request, five
-seconds); a press of a question's button is answered empty at once.
+seconds).
 Nothing secret (token, key, response_url) is logged.
 """
 
@@ -28,7 +28,6 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bot.core.prompts import press_of
 from bot.inbox import Inbox
 from bot.storage import keys
 from bot.wecom.adapter import GROUP, chat_of, pressed_card, pressed_key
@@ -149,9 +148,10 @@ class CallbackReceiver:
         if msg.get("msgtype") in USER_MESSAGES:
             return str(msg["msgid"]), Slot(slot_single(msg)), self.wait
         key, task_id = pressed_key(msg), pressed_card(msg)
-        if key is None or task_id is None or press_of(key) is not None:
-            return None, None, 0.0  # a question's buttons: its card is not a ticket's
-        # A ticket's button: the pressed card is replaced if its edit comes in time.
+        if key is None or task_id is None:
+            return None, None, 0.0
+        # A ticket's or a question's button: the pressed card is replaced if its edit comes
+        # in time (bot.card_edits, bot.core.question_cards).
         return press_ref(task_id), Slot(slot_single(msg), task_id), PRESS_WAIT
 
     # -- the checks ------------------------------------------------------------------------

@@ -138,7 +138,8 @@ class WeComSender(Sender):
         try:
             await self.wecom.edit(chat, message_id, message)
         except NotEditable:
-            if self.wecom.pushable(chat):
+            # A question's other copies keep what they showed (a press gets "answered").
+            if self.wecom.pushable(chat) and payload.get("ticket"):
                 await self._follow_up(chat, message_id, payload)
 
     async def _follow_up(self, chat: str, message_id: str, payload: dict[str, Any]) -> None:
