@@ -115,6 +115,12 @@ async def run(args: argparse.Namespace) -> None:
             )
         service = Service(RedisStore(client), config, RqScheduler(sync), classifier=engine)
         await service.handle_message(messages(config, 1, "warm")[0])
+        if args.tickets:
+            await memory(service, client, config, args.tickets, args.concurrency)
+            await client.aclose()
+            await pool.aclose()
+            sync.close()
+            return
 
         ping_seq = await ping_rate(client, 2000, 1)
         ping_conc = await ping_rate(client, 20000, args.concurrency)
@@ -179,6 +185,51 @@ async def run(args: argparse.Namespace) -> None:
         sync.close()
 
 
+def key_type(key: str) -> str:
+    """Return a key's kind: its name with ids, accounts and chats replaced by ``*``."""
+    parts = key.split(":")
+    if parts[1] in ("ticket", "cards", "cardview", "sent"):
+        return ":".join([*parts[:2], "*", *parts[3:]][: 3 if parts[1] != "ticket" else 4])
+    if parts[1] in ("msg", "reporter", "assignee", "pace", "same", "said", "update", "card"):
+        return ":".join(parts[:2]) + ":*"
+    return key
+
+
+async def memory(
+    service: Service, client: redis.asyncio.Redis, config: LiveConfig, count: int, at_once: int
+) -> None:
+    """Fill Redis with ``count`` tickets through the real service, then report bytes by key kind."""
+    batch = messages(config, count, "m")
+    start = time.perf_counter()
+    for first in range(0, count, at_once * 20):
+        await asyncio.gather(
+            *(service.handle_message(m) for m in batch[first : first + at_once * 20])
+        )
+    print(f"filled {count:,} tickets in {time.perf_counter() - start:,.0f} s")
+    tickets = len(await service.store.all_ids())
+    events = 0
+    by_kind: dict[str, list[int]] = {}
+    pipe = client.pipeline(transaction=False)
+    names = [k.decode() async for k in client.scan_iter("lianhu:*", count=1000)]
+    for name in names:
+        pipe.memory_usage(name, samples=0)
+    sizes = await pipe.execute()
+    for name, size in zip(names, sizes, strict=True):
+        kind = key_type(name)
+        by_kind.setdefault(kind, [0, 0])
+        by_kind[kind][0] += size or 0
+        by_kind[kind][1] += 1
+        if name.endswith(":events") and name.startswith("lianhu:ticket:"):
+            events += await client.llen(name)
+    hot = sum(v[0] for k, v in by_kind.items() if not k.startswith("lianhu:outbox"))
+    print(f"memory at {tickets:,} open tickets ({events:,} events):")
+    for kind, (size, n) in sorted(by_kind.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {kind:<40} {size / tickets:8,.0f} B/ticket  ({n:,} keys)")
+    print(f"  = {hot / tickets:,.0f} bytes per open ticket with its indexes (outbox apart)")
+    ev_key = by_kind.get("lianhu:ticket:*:events", [0, 0])[0]
+    print(f"  events: {ev_key / max(events, 1):,.0f} B per event (LIST of {events / tickets:.1f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -189,6 +240,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--model", choices=("model", "tfidf", "rules"), default="model")
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="model cache dir")
+    parser.add_argument(
+        "--tickets", type=int, default=0, help="only fill this many tickets and report memory"
+    )
     parser.add_argument(
         "--corpus", type=Path, help="report texts from this JSON-lines file (default: 8 fixed)"
     )

@@ -20,6 +20,7 @@ from bot.core.personal import ERASED, erase, ticket_export
 from bot.core.ticket import Ticket, TicketEvent
 from bot.ports import Clock
 from bot.storage import keys
+from bot.storage.codec import decode_event, decode_ticket
 from bot.storage.erasure import ErasureStore
 from bot.storage.redis import CommitStatus, RedisStore, dumps
 from bot.web import keys as sim_keys
@@ -82,8 +83,8 @@ class PersonalData:
         pipe.get(keys.ticket(ticket_id))
         pipe.lrange(keys.events(ticket_id), 0, -1)
         raw, events = await pipe.execute()
-        ticket = Ticket.from_dict(json.loads(raw)) if raw else None
-        return ticket, [TicketEvent.from_dict(json.loads(e)) for e in events]
+        ticket = decode_ticket(raw) if raw else None
+        return ticket, [decode_event(ticket_id, e) for e in events]
 
     async def export(self, accounts: Sequence[str]) -> dict[str, Any]:
         """Return everything stored about ``accounts`` as JSON-ready data."""

@@ -9,6 +9,7 @@ import redis.asyncio
 
 from bot.core.ticket import TicketState
 from bot.storage import keys
+from bot.storage.codec import decode_ticket
 from bot.wecom.crypto import WeComCipher
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import AES_KEY, OTHER_AES_KEY, TOKEN, FakeWeCom, wait_for
@@ -140,8 +141,6 @@ def _badly_padded() -> str:
 def _state(bot: WeComBot, ticket_id: str) -> TicketState | None:
     import redis as sync_redis
 
-    from bot.core.ticket import Ticket
-
     with sync_redis.Redis.from_url(bot.settings.redis_url or "") as r:
         raw = r.get(keys.ticket(ticket_id))
-    return Ticket.from_dict(json.loads(raw)).state if raw else None
+    return decode_ticket(raw).state if raw else None

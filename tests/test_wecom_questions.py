@@ -12,6 +12,7 @@ import redis.asyncio
 from bot.core.models import Reply
 from bot.core.prompts import Press, PromptKind, typed_press
 from bot.core.triage import Action
+from bot.storage.codec import decode_ticket
 from bot.wecom.adapter import SETTLED_KEY
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import FakeWeCom, wait_for
@@ -139,11 +140,9 @@ def test_the_hint_of_a_question_names_the_typed_answers(bot: WeComBot) -> None:
 
 
 def _ticket(bot: WeComBot, ticket_id: str):  # type: ignore[no-untyped-def]
-    import json
 
-    from bot.core.ticket import Ticket
     from bot.storage import keys
 
     with redis.Redis.from_url(bot.settings.redis_url or "") as r:
         raw = r.get(keys.ticket(ticket_id))
-    return Ticket.from_dict(json.loads(raw)) if raw else None
+    return decode_ticket(raw) if raw else None

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from bot.core.personal import Erasure
 from bot.storage import keys
-from bot.storage.redis import CommitStatus, dumps
+from bot.storage.codec import encode_event, encode_ticket
+from bot.storage.redis import CommitStatus
 
 # KEYS: history, snapshot, change channel, then the indexes to drop the ticket from.
 # ARGV: expected length, ticket id, snapshot ('' if none), event ('' if none), then
@@ -48,9 +49,9 @@ class ErasureStore:
         """
         args: list[str | int] = [length, ticket_id, "", ""]
         if erasure is not None:
-            args[2:4] = [dumps(erasure.after.to_dict()), dumps(erasure.event.to_dict())]
+            args[2:4] = [encode_ticket(erasure.after), encode_event(erasure.event)]
             for index, event in sorted(erasure.rewritten.items()):
-                args += [index, dumps(event.to_dict())]
+                args += [index, encode_event(event)]
         names = [keys.events(ticket_id), keys.ticket(ticket_id), keys.TICKET_CHANGES, *unindex]
         status = await self._erase(keys=names, args=args)
         return CommitStatus(status.decode() if isinstance(status, bytes) else str(status))

@@ -9,7 +9,6 @@ either everything or nothing, and a retry completes the work.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +20,8 @@ from bot.core.models import Lang, Reply
 from bot.core.ticket import Ticket, TicketEvent, TicketState
 from bot.ports import ScheduledJob
 from bot.storage import keys
+from bot.storage.codec import decode_event, decode_ticket, encode_event, encode_ticket
+from bot.storage.codec import dumps as dumps  # re-exported: one JSON form for every record
 
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
 
@@ -237,11 +238,6 @@ def payload_reply(payload: Mapping[str, Any]) -> Reply:
     )
 
 
-def dumps(data: Any) -> str:
-    """Return compact JSON; Chinese stays UTF-8 (3 bytes, not 6 for \\uXXXX)."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
 def deadline_members(ticket: Ticket | None) -> dict[str, float]:
     """Return the deadlines a ticket still owes, as DEADLINES members and due times."""
     if ticket is None:
@@ -273,19 +269,19 @@ class RedisStore:
     async def get(self, ticket_id: str) -> Ticket | None:
         """Return a ticket's snapshot, or None."""
         raw = await self.redis.get(keys.ticket(ticket_id))
-        return Ticket.from_dict(json.loads(raw)) if raw else None
+        return decode_ticket(raw) if raw else None
 
     async def get_many(self, ticket_ids: Sequence[str]) -> list[Ticket]:
         """Return the tickets that exist among ``ticket_ids``, in that order."""
         if not ticket_ids:
             return []
         raws = await self.redis.mget([keys.ticket(i) for i in ticket_ids])
-        return [Ticket.from_dict(json.loads(r)) for r in raws if r]
+        return [decode_ticket(r) for r in raws if r]
 
     async def history(self, ticket_id: str) -> list[TicketEvent]:
         """Return every event of a ticket, oldest first."""
         raws = await self.redis.lrange(keys.events(ticket_id), 0, -1)
-        return [TicketEvent.from_dict(json.loads(r)) for r in raws]
+        return [decode_event(ticket_id, r) for r in raws]
 
     async def histories(self, ticket_ids: Sequence[str]) -> list[list[TicketEvent]]:
         """Return the events of each ticket, oldest first, in one round trip."""
@@ -293,7 +289,9 @@ class RedisStore:
         for ticket_id in ticket_ids:
             pipe.lrange(keys.events(ticket_id), 0, -1)
         rows = await pipe.execute() if ticket_ids else []
-        return [[TicketEvent.from_dict(json.loads(r)) for r in raws] for raws in rows]
+        return [
+            [decode_event(i, r) for r in raws] for i, raws in zip(ticket_ids, rows, strict=True)
+        ]
 
     async def lookup(
         self, message_key: str, pool: Pool | None, since: float, now: float, limit: int = 200
@@ -424,8 +422,8 @@ class RedisStore:
         """Add the guard and writes of one ticket's change."""
         history = keys.events(after.id)
         ops.guards.append(["llen", ops.key(history), before.seq if before else 0])
-        ops.op("set", keys.ticket(after.id), ops.arg(dumps(after.to_dict())))
-        ops.op("rpush", history, [ops.arg(dumps(e.to_dict())) for e in events])
+        ops.op("set", keys.ticket(after.id), ops.arg(encode_ticket(after)))
+        ops.op("rpush", history, [ops.arg(encode_event(e)) for e in events])
         self._indexes(ops, before, after)
         # A page told of the change reads it whole: the script runs atomically.
         ops.op("publish", keys.TICKET_CHANGES, after.id)

@@ -1,0 +1,204 @@
+"""How tickets and their events are written in Redis: compact, versioned, old records still read.
+
+Version 1 (before): a snapshot is ``Ticket.to_dict()`` as JSON with every field named in
+full, an event ``TicketEvent.to_dict()`` likewise (with its ticket id repeated).
+Version 2 (now): a snapshot is a JSON object with short field names and without the fields
+that hold their default value, marked ``"v":2``; an event is a JSON array
+``[seq, kind, at, actor, actor_name, chat, data]`` whose trailing empty fields are left
+off and whose ticket id is the key's. A record is read by its shape, so both versions read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import MISSING
+from typing import Any, TypeGuard
+
+from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent
+
+VERSION = 2
+
+# Snapshot field -> short name; a field not named here is written under its own name.
+_SHORT = {
+    "id": "i",
+    "category": "c",
+    "severity": "sv",
+    "urgent": "u",
+    "visibility": "vi",
+    "text": "t",
+    "origin": "o",
+    "origin_chat": "oc",
+    "node": "n",
+    "tier": "ti",
+    "state": "s",
+    "reporters": "r",
+    "created_at": "ca",
+    "updated_at": "ua",
+    "stage": "st",
+    "stage_started": "ss",
+    "ack_due": "ad",
+    "resolve_due": "rd",
+    "close_due": "cd",
+    "acknowledged_at": "aa",
+    "resolved_at": "ra",
+    "closed_at": "xa",
+    "assignee": "as",
+    "assignee_name": "an",
+    "departments": "dp",
+    "handled_at": "h",
+    "related": "rl",
+    "department_steps": "ds",
+    "escalations": "e",
+    "flagged": "f",
+    "rating": "rt",
+    "resolution": "rs",
+    "seq": "q",
+    "photos": "p",
+    "location": "l",
+}
+_LONG = {v: k for k, v in _SHORT.items()}
+_REPORTER = ("account", "name", "chat", "message_id", "lang")
+_DEFAULT_LANG = Reporter.__dataclass_fields__["lang"].default
+
+
+def dumps(data: Any) -> str:
+    """Return compact JSON; Chinese stays UTF-8 (3 bytes, not 6 for \\uXXXX)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_ticket(ticket: Ticket) -> str:
+    """Return a snapshot as stored (version 2)."""
+    full = ticket.to_dict()
+    out: dict[str, Any] = {"v": VERSION}
+    for name, value in full.items():
+        if name == "reporters":
+            value = [_reporter_row(r) for r in value]
+        elif name != "id" and _is_default(name, value):
+            continue
+        out[_SHORT.get(name, name)] = value
+    return dumps(out)
+
+
+def _reporter_row(reporter: Mapping[str, Any]) -> list[Any]:
+    """Return a reporter as a row of ``_REPORTER``, without the default language."""
+    row = [reporter[f] for f in _REPORTER]
+    return row[:-1] if row[-1] == _DEFAULT_LANG else row
+
+
+def _is_default(name: str, value: Any) -> bool:
+    """Return whether a snapshot field holds its default (read back when it is left off)."""
+    spec = Ticket.__dataclass_fields__[name]
+    if spec.default is MISSING and spec.default_factory is MISSING:
+        return False  # required: always written
+    if spec.default is MISSING:
+        return value in ([], {})
+    if isinstance(spec.default, tuple):
+        return value in ((), [])
+    return value == spec.default and type(value) is type(spec.default)
+
+
+def decode_ticket(raw: str | bytes) -> Ticket:
+    """Return the snapshot stored as ``raw``, of either version."""
+    data = json.loads(raw)
+    if data.get("v") != VERSION:
+        return Ticket.from_dict(data)
+    full: dict[str, Any] = {}
+    for short, value in data.items():
+        if short != "v":
+            full[_LONG.get(short, short)] = value
+    full["reporters"] = [dict(zip(_REPORTER, r, strict=False)) for r in full["reporters"]]
+    return Ticket.from_dict(full)
+
+
+# Fields of an "opened" event's data left off when empty, and read back as these values.
+_OPENED_EMPTY: dict[str, Any] = {"departments": [], "photos": [], "location": None, "related": []}
+# Data fields of "opened" and "joined" events written under short names (no event's data
+# has a field of two letters or fewer, so a short name is never a field's own).
+_DATA_SHORT = {
+    "category": "c",
+    "severity": "sv",
+    "urgent": "u",
+    "visibility": "vi",
+    "text": "t",
+    "origin": "o",
+    "node": "n",
+    "tier": "ti",
+    "reporter": "r",
+    "ack_due": "ad",
+    "resolve_due": "rd",
+    "matched": "m",
+    "departments": "dp",
+    "photos": "p",
+    "location": "l",
+    "related": "rl",
+}
+_DATA_LONG = {v: k for k, v in _DATA_SHORT.items()}
+_REPORTING = (EventKind.OPENED, EventKind.JOINED)
+
+
+def encode_event(event: TicketEvent) -> str:
+    """Return an event as stored (version 2): a positional array without its ticket id."""
+    data = dict(event.data)
+    if event.kind is EventKind.OPENED:
+        for name, empty in _OPENED_EMPTY.items():
+            if name in data and data[name] == empty:
+                del data[name]
+    if event.kind in _REPORTING:
+        reporter = data.get("reporter")
+        if _is_actor(reporter, event):  # only the message and language are the reporter's own
+            data["reporter"] = _reporter_row(reporter)[3:]
+        data = {_DATA_SHORT.get(k, k): v for k, v in data.items()}
+    row: list[Any] = [
+        event.seq,
+        event.kind.value,
+        event.at,
+        event.actor,
+        event.actor_name,
+        event.chat,
+        data,
+    ]
+    while len(row) > 5 and row[-1] in (None, {}):
+        row.pop()
+    return dumps(row)
+
+
+def _is_actor(reporter: Any, event: TicketEvent) -> TypeGuard[Mapping[str, Any]]:
+    """Return whether ``reporter`` (an event's data) is the event's actor, in the chat."""
+    return (
+        isinstance(reporter, Mapping)
+        and set(reporter) == set(_REPORTER)
+        and (reporter["account"], reporter["name"], reporter["chat"])
+        == (event.actor, event.actor_name, event.chat)
+    )
+
+
+def decode_event(ticket_id: str, raw: str | bytes) -> TicketEvent:
+    """Return the event of ``ticket_id`` stored as ``raw``, of either version."""
+    data = json.loads(raw)
+    if isinstance(data, Mapping):
+        return TicketEvent.from_dict(data)
+    seq, kind, at, actor, actor_name, *rest = data
+    chat = rest[0] if rest else None
+    body = rest[1] if len(rest) > 1 else {}
+    if kind in _REPORTING:
+        body = {_DATA_LONG.get(k, k): v for k, v in body.items()}
+        if isinstance(body.get("reporter"), list):
+            own = [actor, actor_name, chat, *body["reporter"]]
+            reporter = dict(zip(_REPORTER, own, strict=False))
+            reporter.setdefault("lang", _DEFAULT_LANG)
+            body["reporter"] = reporter
+    if kind == EventKind.OPENED.value:
+        body = {**_OPENED_EMPTY, **body}
+    return TicketEvent.from_dict(
+        {
+            "ticket": ticket_id,
+            "seq": seq,
+            "kind": kind,
+            "at": at,
+            "actor": actor,
+            "actor_name": actor_name,
+            "chat": chat,
+            "data": body,
+        }
+    )
