@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import redis.asyncio
+from aiohttp.test_utils import TestClient, TestServer
 
 from bot.core.deadlines import Outcome, Policy
 from bot.core.org import Role
@@ -14,6 +15,7 @@ from bot.live import LiveConfig
 from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
+from bot.telegram.webhook import webhook_app
 from tests.conftest import RULES_DIR
 from tests.test_services import ORG, World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
@@ -96,3 +98,13 @@ async def test_two_workers_sweeping_at_once_escalate_a_ticket_once(world: World)
     events = [json.loads(e)["kind"] for e in raw]
     assert events.count("flagged") + events.count("escalated") == 1, events
     assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.MOVED_ON
+
+
+async def test_a_receiver_answers_the_balancers_health_check(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    app = webhook_app("/tg", Inbox(redis_async, "telegram"), "s3cret")
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.get("/healthz")
+        assert (answer.status, await answer.text()) == (200, "ok")
+        assert (await client.get("/tg")).status == 405  # the webhook takes POST only
