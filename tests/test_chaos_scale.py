@@ -247,18 +247,23 @@ async def fail_over(servers: Servers, killed_at: list[float]) -> None:
 def rejoin(servers: Servers, name: str) -> None:
     """Start a killed server again as a replica of the current master; wait until it serves.
 
-    The sentinel may fail over again meanwhile (back to this one): what counts is a master
-    with an up-to-date replica that the sentinel knows, whichever is which.
+    It comes back empty (no persistence), so it must not be promoted before it has synced:
+    it starts with replica-priority 0 (never promoted) and gets the default back once the
+    sentinel knows it as the master's replica, in sync. (An empty server promoted would
+    wipe the real data from its new replicas: Redis's own warning about masters without
+    persistence.)
     """
     master = servers.master_port()
     folder = servers.folder / name
     servers.procs[name] = subprocess.Popen(
         [servers.binary, "--port", str(servers.ports[name]), "--dir", str(folder),
-         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--replica-priority", "0",
          "--replicaof", "127.0.0.1", str(master)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     servers._until(lambda: paired(servers), "a master and a replica again", 60)
+    assert servers.master_port() == master  # the sentinel kept the master it had
+    servers.client(name).config_set("replica-priority", 100)
 
 
 def paired(servers: Servers) -> bool:
