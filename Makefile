@@ -54,7 +54,7 @@ test: test-deps install-dev lint typecheck
 	$(BIN)/pytest
 
 # The long chaos tests: 1,000 reports with the bot, the worker and Redis killed many times
-# (tests/test_chaos.py), and 600 reports with two receivers and two workers killed and a
+# (tests/test_chaos.py), and 1,000 reports with two receivers and two workers killed and a
 # Sentinel-managed Redis failed over twice (tests/test_chaos_scale.py); `make test` runs
 # their short versions. LIANHU_CHAOS_SEED=<n> replays a run.
 chaos: test-deps install-dev
