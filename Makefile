@@ -53,10 +53,12 @@ test: test-deps install-dev lint typecheck
 	$(BIN)/lianhu org check
 	$(BIN)/pytest
 
-# The long chaos test: 1,000 reports with the bot, the worker and Redis killed many times
-# (tests/test_chaos.py; `make test` runs its short version). LIANHU_CHAOS_SEED=<n> replays a run.
+# The long chaos tests: 1,000 reports with the bot, the worker and Redis killed many times
+# (tests/test_chaos.py), and 1,000 reports with two receivers and two workers killed and a
+# Sentinel-managed Redis failed over twice (tests/test_chaos_scale.py); `make test` runs
+# their short versions. LIANHU_CHAOS_SEED=<n> replays a run.
 chaos: test-deps install-dev
-	LIANHU_CHAOS=long $(BIN)/pytest -s tests/test_chaos.py
+	LIANHU_CHAOS=long $(BIN)/pytest -s tests/test_chaos.py tests/test_chaos_scale.py
 
 # The suite on the other Pythons the README claims (3.12, 3.13), each in .venv-3.X from the lock.
 test-pythons: test-deps
@@ -70,6 +72,7 @@ demo: system-deps install
 bench: install
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache

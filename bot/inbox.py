@@ -19,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,7 +47,15 @@ end
 return 0
 """
 
+DEAD_AFTER = 10.0  # seconds a consumer may be silent before its pending entries are taken
+FORGET_AFTER = 3600.0  # seconds before a silent consumer with nothing pending is removed
+
 Handler = Callable[[str], Awaitable[None]]
+
+
+def consumer_name() -> str:
+    """Return a consumer name no other process shares: host, pid and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Inbox:
@@ -54,9 +65,10 @@ class Inbox:
         self,
         redis: Redis,
         platform: str,
-        consumer: str,
+        consumer: str | None = None,
         *,
         claim_idle: float = 60.0,
+        dead_after: float = DEAD_AFTER,
         concurrency: int = 32,
         max_attempts: int = 8,
         clock: Callable[[], float] = time.time,
@@ -65,8 +77,9 @@ class Inbox:
         self.clock = clock
         self.platform = platform
         self.stream = keys.inbox(platform)
-        self.consumer = consumer
+        self.consumer = consumer or consumer_name()
         self.claim_idle = claim_idle
+        self.dead_after = dead_after
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.dead = keys.inbox_dead(platform)
@@ -106,15 +119,22 @@ class Inbox:
         tasks: set[asyncio.Task[None]] = set()
         own: str | None = "0"  # what this consumer read before a restart comes first
         loop = asyncio.get_running_loop()
-        last_claim = loop.time()
+        last_claim = last_reap = loop.time()
+        last_beat = -self.dead_after
         while not stop.is_set():
             try:
+                if loop.time() - last_beat > self.dead_after / 4:
+                    await self.beat()
+                    last_beat = loop.time()
                 if own is not None:
                     rows: Any = await self.redis.xreadgroup(
                         keys.INBOX_GROUP, self.consumer, {self.stream: own}, count=100
                     )
                     entries = rows[0][1] if rows else []
                     own = _text(entries[-1][0]) if entries else None
+                elif loop.time() - last_reap > self.dead_after / 2:
+                    last_reap = loop.time()
+                    entries = await self.reap()
                 elif loop.time() - last_claim > self.claim_idle / 2:
                     last_claim = loop.time()
                     claimed: Any = await self.redis.xautoclaim(
@@ -145,6 +165,37 @@ class Inbox:
                 await asyncio.sleep(1.0)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def beat(self) -> None:
+        """Say this receiver is alive for the next ``dead_after`` seconds."""
+        key = keys.inbox_alive(self.platform, self.consumer)
+        await self.redis.set(key, "1", px=int(self.dead_after * 1000))
+
+    async def reap(self) -> list[Any]:
+        """Claim the pending entries of receivers that stopped saying they live; return them."""
+        taken: list[Any] = []
+        consumers: Any = await self.redis.xinfo_consumers(self.stream, keys.INBOX_GROUP)
+        for info in consumers:
+            name, idle, pending = _text(info["name"]), int(info["idle"]), int(info["pending"])
+            if name == self.consumer:
+                continue
+            if pending == 0:
+                if idle > FORGET_AFTER * 1000:
+                    await self.redis.xgroup_delconsumer(self.stream, keys.INBOX_GROUP, name)
+                continue
+            if await self.redis.exists(keys.inbox_alive(self.platform, name)):
+                continue
+            rows = await self.redis.xpending_range(
+                self.stream, keys.INBOX_GROUP, min="-", max="+", count=pending, consumername=name
+            )
+            ids: list[Any] = [row["message_id"] for row in rows]
+            if ids:
+                taken += await self.redis.xclaim(
+                    self.stream, keys.INBOX_GROUP, self.consumer, 0, ids
+                )
+            log.warning("inbox %s: took %d pending updates of %s, which stopped",
+                        self.stream, len(ids), name)  # fmt: skip
+        return taken
 
     async def _one(
         self, entry_id: str, fields: Any, handle: Handler, slots: asyncio.Semaphore

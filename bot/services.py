@@ -92,6 +92,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 30  # commits that lose a race reload and decide again; this many times at most
 STATS_WINDOW = 30 * 24 * 3600.0
+SWEEP_LIMIT = 100_000  # overdue deadlines one sweep reads (a day of a large district)
+SWEEP_BATCH = 32  # deadlines checked at once: round trips overlap, Redis is not flooded
 
 
 @dataclass(frozen=True)
@@ -714,10 +716,22 @@ class Service:
         raise RuntimeError(f"releasing held cards: gave up after {ATTEMPTS} conflicts")
 
     async def sweep(self, grace: float = 5.0) -> int:
-        """Check every deadline overdue by more than ``grace`` seconds; return how many."""
-        due = await self.store.due(self.clock() - grace)
-        for ticket_id, stage, kind, _ in due:
-            await self.handle_deadline(ticket_id, stage, kind)
+        """Check every deadline overdue by more than ``grace`` seconds; return how many.
+
+        All of them, SWEEP_BATCH at a time: a backlog (a worker down for an hour) is cleared
+        in one sweep, not 500 per sweep. Several workers may sweep at once: each deadline is
+        an atomic compare-and-set, so it fires once whoever gets there first.
+        """
+        due = await self.store.due(self.clock() - grace, limit=SWEEP_LIMIT)
+        for start in range(0, len(due), SWEEP_BATCH):
+            batch = due[start : start + SWEEP_BATCH]
+            done = await asyncio.gather(
+                *(self.handle_deadline(t, s, k) for t, s, k, _ in batch), return_exceptions=True
+            )
+            for (ticket_id, stage, kind, _), outcome in zip(batch, done, strict=True):
+                if isinstance(outcome, BaseException):  # the others go on; this one next sweep
+                    log.error("sweep: deadline %s:%s:%s failed", ticket_id, stage, kind,
+                              exc_info=outcome)  # fmt: skip
         return len(due)
 
     def _jobs(self, before: Ticket | None, after: Ticket) -> tuple[ScheduledJob, ...]:

@@ -34,7 +34,7 @@ def variables() -> set[str]:
 def test_compose_runs_redis_with_aof_the_bot_workers_and_the_console() -> None:
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "bot", "worker", "web"}
+    assert set(services) == {"redis", "bot", "worker", "web", "proxy"}
     assert "--appendonly" in services["redis"]["command"]
     assert services["redis"]["volumes"][0].split(":")[0] in compose["volumes"]
     assert services["bot"]["command"][0] == "run" and "--webhook" in services["bot"]["command"]
@@ -115,6 +115,7 @@ def test_redis_is_guarded_by_a_password_and_reachable_only_by_lianhu() -> None:
     for name in ("bot", "worker", "web"):
         url = services[name]["environment"]["REDIS_URL"]
         assert url.startswith("redis://:${LIANHU_REDIS_PASSWORD}@redis:"), url
+    assert "redis" not in services["proxy"]["networks"]  # the proxy never reaches Redis
     env = dict(
         line.split("=", 1)
         for line in (DEPLOY / "lianhu.env.example").read_text().splitlines()
@@ -130,3 +131,27 @@ def test_redis_is_guarded_by_a_password_and_reachable_only_by_lianhu() -> None:
     guide = (DEPLOY / "README.md").read_text()
     assert "Redis is a trust boundary" in guide and "requirepass" in guide
     assert "port 0" in guide and "unixsocket " in guide
+
+
+def test_compose_scales_the_bot_behind_the_proxy_and_the_workers() -> None:
+    """`--scale bot=N --scale worker=M` works: nothing fixes a replica's name or port."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("bot", "worker"):
+        service = services[name]
+        assert "container_name" not in service and "ports" not in service, name  # would clash
+        assert "--name" not in service["command"]  # each process names its own consumer
+    bot = services["bot"]["command"]
+    port = bot[bot.index("--port") + 1]
+    assert bot[bot.index("--listen") + 1] == "0.0.0.0" and "--webhook" in bot
+    proxy = services["proxy"]
+    assert proxy["ports"] == [f"127.0.0.1:{port}:{port}"]  # the host's loopback only
+    assert set(proxy["networks"]) <= set(services["bot"]["networks"])
+    source, target, _ = proxy["volumes"][0].split(":")
+    assert target in proxy["command"]
+    caddyfile = (DEPLOY / source).read_text()
+    upstream = re.search(r"dynamic a \{\s*name (\S+)\s*port (\d+)", caddyfile)
+    assert upstream is not None and upstream.groups() == ("bot", port)
+    assert re.search(r"health_uri /healthz", caddyfile)
+    assert "--scale bot=2 --scale worker=2" in (DEPLOY / "docker-compose.yml").read_text()
+    assert "--scale bot=2 --scale worker=2" in (DEPLOY / "README.md").read_text()

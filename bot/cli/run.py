@@ -42,7 +42,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--port", type=int, default=8080, help="port the webhook server binds")
     parser.add_argument(
-        "--name", default=None, help="this process's consumer name (default: the host name)"
+        "--name", default=None, help="inbox consumer name, one per process (default host:pid:nonce)"
     )
     parser.add_argument(
         "--platform", choices=PLATFORMS, default="telegram",

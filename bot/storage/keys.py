@@ -161,6 +161,11 @@ def inbox_dead_at(platform: str) -> str:
     return f"{inbox_dead(platform)}:at"
 
 
+def inbox_alive(platform: str, consumer: str) -> str:
+    """Return the STRING a running receiver renews while it lives (it expires when it dies)."""
+    return f"{inbox(platform)}:alive:{consumer}"
+
+
 def update_seen(platform: str, update_id: int | str) -> str:
     """Return the marker of an update already written to the inbox."""
     return f"{PREFIX}:update:{platform}:{update_id}"

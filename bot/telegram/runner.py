@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from urllib.parse import urlsplit
 
 import redis
@@ -25,7 +24,7 @@ from bot.app import chat_parts, keep_current
 from bot.core.deadlines import Policy
 from bot.core.models import Lang
 from bot.core.org import ancestors, person_of_account
-from bot.inbox import Inbox
+from bot.inbox import Inbox, consumer_name
 from bot.intake import mount_intake
 from bot.settings import Settings
 from bot.telegram.ratelimit import Limits, RateLimiter
@@ -87,7 +86,7 @@ class TelegramBot:
             migrated=self.router.migrate,
         )
         limiter = RateLimiter(Limits().scaled(settings.telegram_limit_scale))
-        name = consumer or socket.gethostname()
+        name = consumer or consumer_name()
         # One consumer name for every sender: whoever holds the lease next reads what the
         # last holder had in hand as its own pending entries, at once.
         self.sender = TelegramSender(

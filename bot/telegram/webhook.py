@@ -66,9 +66,16 @@ def add_webhook(app: web.Application, path: str, inbox: Inbox, secret: str) -> N
 
 
 def webhook_app(path: str, inbox: Inbox, secret: str) -> web.Application:
-    """Return an aiohttp application serving only the webhook."""
+    """Return an aiohttp application serving the webhook and ``/healthz`` (for a balancer)."""
     app = web.Application(client_max_size=MAX_BODY)
     add_webhook(app, path, inbox, secret)
+
+    async def healthz(request: web.Request) -> web.Response:
+        await inbox.redis.ping()  # raises while Redis is away: 500, the balancer looks elsewhere
+        return web.Response(text="ok")
+
+    if path != "/healthz":
+        app.router.add_get("/healthz", healthz)
     return app
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import Mapping
 
 import aiohttp
@@ -28,7 +27,7 @@ from bot.chat_admin import ChatAdmin
 from bot.core.deadlines import Policy
 from bot.core.enrolment import parse_admin
 from bot.core.models import Reply
-from bot.inbox import Inbox
+from bot.inbox import Inbox, consumer_name
 from bot.intake import mount_intake
 from bot.services import Handled
 from bot.settings import Settings
@@ -86,7 +85,7 @@ class WeComBot:
         self.passive_wait = passive_wait
         self.retry_after = retry_after
         self.rate_window = rate_window
-        self.name = consumer or socket.gethostname()
+        self.name = consumer or consumer_name()
         self.inbox = Inbox(client, PLATFORM, self.name, claim_idle=claim_idle)
         self._gateway: WeComGateway | None = None
         self.sender: WeComSender | None = None

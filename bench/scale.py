@@ -1,0 +1,345 @@
+"""Benchmark scale-out on one Redis: 1, 2 and 4 receiver processes, a sweep of 10,000 deadlines.
+
+    python bench/scale.py [--processes 1,2,4] [--messages 4000] [--rate 200] [--seconds 5]
+                          [--deadlines 10000]
+    python bench/scale.py --soak 120 --rate 250 [--processes 2]
+
+Starts its own redis-server (embedded, AOF everysec) in a temporary folder. Each
+receiver is a process of its own, as ``lianhu run`` is: a Service on the rules
+classifier (the learned model is measured by bench/pipeline.py; here the question is
+what processes add, so the cheapest classifier keeps the receivers, not the model, the
+subject) reading the durable inbox (``bot.inbox.Inbox``) as a consumer of its own.
+Joining is off: every report opens a ticket, the heaviest case.
+
+- throughput: ``--messages`` reports put in the inbox first, then the receivers let go;
+  messages per second until the inbox is empty (stored -> ticket, events, indexes,
+  deadline job, replies queued, acknowledged);
+- latency: reports put in the inbox at a steady ``--rate``; p50/p99 from the put to the
+  ticket committed (so it includes the inbox hop);
+- each against the 1-process figures of the same run (ratios: the machine is shared);
+- sweep: tickets opened until ``--deadlines`` deadlines are owed, the clock moved a month
+  on, one ``Service.sweep()`` timed (what ``lianhu worker`` runs every 30 s).
+
+``--soak SECONDS`` runs ``--processes`` receivers (the first number) at ``--rate`` for that
+long, with the outboxes drained by the real ``Sender`` into a gateway that accepts
+everything, and prints every 10 s: Redis used_memory, tickets, memory per ticket, what
+waits in the inbox, the outboxes and rq, and p99 of that window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import redis.asyncio  # noqa: E402
+
+from bot.core.deadlines import Policy  # noqa: E402
+from bot.core.models import Actor, IncomingMessage, Lang  # noqa: E402
+from bot.core.org import Role  # noqa: E402
+from bot.inbox import Inbox  # noqa: E402
+from bot.live import LiveConfig  # noqa: E402
+from bot.ports import Rendered, Sent  # noqa: E402
+from bot.redis_server import EmbeddedRedis  # noqa: E402
+from bot.scheduling import RqScheduler  # noqa: E402
+from bot.sender import Sender  # noqa: E402
+from bot.services import Service  # noqa: E402
+from bot.storage import keys  # noqa: E402
+from bot.storage.redis import RedisStore  # noqa: E402
+
+PLATFORM = "bench"  # the inbox the receivers read
+GO, STOP, LATENCIES = "bench:go", "bench:stop", "bench:latencies"
+READY = "bench:ready"
+REPORTS = [
+    "村口的路灯坏了半个月，晚上黑漆漆的", "楼下KTV每晚唱到凌晨三点，吵得睡不着",
+    "又停水了，成栋楼冇水", "垃圾三天没人收，臭死了", "电梯又坏了，老人上不了楼",
+    "消防通道堆满杂物", "有人在小区门口乱停车，堵住了路", "工厂拖欠工资三个月了",
+]  # fmt: skip
+
+
+def config() -> LiveConfig:
+    return LiveConfig(
+        ROOT / "routing_rules", ROOT / "org" / "sample_street.yaml", Policy(join_window=0.0)
+    )
+
+
+def payloads(cfg: LiveConfig, count: int, tag: str) -> list[dict[str, Any]]:
+    """Return ``count`` reports as the inbox stores them, each from a resident of its own."""
+    residents = [p for p in cfg.tree.people.values() if p.role is Role.RESIDENT]
+    out = []
+    for i in range(count):
+        person = residents[i % len(residents)]
+        out.append({
+            "chat": cfg.tree.nodes[person.scope].chats[0], "message_id": f"{tag}{i}",
+            "account": f"{person.accounts[0]}{tag}{i}", "name": person.name,
+            "text": REPORTS[i % len(REPORTS)],
+        })  # fmt: skip
+    return out
+
+
+def connect(url: str) -> redis.asyncio.Redis:
+    """Return a client that waits for a free connection (the default pool raises past 100)."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=100)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+# -- a receiver process ----------------------------------------------------------------------
+
+
+def receiver(url: str, index: int) -> None:
+    """Run one receiver process until the parent sets STOP."""
+    asyncio.run(_receive(url, index))
+
+
+async def _receive(url: str, index: int) -> None:
+    client = connect(url)
+    sync = redis.Redis.from_url(url)
+    cfg = config()
+    service = Service(RedisStore(client), cfg, RqScheduler(sync))
+    warm = payloads(cfg, 1, f"warm{index}-")[0]
+    await service.handle_message(incoming(warm))
+    done: list[str] = []
+
+    async def handle(raw: str) -> None:
+        item = json.loads(raw)
+        await service.handle_message(incoming(item))
+        if "t" in item:
+            now = time.time()
+            done.append(f"{now:.3f},{(now - item['t']) * 1000:.3f}")
+
+    inbox = Inbox(client, PLATFORM)
+    await inbox.ensure_group()
+    await client.sadd(READY, index)
+    while not await client.exists(GO):
+        await asyncio.sleep(0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(inbox.run(stop, handle, block_ms=50))
+    while not await client.exists(STOP):
+        await asyncio.sleep(0.2)
+        if done:
+            batch, done[:] = list(done), []
+            await client.rpush(LATENCIES, *batch)
+    stop.set()
+    await task
+    if done:
+        await client.rpush(LATENCIES, *done)
+    await client.aclose()
+    sync.close()
+
+
+def incoming(item: dict[str, Any]) -> IncomingMessage:
+    sender = Actor(item["account"], item["name"], None, Lang.ZH_HANS)
+    return IncomingMessage(item["chat"], item["message_id"], sender, item["text"], time.time())
+
+
+@dataclass
+class Fleet:
+    """The receiver processes of one measurement."""
+
+    url: str
+    count: int
+    procs: list[multiprocessing.process.BaseProcess]
+
+    @classmethod
+    async def start(cls, url: str, count: int, client: redis.asyncio.Redis) -> Fleet:
+        context = multiprocessing.get_context("spawn")
+        procs = [context.Process(target=receiver, args=(url, i)) for i in range(count)]
+        for p in procs:
+            p.start()
+        while await client.scard(READY) < count:
+            await asyncio.sleep(0.05)
+        return cls(url, count, procs)
+
+    async def stop(self, client: redis.asyncio.Redis) -> None:
+        await client.set(STOP, 1)
+        for p in self.procs:
+            await asyncio.to_thread(p.join, 30)
+
+
+async def put_all(inbox: Inbox, items: list[dict[str, Any]], start: int) -> None:
+    for i, item in enumerate(items):
+        await inbox.put(f"{start + i}", json.dumps(item, ensure_ascii=False))
+
+
+async def wait_empty(client: redis.asyncio.Redis) -> None:
+    while await client.xlen(keys.inbox(PLATFORM)) > 0:
+        await asyncio.sleep(0.005)
+
+
+async def latencies(client: redis.asyncio.Redis) -> list[tuple[float, float]]:
+    rows = await client.lrange(LATENCIES, 0, -1)
+    out = []
+    for row in rows:
+        at, ms = row.decode().split(",")
+        out.append((float(at), float(ms)))
+    return out
+
+
+async def paced(inbox: Inbox, items: list[dict[str, Any]], rate: float, start_id: int) -> None:
+    """Put ``items`` in the inbox at ``rate`` a second, each stamped with when it was put."""
+    begin = time.perf_counter()
+    for i, item in enumerate(items):
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        item["t"] = time.time()
+        await inbox.put(f"{start_id + i}", json.dumps(item, ensure_ascii=False))
+
+
+# -- the measurements ------------------------------------------------------------------------
+
+
+async def one_count(url: str, count: int, args: argparse.Namespace) -> tuple[float, float, float]:
+    """Return (messages/s, p50 ms, p99 ms) with ``count`` receivers on an emptied Redis."""
+    client = connect(url)
+    await client.flushall()
+    cfg = config()
+    inbox = Inbox(client, PLATFORM, "bench-parent")
+    await inbox.ensure_group()
+    await put_all(inbox, payloads(cfg, args.messages, f"n{count}-"), 0)
+    fleet = await Fleet.start(url, count, client)
+    start = time.perf_counter()
+    await client.set(GO, 1)
+    await wait_empty(client)
+    rate = args.messages / (time.perf_counter() - start)
+    await client.delete(LATENCIES)
+    steady = payloads(cfg, args.rate * args.seconds, f"l{count}-")
+    await paced(inbox, steady, args.rate, args.messages)
+    await wait_empty(client)
+    await asyncio.sleep(0.5)  # the last latencies flushed
+    await fleet.stop(client)
+    found = [ms for _, ms in await latencies(client)]
+    await client.aclose()
+    return rate, statistics.median(found), percentile(found, 0.99)
+
+
+async def sweep(url: str, target: int) -> None:
+    client = connect(url)
+    sync = redis.Redis.from_url(url)
+    await client.flushall()
+    cfg = config()
+    now = [time.time()]
+    service = Service(RedisStore(client), cfg, RqScheduler(sync), clock=lambda: now[0])
+    made = 0
+    while await client.zcard(keys.DEADLINES) < target:
+        batch = [incoming(p) for p in payloads(cfg, 500, f"s{made}-")]
+        await asyncio.gather(*(service.handle_message(m) for m in batch))
+        made += len(batch)
+    owed = await client.zcard(keys.DEADLINES)
+    now[0] += 30 * 86400  # a month on: every one of them overdue
+    start = time.perf_counter()
+    found = await service.sweep()
+    took = time.perf_counter() - start
+    left = await client.zcount(keys.DEADLINES, "-inf", now[0] - 5)
+    print(f"sweep: {found:,} overdue deadlines of {made:,} tickets ({owed:,} owed) checked in "
+          f"{took:.1f} s = {found / took:,.0f}/s; overdue left after: {left} "
+          f"[load {os.getloadavg()[0]:.2f}]")  # fmt: skip
+    await client.aclose()
+    sync.close()
+
+
+class Accepting:
+    """A gateway that accepts every message (the soak measures Redis, not a platform)."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.count = 0
+
+    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
+        self.count += 1
+        return Sent(str(self.count))
+
+
+async def soak(url: str, seconds: int, rate: int, count: int) -> None:
+    client = connect(url)
+    await client.flushall()
+    cfg = config()
+    inbox = Inbox(client, PLATFORM, "bench-parent")
+    await inbox.ensure_group()
+    fleet = await Fleet.start(url, count, client)
+    await client.set(GO, 1)
+    stop = asyncio.Event()
+    platforms = sorted({c.split(":")[0] for n in cfg.tree.nodes.values() for c in n.chats})
+    senders = [Sender(client, Accepting(p), f"bench-{p}") for p in platforms]
+    draining = [asyncio.create_task(s.run(stop, block_ms=100)) for s in senders]
+    base = int((await client.info("memory"))["used_memory"])
+    print(f"soak: {count} receivers at {rate}/s for {seconds} s; outboxes {platforms} drained; "
+          f"used_memory at start {base / 1e6:.1f} MB")  # fmt: skip
+    print("   t  used_memory  tickets  B/ticket  inbox  outbox  rq jobs  p50 ms  p99 ms  load")
+    items = payloads(cfg, rate * seconds, "k")
+    putting = asyncio.create_task(paced(inbox, items, rate, 0))
+    begin = time.time()
+    seen = 0
+    while not putting.done() or await client.xlen(keys.inbox(PLATFORM)):
+        await asyncio.sleep(10.0 - (time.time() - begin) % 10.0)
+        rows = await latencies(client)
+        window = [ms for _, ms in rows[seen:]]
+        seen = len(rows)
+        used = int((await client.info("memory"))["used_memory"])
+        tickets = await client.zcard(keys.TICKETS)
+        outbox = sum([await client.xlen(keys.outbox(p)) for p in platforms])
+        jobs = await client.zcard("rq:scheduled:lianhu")
+        per = (used - base) / tickets if tickets else 0.0
+        waiting = await client.xlen(keys.inbox(PLATFORM))
+        p50 = statistics.median(window) if window else float("nan")
+        print(f"{time.time() - begin:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
+              f"{waiting:5}  {outbox:6}  {jobs:7,}  {p50:6.1f}  {percentile(window, 0.99):6.1f}"
+              f"  {os.getloadavg()[0]:.2f}")  # fmt: skip
+    await putting
+    stop.set()
+    await asyncio.gather(*draining)
+    await fleet.stop(client)
+    await client.aclose()
+
+
+async def run(args: argparse.Namespace) -> None:
+    counts = [int(n) for n in args.processes.split(",")]
+    with tempfile.TemporaryDirectory() as folder, EmbeddedRedis(Path(folder)) as url:
+        if args.soak:
+            await soak(url, args.soak, args.rate, counts[0])
+            return
+        print(f"message -> ticket, rules classifier, {args.messages} reports; latency at "
+              f"{args.rate}/s for {args.seconds} s; {os.cpu_count()} cores")  # fmt: skip
+        base: tuple[float, float, float] | None = None
+        for count in counts:
+            rate, p50, p99 = await one_count(url, count, args)
+            base = base or (rate, p50, p99)
+            print(f"{count} receiver{'s' if count > 1 else ' '}: {rate:7,.0f} msg/s "
+                  f"({rate / base[0]:.2f}x), p50 {p50:5.1f} ms, p99 {p99:6.1f} ms "
+                  f"({p99 / base[2]:.2f}x) [load {os.getloadavg()[0]:.2f}]")  # fmt: skip
+        if args.deadlines:
+            await sweep(url, args.deadlines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--processes", default="1,2,4", help="receiver counts, comma-separated")
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--deadlines", type=int, default=10_000)
+    parser.add_argument("--soak", type=int, default=0, help="seconds of soak (0: no soak)")
+    asyncio.run(run(parser.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
