@@ -235,6 +235,25 @@ async def test_the_page_lists_the_own_group_first(client: TestClient) -> None:
     assert 'data-own="1"' in page.split('data-chat="sim:G-01"')[1].split(">")[0]
 
 
+async def test_the_page_orders_the_other_chats_by_their_latest_message(
+    client: TestClient,
+) -> None:
+    async def order() -> list[str]:
+        page = await (await client.get("/sim", params={"as": "p-zhong-zhiwei"})).text()
+        return re.findall(r'data-chat="([^"]+)"', page)
+
+    # Nothing said yet: their grid, then the rest lowest tier first.
+    quiet = ["sim:H-01", "sim:H-02", "sim:H-03", "sim:V-01", "sim:p-zhong-zhiwei"]
+    assert await order() == ["sim:G-01", *quiet]
+    await send(client, "p-deng-jiahui", "sim:H-03", "大家早上好")  # chatter: no answer, no card
+    assert await order() == ["sim:G-01", "sim:H-03", "sim:H-01", "sim:H-02", *quiet[3:]]
+    await send(client, "p-guo-wanting", "sim:H-02", "谢谢大家")
+    assert await order() == ["sim:G-01", "sim:H-02", "sim:H-03", "sim:H-01", *quiet[3:]]
+    # Their own group stays on top however quiet it is.
+    await send(client, "p-zhong-zhiwei", "sim:V-01", "收到")
+    assert (await order())[:2] == ["sim:G-01", "sim:V-01"]
+
+
 async def test_ticket_numbers_link_only_to_tickets_the_reader_may_see(client: TestClient) -> None:
     await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
 
