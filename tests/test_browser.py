@@ -257,7 +257,10 @@ async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
     await expect(page.locator(".msg.bot a.ticket-ref").first).to_be_visible(timeout=WAIT)
     await shot(page, "phone-2-chat")
     # Near the limit a counter appears.
+    await page.fill("#text", "水" * 3600)
+    await expect(page.locator("#counter")).to_be_hidden()  # below 90% of the limit: no counter
     await page.fill("#text", "水" * 3700)
+    await expect(page.locator("#counter")).to_be_visible()
     await expect(page.locator("#counter")).to_have_text("3700 / 4096")
     await page.fill("#text", "")
     await expect(page.locator("#counter")).to_be_hidden()
@@ -335,3 +338,34 @@ async def test_a_card_follows_its_ticket_and_a_refused_press_is_a_toast(
     await shot(cadre, "desktop-card-acknowledged")
     for page in (resident, cadre, worker):
         await page.close()
+
+
+async def test_ticket_numbers_link_only_when_visible_and_shift_enter_is_a_new_line(
+    running: Running, browser: Browser
+) -> None:
+    """On a desktop: #N in what a person wrote is a link only to a ticket that exists and that
+    they may see; Enter sends, Shift+Enter starts a new line."""
+    simulator = running.app[PARTS].simulator
+    other = await simulator.say("p-he-shufen", "sim:H-06", "小区的垃圾桶都满了，好几天没人来清")
+    own = await simulator.say("p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    theirs, mine = other.handled.ticket, own.handled.ticket
+    assert theirs and mine and theirs != mine
+    page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    await page.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await page.fill("#text", f"看 #{mine}")
+    await page.press("#text", "Shift+Enter")
+    await page.keyboard.type(f"和 #{theirs} 还有 #999")
+    assert await page.input_value("#text") == f"看 #{mine}\n和 #{theirs} 还有 #999"
+    assert await page.locator(".msg.mine").count() == 1  # only the report: nothing sent yet
+    await page.press("#text", "Enter")
+    said = page.locator(".msg.mine .bubble").last
+    await expect(said).to_contain_text("#999", timeout=WAIT)
+    await expect(page.locator("#text")).to_have_value("")
+    # Loaded afresh, the page asks about all three numbers at once.
+    await page.reload()
+    said = page.locator(".msg.mine .bubble").last
+    await expect(said.locator("a.ticket-ref")).to_have_text([f"#{mine}"], timeout=WAIT)
+    assert await said.locator("a.ticket-ref").get_attribute("href") == f"/tickets/{mine}"
+    await expect(said.locator(".ticket-ref-text")).to_have_text([f"#{theirs}", "#999"])
+    assert "\n" in await said.inner_text()  # the new line was kept
+    await shot(page, "ticket-refs-desktop")

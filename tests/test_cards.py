@@ -212,6 +212,19 @@ async def test_notices_name_places_in_the_readers_script(client: TestClient) -> 
     assert "Haiwan Street" in notice.text
 
 
+async def test_a_traditional_chinese_reader_reads_places_in_traditional(
+    client: TestClient,
+) -> None:
+    body = await send(client, "p-au-kamtim", "sim:H-08", "樓下冇水兩日喇")
+    assert body["status"] == "opened"
+    ticket = body["ticket"]
+    await send(client, "p-zhu-haiyan", "sim:V-02", f"上报 {ticket} 需要街道协调")
+    told = await until(client, "sim:H-08", lambda ms: any("上報" in m.text for m in ms[2:]))
+    notice = next(m for m in told[2:] if "上報" in m.text)
+    assert "南岸社區" in notice.text and "海灣街道" in notice.text, notice.text
+    assert "南岸社区" not in notice.text and "海湾街道" not in notice.text, notice.text
+
+
 # -- the chat list, ticket links, the unknown person ------------------------------------------
 
 
