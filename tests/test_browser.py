@@ -8,6 +8,7 @@ is. Screenshots of the key steps go to tests/artifacts/ (desktop and phone).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -369,3 +370,35 @@ async def test_ticket_numbers_link_only_when_visible_and_shift_enter_is_a_new_li
     await expect(said.locator(".ticket-ref-text")).to_have_text([f"#{theirs}", "#999"])
     assert "\n" in await said.inner_text()  # the new line was kept
     await shot(page, "ticket-refs-desktop")
+
+
+async def test_staff_land_in_their_own_work_group_then_the_latest_chats(
+    running: Running, browser: Browser
+) -> None:
+    parts = running.app[PARTS]
+    await parts.simulator.say("p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    deadline = time.monotonic() + WAIT / 1000
+    while (
+        len(await parts.history.recent("sim:V-01")) < 1
+        or len(await parts.history.recent("sim:H-01")) < 2
+    ):  # the card in the village group and the receipt, sent by the outbox
+        assert time.monotonic() < deadline, "the card and the receipt never came"
+        await asyncio.sleep(0.05)
+    await parts.simulator.say("p-deng-jiahui", "sim:H-03", "大家早晨")  # the latest: chatter
+    page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    rooms = page.locator(".room")
+    # (who, their own group, the chats with an older message: the card's and the receipt's)
+    for person, own, older in (
+        ("p-zhong-zhiwei", "sim:G-01", {"sim:H-01", "sim:V-01"}),
+        ("p-yang-zixuan", "sim:V-01", {"sim:H-01"}),
+    ):
+        await page.goto(f"{running.base}/sim?as={person}")
+        # On a desktop the page opens their own work group, not the latest chat...
+        await expect(page.locator(".room.active")).to_have_attribute("data-chat", own)
+        name = await rooms.first.get_attribute("data-name")
+        await expect(page.locator("#chat-title")).to_have_text(name or "")
+        # ...which tops the list; the other chats follow, the latest first.
+        chats = await rooms.evaluate_all("(rs) => rs.map((r) => r.dataset.chat)")
+        assert chats[:2] == [own, "sim:H-03"], chats
+        assert set(chats[2 : 2 + len(older)]) == older, chats
+    await shot(page, "chat-list-own-first-desktop")
