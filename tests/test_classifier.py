@@ -77,7 +77,7 @@ def test_training_is_deterministic(small: RuleSet, tmp_path: Path) -> None:
     assert one.read_bytes() == two.read_bytes()
     loaded = model_file.load(one)
     assert loaded.classes == ("noise", "none", "utilities")
-    assert loaded.thresholds == train(small, None).thresholds  # overrule included
+    assert loaded.thresholds == train(small, None).thresholds
 
 
 def test_exported_model_predicts_as_scikit_learn_did(small: RuleSet) -> None:
@@ -228,9 +228,9 @@ async def test_inference_runs_off_the_event_loop(small: RuleSet, tmp_path: Path)
     engine.close()
 
 
-def test_the_danger_rail_always_wins(small: RuleSet) -> None:
-    calm = {"none": 0.98, "utilities": 0.01, "noise": 0.01}
-    verdict = triage("楼下着火了", small, calm, Thresholds(danger=0.5, ask=0.5))
+def test_the_danger_rail_wins_over_the_models_category(small: RuleSet) -> None:
+    calm = {"none": 0.9, "utilities": 0.04, "emergency": 0.06}
+    verdict = triage("楼下着火了", small, calm, Thresholds(danger=0.05, ask=0.5))
     assert (verdict.category, verdict.action, verdict.danger, verdict.source) == (
         "emergency", Action.TICKET, True, Source.RULE,
     )  # fmt: skip
@@ -239,39 +239,26 @@ def test_the_danger_rail_always_wins(small: RuleSet) -> None:
     assert verdict.category == "emergency" and verdict.danger
 
 
-def test_a_rail_hit_on_near_certain_chatter_is_a_flag_not_a_ticket(small: RuleSet) -> None:
-    """Hyperbole (热到爆炸), a recipe's 大火: where the model is surer than ``overrule`` that a
-    message is chatter, a danger rail's hit still answers with the emergency numbers (a danger
-    flag for a grid worker to confirm) but opens no ticket; below it the rail wins."""
-    sure = {"none": 0.96, "utilities": 0.02, "emergency": 0.02}
-    thr = Thresholds(danger=0.5, ask=0.5, overrule=0.95)
-    verdict = triage("楼下着火了", small, sure, thr)
+def test_a_rail_hit_where_the_model_sees_no_danger_is_a_flag_not_a_ticket(small: RuleSet) -> None:
+    """Hyperbole (热到爆炸), a simile (好似著咗火咁): where the model's p(emergency) is under
+    the danger threshold, which every labelled emergency reaches out of fold, a danger rail's
+    hit still answers with the emergency numbers (a danger flag for a grid worker to confirm)
+    but opens no ticket; at or over it the rail wins."""
+    calm = {"none": 0.96, "utilities": 0.03, "emergency": 0.01}
+    thr = Thresholds(danger=0.02, ask=0.5)
+    verdict = triage("楼下着火了", small, calm, thr)
     assert (verdict.category, verdict.action, verdict.danger, verdict.source) == (
         "none", Action.IGNORE, True, Source.MODEL,
     )  # fmt: skip
     assert verdict.rails == ("fire",)  # the rail that fired is still shown
-    fairly = {"none": 0.94, "utilities": 0.03, "emergency": 0.03}
-    assert triage("楼下着火了", small, fairly, thr).action is Action.TICKET
-    assert triage("楼下着火了", small, sure).action is Action.TICKET  # off by default
-
-
-def test_the_overrule_sits_above_every_real_emergency_a_rail_caught(tmp_path: Path) -> None:
-    """Chosen out of fold: above the highest p(none) of a labelled emergency a force rail
-    caught, plus the margin, never under the floor, and off when that reaches 1."""
-    from bot.classifier import training
-
-    fires = [("楼下着火了快跑", "emergency"), ("三楼着火了好大烟", "emergency")]
-    ruleset = load_ruleset(small_rules(tmp_path / "rules", [*SMALL_EXAMPLES, *fires]))
-    data = training.prepare(ruleset, None)
-    classes = ("emergency", "none", "utilities")
-    em = [i for i, label in enumerate(data.labels) if label == "emergency"]
-    assert em, "the small rules label an emergency a rail catches"
-    proba = np.tile([0.0, 0.0, 1.0], (len(data.labels), 1))
-    assert training.choose_overrule(data, ruleset, proba, classes) == training.OVERRULE_FLOOR
-    proba[em[0]] = [0.07, 0.93, 0.0]  # a real emergency the model nearly called chatter
-    assert training.choose_overrule(data, ruleset, proba, classes) == pytest.approx(0.98)
-    proba[em[0]] = [0.02, 0.98, 0.0]
-    assert training.choose_overrule(data, ruleset, proba, classes) == 1.01
+    worried = {"none": 0.96, "utilities": 0.02, "emergency": 0.02}
+    verdict = triage("楼下着火了", small, worried, thr)
+    assert (verdict.category, verdict.action, verdict.source) == (
+        "emergency", Action.TICKET, Source.RULE,
+    )  # fmt: skip
+    assert triage("楼下着火了", small, None).action is Action.TICKET  # the rules alone: a ticket
+    no_class = {"none": 0.96, "utilities": 0.04}  # a model that never learned emergency
+    assert triage("楼下着火了", small, no_class, thr).action is Action.TICKET
 
 
 def test_force_vetoes_stop_every_force_rail_and_leave_the_danger_flag(small: RuleSet) -> None:
@@ -286,7 +273,9 @@ def test_force_vetoes_stop_every_force_rail_and_leave_the_danger_flag(small: Rul
     verdict = triage("假如楼下着火了往哪里跑", small, worried, Thresholds(danger=0.1, ask=0.5))
     assert verdict.danger and verdict.source is Source.MODEL
     # a denied veto vetoes nothing: "not a drill" keeps the rail
-    assert triage("不是演练，楼下着火了", small, calm).source is Source.RULE
+    assert (
+        triage("不是演练，楼下着火了", small, calm, Thresholds(danger=0.005)).source is Source.RULE
+    )
 
 
 def test_never_rails_veto_and_thresholds_decide(small: RuleSet) -> None:

@@ -222,7 +222,6 @@ class Model:
             "danger": self.thresholds.danger,
             "ask": self.thresholds.ask,
             "doubt": self.thresholds.doubt,
-            "overrule": self.thresholds.overrule,
             "gate_confident": self.gate.confident,
             "gate_emergency": self.gate.emergency,
             **self.meta,
@@ -282,12 +281,7 @@ def load(path: Path) -> Model:
             embed_model=str(meta["embed_model"]),
             embed_weight=float(meta["embed_weight"]),
             rule_weight=float(meta["rule_weight"]),
-            thresholds=Thresholds(
-                float(meta["danger"]),
-                float(meta["ask"]),
-                float(meta["doubt"]),
-                float(meta.get("overrule", Thresholds.overrule)),
-            ),
+            thresholds=Thresholds(float(meta["danger"]), float(meta["ask"]), float(meta["doubt"])),
             meta={k: v for k, v in meta.items() if k not in _OWN},
             fast_weights=arrays["fast_weights"],
             fast_bias=arrays["fast_bias"],
@@ -313,5 +307,5 @@ def load(path: Path) -> Model:
 
 _OWN = {
     "format", "feature_version", "embed_model", "embed_weight", "rule_weight", "danger", "ask",
-    "doubt", "overrule", "gate_confident", "gate_emergency",
+    "doubt", "gate_confident", "gate_emergency",
 }  # fmt: skip

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import replace as with_changes
 from typing import Any
 
 import numpy as np
@@ -52,11 +51,6 @@ DOUBT_GRID = (*(round(0.15 + 0.05 * i, 2) for i in range(8)), 1.0)  # 0.15 .. 0.
 # for writers none of the corpora has.
 FALSE_TICKET_LIMIT = 0.025
 DANGER_RECALL = 1.0  # of the emergencies out of fold, the share the model's flag must catch
-# A force rail's emergency hit becomes a danger flag (no ticket until a grid worker confirms)
-# only where the model is surer than this that the message is chatter, and surer than it ever
-# was, out of fold, about a real emergency a rail caught (plus the margin).
-OVERRULE_FLOOR = 0.9
-OVERRULE_MARGIN = 0.05
 GATE_CONFIDENT = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
 GATE_EMERGENCY = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
 # How much worse than the full model the cascade may be: macro-F1, asks and flags per 100.
@@ -66,8 +60,7 @@ CASCADE_SLACK = {"macro_f1": 0.005, "asks_per_100": 1.0, "flags_per_100": 1.0}
 def policy() -> str:
     """Return how thresholds and the gate are chosen, as text: part of the model's cache key,
     so a new choice retrains instead of reusing a model chosen the old way."""
-    chosen = (ASK_COST, ASK_GRID, DOUBT_GRID, FALSE_TICKET_LIMIT, DANGER_RECALL, OVERRULE_FLOOR,
-              OVERRULE_MARGIN)  # fmt: skip
+    chosen = (ASK_COST, ASK_GRID, DOUBT_GRID, FALSE_TICKET_LIMIT, DANGER_RECALL, "rail-demotion")
     return repr((*chosen, GATE_CONFIDENT, GATE_EMERGENCY, sorted(CASCADE_SLACK.items())))
 
 
@@ -306,22 +299,6 @@ def choose_thresholds(
     return best[1]
 
 
-def choose_overrule(
-    data: Data, ruleset: RuleSet, proba: np.ndarray, classes: Sequence[str]
-) -> float:
-    """Return the p(none) at or above which a force rail's hit is only a danger flag: above
-    the highest out-of-fold p(none) of any labelled emergency a force rail catches (plus
-    OVERRULE_MARGIN), never under OVERRULE_FLOOR; over 1 (never) when that is not below 1."""
-    p_none = _column(proba, classes, NONE_CATEGORY)
-    caught = [
-        float(p_none[i])
-        for i, (label, measured) in enumerate(zip(data.labels, data.measured, strict=True))
-        if measured and label == EMERGENCY and rails(data.raw[i], ruleset).force_match is not None
-    ]
-    needed = max(OVERRULE_FLOOR, max(caught, default=0.0) + OVERRULE_MARGIN)
-    return round(needed, 4) if needed < 1.0 else 1.01
-
-
 def _danger(missed: np.ndarray, emergencies: int, recall: float = DANGER_RECALL) -> float:
     """Return the danger threshold: it may leave out the ``(1 - recall)`` share of
     ``emergencies`` whose missed p(emergency) is lowest, and must catch every other one."""
@@ -529,7 +506,6 @@ def train(
     else:
         gate, embedded, proba = Gate(), None, oof.full
         thresholds = choose_thresholds(labels, corpora, held.full, classes)
-    thresholds = with_changes(thresholds, overrule=choose_overrule(data, ruleset, proba, classes))
     meta["cv"] = cv_figures(data, decisions(ruleset, data, proba, classes, thresholds), embedded)
     meta["cv_model_alone"] = cv_figures(
         data, decisions(ruleset, data, proba, classes, thresholds, with_rails=False), embedded

@@ -175,9 +175,7 @@ def print_cv(cv: dict[str, Any]) -> None:
         f"thresholds: danger p(emergency) >= {thresholds.get('danger')}, "
         f"ask below {thresholds.get('ask')} or when p(none) >= {thresholds.get('doubt')}"
     )
-    overrule = thresholds.get("overrule", 1.01)
-    if overrule <= 1:
-        stdout().print(f"a force rail's hit is a danger flag only when p(none) >= {overrule}")
+
     if gate and gate.get("confident", 2) <= 1:
         stdout().print(
             f"cascade: the TF-IDF model answers alone when its top probability >= "

@@ -4,10 +4,11 @@ Pure: the engine (bot/classifier/engine.py) computes the probabilities off the e
 and calls ``triage``; everything here is plain data in, a Verdict out.
 
 - A ``force`` rule that fires decides: its category, a ticket (an emergency force rule is
-  a danger rail: the emergency path starts whatever the model says). Only when the model is
-  nearly sure the message is chatter (p(none) at or over ``thresholds.overrule``: hyperbole,
-  a recipe, a video from elsewhere) does the hit become a danger flag instead: the emergency
-  numbers at once and a grid worker's one-tap confirmation, no ticket until then.
+  a danger rail: the emergency path starts whatever the model says). When the model sees no
+  danger at all in it (p(emergency) under ``thresholds.danger``, which out of fold every
+  labelled emergency reaches: hyperbole such as 热到爆炸, a simile, a drill's notice), the
+  emergency path starts as a danger flag instead: the emergency numbers at once and a grid
+  worker's one-tap confirmation, no ticket until then.
 - Else a ``never`` rule that fires vetoes: no ticket and no danger flag.
 - Else the model decides: the most probable category; ``none`` is chatter (ignore); a top
   probability under ``thresholds.ask``, or p(none) at or over ``thresholds.doubt`` (maybe
@@ -54,9 +55,6 @@ class Thresholds:
     danger: float = 0.03  # p(emergency) at or above which a message is flagged as danger
     ask: float = 0.5  # a top probability below this asks instead of opening a ticket
     doubt: float = 1.0  # p(none) at or above this asks too, when a category is on top
-    # p(none) at or above which a force rail's hit is a danger flag for a grid worker to
-    # confirm instead of a ticket (hyperbole: 热到爆炸, a recipe's 大火); over 1: never
-    overrule: float = 1.01
 
 
 @dataclass(frozen=True)
@@ -130,11 +128,13 @@ def triage(
     top = tuple(sorted(probabilities.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
     if fired.force_match is not None:
         match = fired.force_match
-        p_none = probabilities.get(NONE_CATEGORY, 0.0)
-        if p_none >= thresholds.overrule:
+        # A model with no emergency class cannot see danger: the rail decides.
+        unseen = probabilities.get(EMERGENCY, 1.0) < thresholds.danger
+        if match.category == EMERGENCY and unseen:
             return Verdict(
-                NONE_CATEGORY, None, p_none, Action.IGNORE, True, Source.MODEL, top, fired.force
-            )
+                NONE_CATEGORY, None, top[0][1] if top else 1.0, Action.IGNORE, True, Source.MODEL,
+                top, fired.force,
+            )  # fmt: skip
         return Verdict(
             match.category, match.start_tier, 1.0, Action.TICKET,
             match.category == EMERGENCY or probabilities.get(EMERGENCY, 0.0) >= thresholds.danger,
