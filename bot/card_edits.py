@@ -9,7 +9,9 @@ version. A card whose send is still pending is not recorded yet: when it is sent
 the newest stored view is folded into it, and after it is recorded it is
 checked against the view once more, so that a view stored meanwhile is not
 missed. The messages that ask a question are cards of that question, kept true by
-the same path under its id (``subject``). An edit whose text and buttons come out
+the same path under its id (``subject``). A reporter's notice that offers 确认/重开
+or the rating is recorded too: it keeps its text, and loses the buttons that no
+longer apply (``reporter`` in the view). An edit whose text and buttons come out
 the same as what the card shows is not sent at all.
 """
 
@@ -21,6 +23,8 @@ from typing import Any
 from bot.ports import Rendered
 
 CARD_FIELD_SEP = " "
+# A reporter's notice offering one of these is kept true (a co-reporter's lone 重开 stays).
+REPORTER_TRACKED = frozenset({"confirm", "rate"})
 
 
 def subject(payload: dict[str, Any]) -> str | None:
@@ -30,7 +34,8 @@ def subject(payload: dict[str, Any]) -> str | None:
     same hash and view keys under the question's id, which no ticket id can be.
     """
     if not payload.get("card"):
-        return None
+        tracked = payload.get("ticket") and REPORTER_TRACKED & set(payload.get("buttons") or ())
+        return str(payload["ticket"]) if tracked else None
     owner = payload.get("ticket") or payload.get("prompt")
     return str(owner) if owner else None
 
@@ -44,6 +49,12 @@ def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, An
     """Return a card's payload brought to ``view`` when that is newer than what it shows."""
     if view is None or int(view["seq"]) <= int(payload.get("seq") or 0):
         return payload
+    if not payload.get("card"):  # a reporter's notice: its text, the buttons still live
+        live = view.get("reporter")
+        if live is None:  # a view stored before reporters' notices were kept true
+            return payload
+        kept = [b for b in payload.get("buttons") or () if b in live]
+        return {**payload, "buttons": kept, "seq": int(view["seq"])}
     chat = payload["chat"]
     own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps
     buttons = own if own is not None else view["buttons"] if chat in view["live"] else []

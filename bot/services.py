@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot import notices, questions, reports, resolving
+from bot.card_edits import subject
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
 from bot.core.cards import card_platforms, card_view
@@ -798,7 +799,7 @@ class Service:
         if changed is None:
             return entries
         for entry in entries:  # a card says which version of its ticket it shows
-            if entry.payload.get("card"):
+            if entry.payload.get("card") or subject(entry.payload):
                 entry.payload["seq"] = changed.seq
         if decision.events[0].seq > 1:  # cards were sent before: bring them to this version
             entries += self._card_edits(changed, f"{prefix}:cards", priority(changed))

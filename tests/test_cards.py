@@ -258,3 +258,32 @@ async def test_an_unknown_person_gets_the_friendly_page_in_their_language(
     response = await client.get("/sim", params={"as": "nobody", "lang": "en"})
     page = await response.text()
     assert "There is no such person in the simulator" in page and 'href="/sim"' in page
+
+
+async def test_a_reporters_confirm_and_rating_buttons_go_once_they_no_longer_apply(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: after 确认 the resident's notice still offered 确认/重开."""
+    resident, household = "p-chen-zhiqiang", "sim:H-01"
+    await send(client, resident, household, "楼下停水两天了")
+    await send(client, "p-yang-zixuan", "sim:V-01", "办结 1 水管已修好，恢复供水")
+
+    def data(m: object) -> list[str]:
+        return [d for _, d in m.buttons]  # type: ignore[attr-defined]
+
+    messages = await until(client, household, lambda ms: any("confirm:1" in data(m) for m in ms))
+    resolved = next(m for m in messages if "confirm:1" in data(m))
+    assert data(resolved) == ["confirm:1", "reopen:1"]
+    await press(client, resident, household, resolved.id, "confirm:1")
+
+    def shown(ms: list, message_id: int) -> object:
+        return next(m for m in ms if m.id == message_id)
+
+    # Closed: the notice that asked keeps its words and offers nothing more; the rating is live.
+    messages = await until(client, household, lambda ms: data(shown(ms, resolved.id)) == [])
+    assert shown(messages, resolved.id).text == resolved.text  # type: ignore[attr-defined]
+    closed = next(m for m in messages if "rate:1:5" in data(m))
+    await press(client, resident, household, closed.id, "rate:1:5")
+    await until(client, household, lambda ms: data(shown(ms, closed.id)) == [])
+    ticket = await parts(client).service.store.get("1")
+    assert ticket is not None and ticket.state.value == "closed" and ticket.rating == 5

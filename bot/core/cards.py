@@ -24,6 +24,16 @@ LIVE_BUTTONS = {
 }
 
 
+def reporter_buttons(ticket: Ticket) -> tuple[str, ...]:
+    """Return what a reporter's notice may still offer: 确认/重开 while resolved, then a rating."""
+    out: tuple[str, ...] = ()
+    if ticket.state is TicketState.RESOLVED:
+        out += ("confirm", "reopen")
+    if ticket.state in (TicketState.RESOLVED, TicketState.CLOSED) and ticket.rating is None:
+        out += ("rate",)
+    return out
+
+
 def live_buttons(tree: OrgTree, ticket: Ticket) -> tuple[str, ...]:
     """Return the buttons that apply to the ticket now (no escalate at the top)."""
     buttons = LIVE_BUTTONS.get(ticket.state, ())
@@ -72,6 +82,7 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
         "params": {k: params[k] for k in changing},
         "buttons": list(live_buttons(tree, ticket)),
         "live": live_chats(tree, ticket),
+        "reporter": list(reporter_buttons(ticket)),  # the reporters' notices
         # the departments' cards: chat -> the steps still to press
         "chat_buttons": {
             chat: list(department_buttons(ticket, node_id))
