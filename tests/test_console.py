@@ -372,3 +372,20 @@ def test_a_session_of_someone_taken_off_the_roster_or_their_account_is_nobody() 
     assert resolve(gone, session) is None
     moved = Session(Grant("sim:p-someone-else", CADRE_V01, "zh-Hans", 0.0), "c", "d")
     assert resolve(full, moved) is None
+
+
+@pytest.mark.parametrize("lang", ["zh-Hans", "zh-Hant", "en"])
+async def test_the_sheets_deadline_table_has_one_heading_per_column(
+    client: TestClient, lang: str
+) -> None:
+    """Walked in the demo: the 办结单's table read 阶段｜当前负责｜时限｜时限｜完成时间｜结果."""
+    water = (await send(client, RESIDENT, "sim:H-01", "楼下停水两天了"))["ticket"]
+    street = await signed_in(client, STREET)
+    page = await client.get(f"/tickets/{water}/print", headers=street, params={"lang": lang})
+    sheet = await page.text()
+    head = re.search(r"<thead><tr>(.*?)</tr></thead>", sheet)
+    assert head is not None
+    headings = re.findall(r"<th>(.*?)</th>", head[1])
+    assert len(headings) == 6 and len(set(headings)) == 6, headings
+    current = {"zh-Hans": "当前负责", "zh-Hant": "目前負責"}.get(lang)
+    assert current is None or current not in headings  # each stage's own, not the current one
