@@ -10,6 +10,7 @@ import pytest
 
 from bot.core.ticket import TicketState
 from bot.storage import keys
+from bot.storage.codec import decode_ticket
 from tests.fake_bot_api import Call, FakeBotApi, wait_for
 from tests.telegram_fixtures import (
     ADMIN,
@@ -121,7 +122,7 @@ def _answers(fake: FakeBotApi) -> list[Call]:
 
 def _state(h: Harness, ticket_id: str) -> str:
     raw = h.sync.get(keys.ticket(ticket_id))
-    return str(json.loads(raw)["state"]) if raw else ""
+    return decode_ticket(raw).state.value if raw else ""
 
 
 async def test_forged_webhook_requests_are_refused_and_change_nothing(harness: Harness) -> None:
