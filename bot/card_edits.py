@@ -9,10 +9,10 @@ version. A card whose send is still pending is not recorded yet: when it is sent
 the newest stored view is folded into it, and after it is recorded it is
 checked against the view once more, so that a view stored meanwhile is not
 missed. The messages that ask a question are cards of that question, kept true by
-the same path under its id (``subject``). A reporter's notice that offers 确认/重开
-or the rating is recorded too: it keeps its text, and loses the buttons that no
-longer apply (``reporter`` in the view). An edit whose text and buttons come out
-the same as what the card shows is not sent at all.
+the same path under its id (``subject``). A reporter's notice that offers 确认/重开,
+the rating or a co-reporter's own 重开 is recorded too: it keeps its text, and loses
+the buttons that no longer apply (``reporter`` and ``co_reporter`` in the view). An
+edit whose text and buttons come out the same as what the card shows is not sent at all.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 from bot.ports import Rendered
 
 CARD_FIELD_SEP = " "
-# A reporter's notice offering one of these is kept true (a co-reporter's lone 重开 stays).
-REPORTER_TRACKED = frozenset({"confirm", "rate"})
+# A reporter's notice offering one of these is kept true.
+REPORTER_TRACKED = frozenset({"confirm", "rate", "reopen"})
 
 
 def subject(payload: dict[str, Any]) -> str | None:
@@ -50,10 +50,12 @@ def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, An
     if view is None or int(view["seq"]) <= int(payload.get("seq") or 0):
         return payload
     if not payload.get("card"):  # a reporter's notice: its text, the buttons still live
-        live = view.get("reporter")
+        shown = list(payload.get("buttons") or ())
+        # The first reporter's notice offers 确认 or the rating; a co-reporter's, 重开 alone.
+        live = view.get("co_reporter" if shown == ["reopen"] else "reporter")
         if live is None:  # a view stored before reporters' notices were kept true
             return payload
-        kept = [b for b in payload.get("buttons") or () if b in live]
+        kept = [b for b in shown if b in live]
         return {**payload, "buttons": kept, "seq": int(view["seq"])}
     chat = payload["chat"]
     own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps

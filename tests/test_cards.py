@@ -287,3 +287,35 @@ async def test_a_reporters_confirm_and_rating_buttons_go_once_they_no_longer_app
     await until(client, household, lambda ms: data(shown(ms, closed.id)) == [])
     ticket = await parts(client).service.store.get("1")
     assert ticket is not None and ticket.state.value == "closed" and ticket.rating == 5
+
+
+async def test_a_co_reporters_own_reopen_goes_while_the_ticket_is_handled_again(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: the first reporter pressed 重开, and the neighbour's 重开 stayed,
+    answered by a refusal, while the ticket was being handled again."""
+    household = "sim:H-01"
+    await send(client, "p-chen-zhiqiang", household, "楼下停水两天了")
+    await send(client, "p-luo-jiahao", household, "我家也停水了")
+    await send(client, "p-yang-zixuan", "sim:V-01", "办结 1 水管已修好，恢复供水")
+
+    def data(m: object) -> list[str]:
+        return [d for _, d in m.buttons]  # type: ignore[attr-defined]
+
+    messages = await until(
+        client,
+        household,
+        lambda ms: sum(data(m) in (["confirm:1", "reopen:1"], ["reopen:1"]) for m in ms) == 2,
+    )
+    first = next(m for m in messages if data(m) == ["confirm:1", "reopen:1"])
+    neighbour = next(m for m in messages if data(m) == ["reopen:1"])
+    await press(client, "p-chen-zhiqiang", household, first.id, "reopen:1")
+
+    def shown(ms: list, message_id: int) -> list[str]:
+        return data(next(m for m in ms if m.id == message_id))
+
+    await until(
+        client, household, lambda ms: shown(ms, first.id) == [] and shown(ms, neighbour.id) == []
+    )
+    ticket = await parts(client).service.store.get("1")
+    assert ticket is not None and ticket.state.value == "reopened"

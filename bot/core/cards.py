@@ -34,6 +34,12 @@ def reporter_buttons(ticket: Ticket) -> tuple[str, ...]:
     return out
 
 
+def co_reporter_buttons(ticket: Ticket) -> tuple[str, ...]:
+    """Return what a co-reporter's notice may still offer: their own 重开 (a ticket of their
+    own) while the ticket is resolved or closed, not while it is being handled again."""
+    return ("reopen",) if ticket.state in (TicketState.RESOLVED, TicketState.CLOSED) else ()
+
+
 def live_buttons(tree: OrgTree, ticket: Ticket) -> tuple[str, ...]:
     """Return the buttons that apply to the ticket now (no escalate at the top)."""
     buttons = LIVE_BUTTONS.get(ticket.state, ())
@@ -82,7 +88,8 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
         "params": {k: params[k] for k in changing},
         "buttons": list(live_buttons(tree, ticket)),
         "live": live_chats(tree, ticket),
-        "reporter": list(reporter_buttons(ticket)),  # the reporters' notices
+        "reporter": list(reporter_buttons(ticket)),  # the first reporter's notices
+        "co_reporter": list(co_reporter_buttons(ticket)),
         # the departments' cards: chat -> the steps still to press
         "chat_buttons": {
             chat: list(department_buttons(ticket, node_id))
