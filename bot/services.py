@@ -823,13 +823,16 @@ class Service:
     ) -> list[OutboxEntry]:
         """Return the outbox entries of replies to ``message`` (about ``changed``, if any)."""
         rank = priority(changed)
+        paces = [
+            self._pace(reply, message, f"{prefix}:{i}", capped=changed is None)
+            for i, reply in enumerate(replies)
+        ]
+        if changed is not None:  # one change, one answer counted (the receipt and its note)
+            first = next((i for i, pace in enumerate(paces) if pace is not None), None)
+            paces = [pace if i == first else None for i, pace in enumerate(paces)]
         return [
             OutboxEntry(
-                reply.chat.split(":", 1)[0],
-                f"{prefix}:{i}",
-                reply_payload(reply),
-                rank,
-                self._pace(reply, message, f"{prefix}:{i}", capped=changed is None),
+                reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply), rank, paces[i]
             )
             for i, reply in enumerate(replies)
             # A feed or an Open311 client reads its requests back; no chat to tell.

@@ -319,3 +319,20 @@ async def test_a_co_reporters_own_reopen_goes_while_the_ticket_is_handled_again(
     )
     ticket = await parts(client).service.store.get("1")
     assert ticket is not None and ticket.state.value == "reopened"
+
+
+async def test_a_staff_only_report_made_in_a_group_is_told_there_that_the_answer_is_private(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: a welfare report in the household group got nothing in the group
+    (its receipt went to the private chat), so the resident saw silence where they spoke; on
+    Telegram, one who never opened a private chat with the bot would hear nothing at all."""
+    said = await send(client, "p-chen-zhiqiang", "sim:H-01", "我要跟老公离婚，他天天跟我吵架")
+    ticket = await parts(client).service.store.get(said["ticket"])
+    assert ticket is not None and ticket.visibility == "staff"
+    private = await until(client, "sim:p-chen-zhiqiang", lambda ms: len(ms) == 1)
+    assert f"#{ticket.id}" in private[0].text
+    group = await until(client, "sim:H-01", lambda ms: len(ms) == 2)
+    note = group[1]
+    assert note.reply_to == str(said["message"]["id"]) and "私信" in note.text
+    assert f"#{ticket.id}" not in note.text and "离婚" not in note.text
