@@ -15,6 +15,7 @@ import redis.asyncio
 
 from bot.core.deadlines import Policy
 from bot.storage import keys
+from bot.storage.codec import decode_ticket
 from bot.telegram.ratelimit import MARGIN
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, Call, FakeBotApi, wait_for
@@ -131,10 +132,8 @@ async def test_sigkill_in_a_burst_of_200_loses_and_repeats_nothing(
     for ticket_id in tickets:
         snap = await redis_async.get(keys.ticket(ticket_id))
         assert snap is not None
-        import json
-
-        for r in json.loads(snap)["reporters"]:
-            reporters[r["account"]] += 1
+        for r in decode_ticket(snap).reporters:
+            reporters[r.account] += 1
     assert reporters == Counter({f"telegram:{400000 + i}": 1 for i in range(200)})
     cards = [c for c in fake.sent_to(V01) if c.buttons]
     assert len(cards) == len(tickets) == len({c.buttons[0] for c in cards})
