@@ -10,8 +10,9 @@ the newest stored view is folded into it, and after it is recorded it is
 checked against the view once more, so that a view stored meanwhile is not
 missed. The messages that ask a question are cards of that question, kept true by
 the same path under its id (``subject``). A reporter's notice that offers 确认/重开,
-the rating or a co-reporter's own 重开 is recorded too: it keeps its text, and loses
-the buttons that no longer apply (``reporter`` and ``co_reporter`` in the view). An
+the rating or a co-reporter's own 重开 is recorded too: it keeps its text (less the
+question, once nothing is left to press), and loses the buttons that no longer apply
+(``reporter`` and ``co_reporter`` in the view). An
 edit whose text and buttons come out the same as what the card shows is not sent at all.
 """
 
@@ -56,7 +57,10 @@ def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, An
         if live is None:  # a view stored before reporters' notices were kept true
             return payload
         kept = [b for b in shown if b in live]
-        return {**payload, "buttons": kept, "seq": int(view["seq"])}
+        params = payload["params"]
+        if shown and not kept:  # what it asked is answered: its words stop asking
+            params = {**params, "answered": True}
+        return {**payload, "params": params, "buttons": kept, "seq": int(view["seq"])}
     chat = payload["chat"]
     own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps
     buttons = own if own is not None else view["buttons"] if chat in view["live"] else []

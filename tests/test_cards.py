@@ -279,12 +279,15 @@ async def test_a_reporters_confirm_and_rating_buttons_go_once_they_no_longer_app
     def shown(ms: list, message_id: int) -> object:
         return next(m for m in ms if m.id == message_id)
 
-    # Closed: the notice that asked keeps its words and offers nothing more; the rating is live.
+    # Closed: the notice that asked keeps its news, stops asking and offers nothing more; the
+    # rating is live.
     messages = await until(client, household, lambda ms: data(shown(ms, resolved.id)) == [])
-    assert shown(messages, resolved.id).text == resolved.text  # type: ignore[attr-defined]
+    now = shown(messages, resolved.id).text  # type: ignore[attr-defined]
+    assert now.split("\n")[0] == resolved.text.split("\n")[0] and "请点" not in now
     closed = next(m for m in messages if "rate:1:5" in data(m))
     await press(client, resident, household, closed.id, "rate:1:5")
-    await until(client, household, lambda ms: data(shown(ms, closed.id)) == [])
+    messages = await until(client, household, lambda ms: data(shown(ms, closed.id)) == [])
+    assert "评分" not in shown(messages, closed.id).text  # type: ignore[attr-defined]
     ticket = await parts(client).service.store.get("1")
     assert ticket is not None and ticket.state.value == "closed" and ticket.rating == 5
 
