@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 
-from bot.core.models import Reply
+from bot.core.models import Lang, Reply
 from bot.ports import Rendered, Sent
+from bot.render import Renderer
 from bot.sender import Sender
 from bot.storage import keys
 from bot.storage.redis import OutboxEntry, RedisStore, reply_payload
@@ -339,3 +340,32 @@ async def test_a_staff_only_report_made_in_a_group_is_told_there_that_the_answer
     note = group[1]
     assert note.reply_to == str(said["message"]["id"]) and "私信" in note.text
     assert f"#{ticket.id}" not in note.text and "离婚" not in note.text
+
+
+async def test_a_departments_steps_show_on_the_tickets_other_cards(client: TestClient) -> None:
+    """Walked in the demo: the fire station pressed 到场, and the handlers' card never said so
+    (only a separate notice did); a card kept its first department lines for ever."""
+    said = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = said["ticket"]
+    ticket = await parts(client).service.store.get(ticket_id)
+    assert ticket is not None and "D-fire" in ticket.departments
+    handlers = f"sim:{ticket.node}"
+    station = await until(client, "sim:D-fire", lambda ms: any(m.buttons for m in ms))
+    card = next(m for m in station if m.buttons)
+    await press(client, "p-li-jiaxin", "sim:D-fire", card.id, f"arrive:{ticket_id}")
+
+    def carded(ms: list) -> bool:
+        return any(f"#{ticket_id}" in m.text and "已到场" in m.text and "📌" in m.text for m in ms)
+
+    await until(client, handlers, carded)
+
+
+def test_a_flagged_tickets_card_says_it_is_overdue() -> None:
+    """At the top of the ladder a missed deadline flags the ticket; its card must say so, not
+    show a past time as if it were still to come."""
+    params = {**CARD, "state": "open", "flagged": True}
+    for lang, word in ((Lang.ZH_HANS, "已超时"), (Lang.ZH_HANT, "已逾時"), (Lang.EN, "overdue")):
+        text = Renderer().render(Reply("sim:S-01", "card", params, lang)).text
+        assert word in text, text
+        calm = Renderer().render(Reply("sim:S-01", "card", {**CARD, "state": "open"}, lang)).text
+        assert word not in calm

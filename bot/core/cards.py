@@ -81,7 +81,8 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
     """
     changing = (
         "state", "assignee", "reporters", "node", "node_name", "node_names",
-        "ack_due", "resolve_due", "escalations", "resolution",
+        "ack_due", "resolve_due", "escalations", "resolution", "flagged",
+        "department_steps", "related",
     )  # fmt: skip
     return {
         "seq": ticket.seq,

@@ -852,6 +852,7 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "close_due": ticket.close_due,
         "created_at": ticket.created_at,
         "escalations": ticket.escalations,
+        "flagged": ticket.flagged,
         "assignee": ticket.assignee_name,
         "resolution": mask(ticket.resolution) if masked else ticket.resolution,
         "rating": ticket.rating,
