@@ -174,9 +174,13 @@ def kin(report: Problem, ticket: Problem) -> Kin:
     here = place is not Place.UNKNOWN
     if report.category != ticket.category:
         # Another kind of problem: linked when a building is named by both, or when it is
-        # graver and in the same group (the smell that became a danger).
+        # graver, in the same group and grew from it (the smell that became a danger): the
+        # older ticket's sub-problem named in both, or text that looks alike.
         danger = report.severity >= DANGER and report.severity > ticket.severity
-        linked = place is Place.NAMED or (place is Place.GROUP and danger)
+        vocabulary = ticket.category  # what the older ticket's words call the trouble
+        common = subtypes_of(vocabulary, report.text) & subtypes_of(vocabulary, ticket.text)
+        grew = bool(common) or similarity(report.text, ticket.text) >= SIMILAR
+        linked = place is Place.NAMED or (place is Place.GROUP and danger and grew)
         return Kin.RELATED if linked else Kin.NONE
     a, b = subtypes_of(report.category, report.text), subtypes_of(ticket.category, ticket.text)
     if a and b and not a & b:
