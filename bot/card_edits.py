@@ -9,8 +9,11 @@ version. A card whose send is still pending is not recorded yet: when it is sent
 the newest stored view is folded into it, and after it is recorded it is
 checked against the view once more, so that a view stored meanwhile is not
 missed. The messages that ask a question are cards of that question, kept true by
-the same path under its id (``subject``). An edit whose text and buttons come out
-the same as what the card shows is not sent at all.
+the same path under its id (``subject``). A reporter's notice that offers 确认/重开,
+the rating or a co-reporter's own 重开 is recorded too: it keeps its text (less the
+question, once nothing is left to press), and loses the buttons that no longer apply
+(``reporter`` and ``co_reporter`` in the view). An
+edit whose text and buttons come out the same as what the card shows is not sent at all.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any
 from bot.ports import Rendered
 
 CARD_FIELD_SEP = " "
+# A reporter's notice offering one of these is kept true.
+REPORTER_TRACKED = frozenset({"confirm", "rate", "reopen"})
 
 
 def subject(payload: dict[str, Any]) -> str | None:
@@ -30,7 +35,8 @@ def subject(payload: dict[str, Any]) -> str | None:
     same hash and view keys under the question's id, which no ticket id can be.
     """
     if not payload.get("card"):
-        return None
+        tracked = payload.get("ticket") and REPORTER_TRACKED & set(payload.get("buttons") or ())
+        return str(payload["ticket"]) if tracked else None
     owner = payload.get("ticket") or payload.get("prompt")
     return str(owner) if owner else None
 
@@ -44,6 +50,17 @@ def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, An
     """Return a card's payload brought to ``view`` when that is newer than what it shows."""
     if view is None or int(view["seq"]) <= int(payload.get("seq") or 0):
         return payload
+    if not payload.get("card"):  # a reporter's notice: its text, the buttons still live
+        shown = list(payload.get("buttons") or ())
+        # The first reporter's notice offers 确认 or the rating; a co-reporter's, 重开 alone.
+        live = view.get("co_reporter" if shown == ["reopen"] else "reporter")
+        if live is None:  # a view stored before reporters' notices were kept true
+            return payload
+        kept = [b for b in shown if b in live]
+        params = payload["params"]
+        if shown and not kept:  # what it asked is answered: its words stop asking
+            params = {**params, "answered": True}
+        return {**payload, "params": params, "buttons": kept, "seq": int(view["seq"])}
     chat = payload["chat"]
     own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps
     buttons = own if own is not None else view["buttons"] if chat in view["live"] else []

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot import notices, questions, reports, resolving
+from bot.card_edits import subject
 from bot.core import deadlines as dl
 from bot.core.access import co_reporter, staff_only
 from bot.core.cards import card_platforms, card_view
@@ -798,7 +799,7 @@ class Service:
         if changed is None:
             return entries
         for entry in entries:  # a card says which version of its ticket it shows
-            if entry.payload.get("card"):
+            if entry.payload.get("card") or subject(entry.payload):
                 entry.payload["seq"] = changed.seq
         if decision.events[0].seq > 1:  # cards were sent before: bring them to this version
             entries += self._card_edits(changed, f"{prefix}:cards", priority(changed))
@@ -822,13 +823,16 @@ class Service:
     ) -> list[OutboxEntry]:
         """Return the outbox entries of replies to ``message`` (about ``changed``, if any)."""
         rank = priority(changed)
+        paces = [
+            self._pace(reply, message, f"{prefix}:{i}", capped=changed is None)
+            for i, reply in enumerate(replies)
+        ]
+        if changed is not None:  # one change, one answer counted (the receipt and its note)
+            first = next((i for i, pace in enumerate(paces) if pace is not None), None)
+            paces = [pace if i == first else None for i, pace in enumerate(paces)]
         return [
             OutboxEntry(
-                reply.chat.split(":", 1)[0],
-                f"{prefix}:{i}",
-                reply_payload(reply),
-                rank,
-                self._pace(reply, message, f"{prefix}:{i}", capped=changed is None),
+                reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply), rank, paces[i]
             )
             for i, reply in enumerate(replies)
             # A feed or an Open311 client reads its requests back; no chat to tell.

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 
-from bot.core.models import Reply
+from bot.core.models import Lang, Reply
 from bot.ports import Rendered, Sent
+from bot.render import Renderer
 from bot.sender import Sender
 from bot.storage import keys
 from bot.storage.redis import OutboxEntry, RedisStore, reply_payload
@@ -290,3 +291,113 @@ async def test_an_unknown_person_gets_the_friendly_page_in_their_language(
     response = await client.get("/sim", params={"as": "nobody", "lang": "en"})
     page = await response.text()
     assert "There is no such person in the simulator" in page and 'href="/sim"' in page
+
+
+async def test_a_reporters_confirm_and_rating_buttons_go_once_they_no_longer_apply(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: after 确认 the resident's notice still offered 确认/重开."""
+    resident, household = "p-chen-zhiqiang", "sim:H-01"
+    await send(client, resident, household, "楼下停水两天了")
+    await send(client, "p-yang-zixuan", "sim:V-01", "办结 1 水管已修好，恢复供水")
+
+    def data(m: object) -> list[str]:
+        return [d for _, d in m.buttons]  # type: ignore[attr-defined]
+
+    messages = await until(client, household, lambda ms: any("confirm:1" in data(m) for m in ms))
+    resolved = next(m for m in messages if "confirm:1" in data(m))
+    assert data(resolved) == ["confirm:1", "reopen:1"]
+    await press(client, resident, household, resolved.id, "confirm:1")
+
+    def shown(ms: list, message_id: int) -> object:
+        return next(m for m in ms if m.id == message_id)
+
+    # Closed: the notice that asked keeps its news, stops asking and offers nothing more; the
+    # rating is live.
+    messages = await until(client, household, lambda ms: data(shown(ms, resolved.id)) == [])
+    now = shown(messages, resolved.id).text  # type: ignore[attr-defined]
+    assert now.split("\n")[0] == resolved.text.split("\n")[0] and "请点" not in now
+    closed = next(m for m in messages if "rate:1:5" in data(m))
+    await press(client, resident, household, closed.id, "rate:1:5")
+    messages = await until(client, household, lambda ms: data(shown(ms, closed.id)) == [])
+    assert "评分" not in shown(messages, closed.id).text  # type: ignore[attr-defined]
+    ticket = await parts(client).service.store.get("1")
+    assert ticket is not None and ticket.state.value == "closed" and ticket.rating == 5
+
+
+async def test_a_co_reporters_own_reopen_goes_while_the_ticket_is_handled_again(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: the first reporter pressed 重开, and the neighbour's 重开 stayed,
+    answered by a refusal, while the ticket was being handled again."""
+    household = "sim:H-01"
+    await send(client, "p-chen-zhiqiang", household, "楼下停水两天了")
+    await send(client, "p-luo-jiahao", household, "我家也停水了")
+    await send(client, "p-yang-zixuan", "sim:V-01", "办结 1 水管已修好，恢复供水")
+
+    def data(m: object) -> list[str]:
+        return [d for _, d in m.buttons]  # type: ignore[attr-defined]
+
+    messages = await until(
+        client,
+        household,
+        lambda ms: sum(data(m) in (["confirm:1", "reopen:1"], ["reopen:1"]) for m in ms) == 2,
+    )
+    first = next(m for m in messages if data(m) == ["confirm:1", "reopen:1"])
+    neighbour = next(m for m in messages if data(m) == ["reopen:1"])
+    await press(client, "p-chen-zhiqiang", household, first.id, "reopen:1")
+
+    def shown(ms: list, message_id: int) -> list[str]:
+        return data(next(m for m in ms if m.id == message_id))
+
+    await until(
+        client, household, lambda ms: shown(ms, first.id) == [] and shown(ms, neighbour.id) == []
+    )
+    ticket = await parts(client).service.store.get("1")
+    assert ticket is not None and ticket.state.value == "reopened"
+
+
+async def test_a_staff_only_report_made_in_a_group_is_told_there_that_the_answer_is_private(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: a welfare report in the household group got nothing in the group
+    (its receipt went to the private chat), so the resident saw silence where they spoke; on
+    Telegram, one who never opened a private chat with the bot would hear nothing at all."""
+    said = await send(client, "p-chen-zhiqiang", "sim:H-01", "我要跟老公离婚，他天天跟我吵架")
+    ticket = await parts(client).service.store.get(said["ticket"])
+    assert ticket is not None and ticket.visibility == "staff"
+    private = await until(client, "sim:p-chen-zhiqiang", lambda ms: len(ms) == 1)
+    assert f"#{ticket.id}" in private[0].text
+    group = await until(client, "sim:H-01", lambda ms: len(ms) == 2)
+    note = group[1]
+    assert note.reply_to == str(said["message"]["id"]) and "私信" in note.text
+    assert f"#{ticket.id}" not in note.text and "离婚" not in note.text
+
+
+async def test_a_departments_steps_show_on_the_tickets_other_cards(client: TestClient) -> None:
+    """Walked in the demo: the fire station pressed 到场, and the handlers' card never said so
+    (only a separate notice did); a card kept its first department lines for ever."""
+    said = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = said["ticket"]
+    ticket = await parts(client).service.store.get(ticket_id)
+    assert ticket is not None and "D-fire" in ticket.departments
+    handlers = f"sim:{ticket.node}"
+    station = await until(client, "sim:D-fire", lambda ms: any(m.buttons for m in ms))
+    card = next(m for m in station if m.buttons)
+    await press(client, "p-li-jiaxin", "sim:D-fire", card.id, f"arrive:{ticket_id}")
+
+    def carded(ms: list) -> bool:
+        return any(f"#{ticket_id}" in m.text and "已到场" in m.text and "📌" in m.text for m in ms)
+
+    await until(client, handlers, carded)
+
+
+def test_a_flagged_tickets_card_says_it_is_overdue() -> None:
+    """At the top of the ladder a missed deadline flags the ticket; its card must say so, not
+    show a past time as if it were still to come."""
+    params = {**CARD, "state": "open", "flagged": True}
+    for lang, word in ((Lang.ZH_HANS, "已超时"), (Lang.ZH_HANT, "已逾時"), (Lang.EN, "overdue")):
+        text = Renderer().render(Reply("sim:S-01", "card", params, lang)).text
+        assert word in text, text
+        calm = Renderer().render(Reply("sim:S-01", "card", {**CARD, "state": "open"}, lang)).text
+        assert word not in calm

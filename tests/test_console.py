@@ -442,3 +442,62 @@ async def test_the_list_shows_unfinished_work_in_a_subtree_and_who_holds_each(
     assert held[light][0] == "海湾街道", held[light]
     ticket = await (await client.get(f"/tickets/{water}", headers=admin)).text()
     assert re.search(r'id="handler">东联村 .*?<span id="assignee">温润生</span>', ticket, re.S)
+
+
+@pytest.mark.parametrize("lang", ["zh-Hans", "zh-Hant", "en"])
+async def test_the_sheets_deadline_table_has_one_heading_per_column(
+    client: TestClient, lang: str
+) -> None:
+    """Walked in the demo: the 办结单's table read 阶段｜当前负责｜时限｜时限｜完成时间｜结果."""
+    water = (await send(client, RESIDENT, "sim:H-01", "楼下停水两天了"))["ticket"]
+    street = await signed_in(client, STREET)
+    page = await client.get(f"/tickets/{water}/print", headers=street, params={"lang": lang})
+    sheet = await page.text()
+    head = re.search(r"<thead><tr>(.*?)</tr></thead>", sheet)
+    assert head is not None
+    headings = re.findall(r"<th>(.*?)</th>", head[1])
+    assert len(headings) == 6 and len(set(headings)) == 6, headings
+    current = {"zh-Hans": "当前负责", "zh-Hant": "目前負責"}.get(lang)
+    assert current is None or current not in headings  # each stage's own, not the current one
+
+
+async def test_a_department_asked_to_report_in_finds_it_in_its_queue_and_reports_in_there(
+    client: TestClient,
+) -> None:
+    """Walked in the demo: the fire station's liaison signed in to an empty 我的待办, and the
+    ticket's page offered only 备注, while the station's card in the chat asked for 到场."""
+    opened = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = opened["ticket"]
+    store = client.app[PARTS].service.store
+    assert "D-fire" in (await store.get(ticket_id)).departments
+    fire = await signed_in(client, "p-li-jiaxin")
+    mine = await (await client.get("/mine", headers=fire)).text()
+    assert f'data-id="{ticket_id}"' in mine
+    page = await (await client.get(f"/tickets/{ticket_id}", headers=fire)).text()
+    assert 'id="act-arrive"' in page and 'id="act-assisted"' in page and 'id="act-ack"' not in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    key = re.search(r'name="key" value="([^"]+)-arrive"', page)
+    assert csrf is not None and key is not None
+    arrived = await client.post(
+        f"/tickets/{ticket_id}/act",
+        data={"verb": "arrive", "key": f"{key[1]}-arrive", "csrf": csrf[1]},
+        headers=fire,
+    )
+    assert arrived.status == 200 and 'id="done"' in await arrived.text()
+    ticket = await store.get(ticket_id)
+    assert "arrived" in ticket.department_steps["D-fire"]
+    page = await (await client.get(f"/tickets/{ticket_id}", headers=fire)).text()
+    assert 'id="act-arrive"' not in page and 'id="act-assisted"' in page
+    key = re.search(r'name="key" value="([^"]+)-assisted"', page)
+    assert key is not None
+    done = {"verb": "assisted", "key": f"{key[1]}-assisted", "csrf": csrf[1], "text": "已清走"}
+    assert (await client.post(f"/tickets/{ticket_id}/act", data=done, headers=fire)).status == 200
+    assert "assisted" in (await store.get(ticket_id)).department_steps["D-fire"]
+    # Its part done, the ticket leaves the station's queue (the grid still handles it).
+    mine = await (await client.get("/mine", headers=fire)).text()
+    assert f'data-id="{ticket_id}"' not in mine
+    # Street staff, who may act on the department too, are not offered its steps.
+    street = await (
+        await client.get(f"/tickets/{ticket_id}", headers=await signed_in(client, STREET))
+    ).text()
+    assert 'id="act-arrive"' not in street

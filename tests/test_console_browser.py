@@ -157,3 +157,22 @@ async def test_a_resident_sees_only_their_own_and_cannot_act(
     await page.goto(f"{running.base}/tickets/{mine}")
     await expect(page.locator("#signin")).to_be_visible()
     await page.close()
+
+
+async def test_the_notice_forms_places_never_break_inside_a_name(
+    running: Running, browser: Browser
+) -> None:
+    """Walked in the demo: 东联村3组联户群 broke over two lines in the unstyled form."""
+    for viewport in (DESKTOP, PHONE):
+        page = await browser.new_page(viewport=viewport)
+        await test_browser.console_as(page, running.base, "p-luo-bingkun")
+        await page.goto(f"{running.base}/notices")
+        places = page.locator("#notice-form .place")
+        assert await places.count() >= 10
+        broken = await places.evaluate_all(
+            "ls => ls.filter(l => l.getClientRects().length !== 1).map(l => l.textContent)"
+        )
+        assert broken == []
+        assert await page.evaluate(no_wider_than(viewport["width"]))
+        await shot(page, f"console-notices-{viewport['width']}", full=True)
+        await page.close()

@@ -15,7 +15,20 @@ def test_a_shrunk_deadline_never_falls_below_the_floor(ruleset: RuleSet) -> None
     policy = Policy(scale=0.002, floor=30.0)
     ack, resolve = dl.due_times(ruleset, "emergency", "street", 1000.0, policy, urgent=False)
     assert ack - 1000.0 == 30.0  # 15 minutes x 0.002 would be 1.8 s
-    assert resolve - 1000.0 == max(30.0, ruleset.deadline("emergency", dl.Tier.STREET)[1] * 0.002)
+    # Resolving leaves the floor after the acknowledgement's: 2 hours x 0.002 would be 14.4 s.
+    assert resolve - 1000.0 == 60.0
+
+
+def test_acknowledged_at_the_last_moment_the_floor_is_left_to_resolve(ruleset: RuleSet) -> None:
+    """Walked in the demo: an emergency's 受理 and 办结 deadlines were the same second."""
+    policy = Policy(scale=0.002, floor=30.0)
+    for category in ruleset.categories:
+        for tier in dl.Tier:
+            real = ruleset.deadline(category, tier)[1]
+            for urgent in (False, True):
+                ack, resolve = dl.due_times(ruleset, category, tier, 0.0, policy, urgent=urgent)
+                assert resolve - ack >= 30.0 or resolve == real, (category, tier)
+                assert resolve <= real  # the floor never lengthens a deadline
 
 
 def test_the_floor_never_lengthens_a_deadline_nor_applies_at_full_scale(ruleset: RuleSet) -> None:

@@ -598,3 +598,34 @@ def test_a_macro_missing_from_one_language_is_caught(tmp_path: Path) -> None:
     end = text.index("{% endmacro %}", start) + len("{% endmacro %}")
     en.write_text(text[:start] + text[end:], encoding="utf-8")
     assert macro_mismatches(Renderer(tmp_path / "templates")) == {Lang.EN: {"rated"}}
+
+
+def test_a_co_reporter_is_told_the_same_way_on_in_every_language(
+    street: Street, renderer: Renderer
+) -> None:
+    """Walked in the demo: in English a co-reporter was told to send /note, in Chinese 重开."""
+    words = {Lang.ZH_HANS: "重开 {id}", Lang.ZH_HANT: "重開 {id}", Lang.EN: "/reopen {id}"}
+    told = [r for r in street.replies["resolved"] if r.params.get("co_reporter")]
+    assert told
+    for reply in told:
+        for lang, word in words.items():
+            text = renderer.render(replace(reply, lang=lang)).text
+            assert word.format(id=reply.ticket) in text, (lang, text)
+
+
+def test_a_notice_whose_question_is_answered_stops_asking(
+    street: Street, renderer: Renderer
+) -> None:
+    """Its buttons gone (bot.card_edits), a notice no longer says 请点「确认」 or asks for stars."""
+    asked = [r for r in street.replies["resolved"] if r.buttons == ("confirm", "reopen")]
+    rated = [r for r in street.replies["closed"] if r.buttons == ("rate",)]
+    assert asked and rated
+    for reply in (*asked, *rated):
+        for lang in Lang:
+            before = renderer.render(replace(reply, lang=lang)).text
+            after = renderer.render(
+                replace(reply, lang=lang, params={**reply.params, "answered": True})
+            ).text
+            assert after.split("\n")[0] == before.split("\n")[0]
+            for asking in ("请点", "請點", "Tap Confirm", "评分", "評分", "rate our service"):
+                assert asking not in after, (lang, after)

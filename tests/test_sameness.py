@@ -127,3 +127,27 @@ def test_nearest_picks_the_oldest_same_problem_or_the_closest_related() -> None:
     ]
     assert nearest(report, tickets) == ("3", [])
     assert nearest(report, tickets[:2]) == (None, ["1"])
+
+
+def test_a_shared_local_sub_problem_in_another_group_is_not_the_same_problem() -> None:
+    # Walked in the demo: the rubbish station of one household group was "the same" as the
+    # rubbish by the river of another, because both name rubbish (and nothing else matched).
+    river = problem("后面那条河涌边上堆满了生活垃圾，臭气熏天", "sanitation", "H-03")
+    station = problem("小区垃圾站的垃圾三天没人清运，臭得很", "sanitation", "H-02")
+    assert kin(station, river) is Kin.NONE
+    # Said alike, in another group of the grid: still the same problem.
+    assert kin(problem("河涌边的生活垃圾堆满了好臭", "sanitation", "H-02"), river) is Kin.SAME
+    # An outage spans the groups on one main: the sub-problem alone still joins.
+    assert kin(problem("停水了", origin="H-02"), problem("楼下停水两天了")) is Kin.SAME
+
+
+def test_a_danger_is_linked_to_the_lesser_problem_it_grew_from_not_to_every_one_nearby() -> None:
+    """Walked in the demo: a gas leak in 4组 was linked to the group's building-site noise and
+    to its e-bikes charging in the stairwell; it grew from neither."""
+    leak = problem("厨房煤气味很重，好像漏气了", "emergency", "H-04", "G-02")
+    noise = problem("隔壁工地周日也在施工，电锯声响个不停", "noise", "H-04", "G-02")
+    bikes = problem("楼梯间堆满了电动车在充电，很危险", "safety_hazard", "H-04", "G-02")
+    smell = problem("楼道里有股煤气味", "sanitation", "H-04", "G-02")
+    assert kin(leak, noise) is Kin.NONE
+    assert kin(leak, bikes) is Kin.NONE
+    assert kin(leak, smell) is Kin.RELATED  # the smell that became a danger

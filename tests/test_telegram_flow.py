@@ -122,7 +122,7 @@ def _answers(fake: FakeBotApi) -> list[Call]:
 
 def _state(h: Harness, ticket_id: str) -> str:
     raw = h.sync.get(keys.ticket(ticket_id))
-    return decode_ticket(raw).state.value if raw else ""  # type: ignore[arg-type]
+    return decode_ticket(raw).state.value if raw else ""
 
 
 async def test_forged_webhook_requests_are_refused_and_change_nothing(harness: Harness) -> None:

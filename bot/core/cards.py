@@ -24,6 +24,22 @@ LIVE_BUTTONS = {
 }
 
 
+def reporter_buttons(ticket: Ticket) -> tuple[str, ...]:
+    """Return what a reporter's notice may still offer: 确认/重开 while resolved, then a rating."""
+    out: tuple[str, ...] = ()
+    if ticket.state is TicketState.RESOLVED:
+        out += ("confirm", "reopen")
+    if ticket.state in (TicketState.RESOLVED, TicketState.CLOSED) and ticket.rating is None:
+        out += ("rate",)
+    return out
+
+
+def co_reporter_buttons(ticket: Ticket) -> tuple[str, ...]:
+    """Return what a co-reporter's notice may still offer: their own 重开 (a ticket of their
+    own) while the ticket is resolved or closed, not while it is being handled again."""
+    return ("reopen",) if ticket.state in (TicketState.RESOLVED, TicketState.CLOSED) else ()
+
+
 def live_buttons(tree: OrgTree, ticket: Ticket) -> tuple[str, ...]:
     """Return the buttons that apply to the ticket now (no escalate at the top)."""
     buttons = LIVE_BUTTONS.get(ticket.state, ())
@@ -65,13 +81,16 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
     """
     changing = (
         "state", "assignee", "reporters", "node", "node_name", "node_names",
-        "ack_due", "resolve_due", "escalations", "resolution",
+        "ack_due", "resolve_due", "escalations", "resolution", "flagged",
+        "department_steps", "related",
     )  # fmt: skip
     return {
         "seq": ticket.seq,
         "params": {k: params[k] for k in changing},
         "buttons": list(live_buttons(tree, ticket)),
         "live": live_chats(tree, ticket),
+        "reporter": list(reporter_buttons(ticket)),  # the first reporter's notices
+        "co_reporter": list(co_reporter_buttons(ticket)),
         # the departments' cards: chat -> the steps still to press
         "chat_buttons": {
             chat: list(department_buttons(ticket, node_id))

@@ -80,12 +80,24 @@ def due_times(
     cat = ruleset.categories.get(category)
     hours = policy.work_hours
     if cat is None or cat.clock is Clock.WALL or urgent or hours is None:
-        return start + scaled(ack, policy), start + scaled(resolve, policy)
+        ack_at = start + scaled(ack, policy)
+        return ack_at, _after_ack(start + scaled(resolve, policy), ack_at, start + resolve, policy)
     days, zone = policy.work_days, policy.zone
     return (
         add_working(start, scaled(ack, policy), hours, days, zone),
         add_working(start, scaled(resolve, policy), hours, days, zone),
     )
+
+
+def _after_ack(resolve_at: float, ack_at: float, real: float, policy: Policy) -> float:
+    """Return a shrunk resolve deadline that leaves the floor after the acknowledgement's.
+
+    Shrunk alike, an emergency's 受理 and 办结 would both fall on the floor, and who
+    acknowledged at the last moment could never resolve in time; never later than ``real``.
+    """
+    if policy.scale >= 1:
+        return resolve_at
+    return max(resolve_at, min(ack_at + policy.floor, real))
 
 
 def close_due(resolved_at: float, policy: Policy) -> float:

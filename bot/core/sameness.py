@@ -8,7 +8,10 @@ A report joins a ticket only when it is the same problem at the same place:
   differently. Never across grids unless the building or address matches;
 - the same sub-problem where the category has a vocabulary for it (``subtypes_of``:
   water is not power is not gas); and, when neither text names a sub-problem, text
-  that looks alike: character-bigram Jaccard at least ``SIMILAR``.
+  that looks alike: character-bigram Jaccard at least ``SIMILAR``. Between two
+  household groups of a grid, a shared sub-problem alone is the same problem only for
+  what serves them both (``AREA_WIDE``: an outage of one main, the street lighting);
+  rubbish, a lift or a fire exit there must also be said alike.
 
 A report that is not the same problem but is at the same place (or is the same
 sub-problem of the same category in the same grid) is *related*: it opens its own
@@ -81,6 +84,12 @@ SUBTYPES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "animals": ("狗", "犬", "猫", "dog"),
     },
 }  # fmt: skip
+
+# Sub-problems that span the household groups of a grid (one water main, one lighting circuit).
+AREA_WIDE: Mapping[str, frozenset[str]] = {
+    "utilities": frozenset(SUBTYPES["utilities"]),
+    "public_facilities": frozenset({"light"}),
+}
 
 
 class Kin(StrEnum):
@@ -165,14 +174,20 @@ def kin(report: Problem, ticket: Problem) -> Kin:
     here = place is not Place.UNKNOWN
     if report.category != ticket.category:
         # Another kind of problem: linked when a building is named by both, or when it is
-        # graver and in the same group (the smell that became a danger).
+        # graver, in the same group and grew from it (the smell that became a danger): the
+        # older ticket's sub-problem named in both, or text that looks alike.
         danger = report.severity >= DANGER and report.severity > ticket.severity
-        linked = place is Place.NAMED or (place is Place.GROUP and danger)
+        vocabulary = ticket.category  # what the older ticket's words call the trouble
+        common = subtypes_of(vocabulary, report.text) & subtypes_of(vocabulary, ticket.text)
+        grew = bool(common) or similarity(report.text, ticket.text) >= SIMILAR
+        linked = place is Place.NAMED or (place is Place.GROUP and danger and grew)
         return Kin.RELATED if linked else Kin.NONE
     a, b = subtypes_of(report.category, report.text), subtypes_of(ticket.category, ticket.text)
     if a and b and not a & b:
         return Kin.RELATED if here else Kin.NONE
-    alike = bool(a & b) or similarity(report.text, ticket.text) >= SIMILAR
+    area = AREA_WIDE.get(report.category, frozenset())
+    shared = bool(a & b) and (here or bool(a & b & area))
+    alike = shared or similarity(report.text, ticket.text) >= SIMILAR
     if alike and not graver:
         return Kin.SAME
     return Kin.RELATED if here or alike else Kin.NONE

@@ -138,6 +138,17 @@ def open_ticket(
         *_tell_reporters(ctx, ticket, category.reply_template, {}),
         *_cards(ctx, ticket, node, "card"),
     ]
+    if ticket.visibility != Visibility.PUBLIC and not message.private:
+        # Answered privately: the group where they spoke hears only that (never what).
+        replies.append(
+            Reply(
+                message.chat,
+                "replied_privately",
+                {},
+                message.sender.lang,
+                reply_to=message.message_id,
+            )
+        )
     for department in departments:
         node = ctx.tree.nodes[department]
         replies += _cards(ctx, ticket, node, "department_card")
@@ -841,6 +852,7 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "close_due": ticket.close_due,
         "created_at": ticket.created_at,
         "escalations": ticket.escalations,
+        "flagged": ticket.flagged,
         "assignee": ticket.assignee_name,
         "resolution": mask(ticket.resolution) if masked else ticket.resolution,
         "rating": ticket.rating,

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.core import listing
+from bot.core.cards import department_buttons
 from bot.core.commands import TEXT_REQUIRED, Command, Verb
 from bot.core.listing import (
     SORTS,
@@ -43,7 +44,8 @@ from bot.web.signin import see_other
 
 LIST_LIMIT = 5000  # the newest tickets a list searches: a street's year, not an archive
 WEB_VERBS = {v.value: v for v in (
-    Verb.ACK, Verb.NOTE, Verb.ASSIGN, Verb.RESOLVE, Verb.DISMISS, Verb.ESCALATE
+    Verb.ACK, Verb.NOTE, Verb.ASSIGN, Verb.RESOLVE, Verb.DISMISS, Verb.ESCALATE,
+    Verb.ARRIVE, Verb.ASSISTED,
 )}  # fmt: skip
 FORM_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_TEXT = 2000
@@ -232,6 +234,15 @@ def _assignees(ctx: Context, t: Ticket, lang: Lang) -> list[dict[str, str]]:
     return people + departments
 
 
+def _steps(tree: OrgTree, viewer: Viewer, ticket: Ticket) -> tuple[str, ...]:
+    """Return the steps (到场, 协办完成) a department's liaison may still take on the ticket."""
+    person = viewer.person
+    node = tree.nodes.get(person.scope) if person is not None else None
+    if node is None or node.kind is not NodeKind.DEPARTMENT or node.id not in ticket.departments:
+        return ()
+    return department_buttons(ticket, node.id)
+
+
 async def _page_data(request: web.Request, viewer: Viewer, ticket: Ticket) -> dict[str, Any]:
     parts = request.app[PARTS]
     ctx = request.app[CONFIG].context
@@ -251,6 +262,7 @@ async def _page_data(request: web.Request, viewer: Viewer, ticket: Ticket) -> di
         "may_act": handler,
         "may_note": not ticket.state.final,
         "may_escalate": handler and next_up(ctx.tree, ticket.node) is not None,
+        "steps": _steps(ctx.tree, viewer, ticket),
         "assignees": _assignees(ctx, ticket, lang) if handler else [],
         "promises": promises(events, now),
         "form_key": _form_key(),
@@ -348,6 +360,7 @@ async def mine(request: web.Request) -> web.Response:
         wanted = [
             t for t in tickets
             if t.assignee == person.id or viewer.may_act(ctx.tree, t)
+            or _steps(ctx.tree, viewer, t)
         ]  # fmt: skip
     else:
         wanted = tickets

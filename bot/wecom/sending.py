@@ -138,8 +138,9 @@ class WeComSender(Sender):
         try:
             await self.wecom.edit(chat, message_id, message)
         except NotEditable:
-            # A question's other copies keep what they showed (a press gets "answered").
-            if self.wecom.pushable(chat) and payload.get("ticket"):
+            # A question's other copies keep what they showed (a press gets "answered"), and a
+            # resident's notice its buttons (a press that no longer applies is refused).
+            if self.wecom.pushable(chat) and payload.get("ticket") and payload.get("card"):
                 await self._follow_up(chat, message_id, payload)
 
     async def _follow_up(self, chat: str, message_id: str, payload: dict[str, Any]) -> None:
