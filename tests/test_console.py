@@ -170,6 +170,12 @@ async def test_without_a_session_every_route_is_the_sign_in_page(
         await client.ws_connect("/tickets/ws")
     assert refused.value.status == 401
     assert (await client.app[PARTS].service.store.get("1")).state is TicketState.OPEN
+    # The sign-in page's icon is served to whoever has no session yet (no 401 in the browser's
+    # console on every page; the demo's walk found it).
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', html)
+    assert icon is not None
+    served = await client.get(icon.group(1))
+    assert served.status == 200 and served.content_type == "image/svg+xml"
 
 
 # -- scope ----------------------------------------------------------------------------------------
