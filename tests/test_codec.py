@@ -91,7 +91,7 @@ def test_events_read_back_equal_and_under_100_bytes() -> None:
         expected = dict(event.data)
         if event.kind is EventKind.OPENED:  # an opened event's empty fields read back empty
             expected = {"departments": [], "photos": [], "location": None, "related": []}
-            expected |= dict(event.data)
+            expected |= {"urgent": False, "visibility": "public"} | dict(event.data)
         assert (back.ticket, back.seq, back.kind, back.at) == ("7", event.seq, event.kind, event.at)
         assert (back.actor, back.actor_name, back.chat) == (event.actor, event.actor_name, chat
                                                             if event.chat else None)  # fmt: skip
@@ -126,9 +126,10 @@ async def test_old_records_in_redis_still_read_and_change(
     before = await store.get(ticket_id)
     history = await store.history(ticket_id)
     assert before is not None and len(history) == 1
-    # Rewrite both as the previous version wrote them (what a running deployment holds).
+    # Rewrite it as version 1 wrote it (what a running deployment holds): a snapshot STRING
+    # beside a LIST of events, both full JSON.
+    await redis_async.delete(keys.ticket(ticket_id))
     await redis_async.set(keys.ticket(ticket_id), dumps(before.to_dict()))
-    await redis_async.delete(keys.events(ticket_id))
     await redis_async.rpush(keys.events(ticket_id), dumps(history[0].to_dict()))
     assert await store.get(ticket_id) == before
     assert await store.history(ticket_id) == history
@@ -140,9 +141,13 @@ async def test_old_records_in_redis_still_read_and_change(
     assert after is not None and after.state is TicketState.ACKNOWLEDGED
     kinds = [e.kind for e in await store.history(ticket_id)]
     assert kinds == [EventKind.OPENED, EventKind.ACKNOWLEDGED]
-    raws = await redis_async.lrange(keys.events(ticket_id), 0, -1)
-    assert json.loads(raws[0])["ticket"] == ticket_id  # the old event is left as it was
-    assert isinstance(json.loads(raws[1]), list)  # the new one is compact
-    assert json.loads(await redis_async.get(keys.ticket(ticket_id)))["v"] == 2
+    # The change moved the ticket into one hash: the old snapshot as "s", the old event
+    # as it was, the new one compact; the old list is gone.
+    raws = await redis_async.hgetall(keys.ticket(ticket_id))
+    assert set(raws) == {b"s", b"1", b"2"}
+    assert json.loads(raws[b"1"])["ticket"] == ticket_id
+    assert json.loads(raws[b"2"])[1] == "a"
+    assert json.loads(raws[b"s"]) == before.to_dict()
+    assert await redis_async.exists(keys.events(ticket_id)) == 0
     [history_of] = await store.histories([ticket_id])
     assert history_of == await store.history(ticket_id)
