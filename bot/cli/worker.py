@@ -11,6 +11,7 @@ from typing import Any
 
 from rq import Queue, SimpleWorker, Worker
 
+from bot.archive import Archive, ArchiveFiles
 from bot.jobs import worker_service
 from bot.logs import setup_logging
 from bot.personal import PersonalData
@@ -82,20 +83,25 @@ async def _digest(service: Service, settings: Settings) -> int:
     return await service.digest(settings.digest_at, local_zone()) if settings.digest_at else 0
 
 
-async def _tick(settings: Settings) -> tuple[int, int, int]:
+async def _tick(settings: Settings) -> tuple[int, int, int, int]:
     """Sweep lost deadlines, send a due digest and the cards quiet hours held, erase expired
-    data, on one set of clients."""
+    data, archive old closed tickets, on one set of clients."""
     async with worker_service(settings) as service:
         found, sent = await service.sweep(), await _digest(service, settings)
         sent += await service.release_held(local_zone())
         expired = PersonalData(service.store.redis, service.clock)
-        return found, sent, await expired.expire(settings.retention_days)
+        erased = await expired.expire(settings.retention_days)
+        files = ArchiveFiles(settings.archive_folder, local_zone(), service.clock)
+        archived = await Archive(service.store.redis, files).sweep(settings.archive_days)
+        for month in await asyncio.to_thread(files.erase_expired, settings.retention_days):
+            log.info("retention: erased the reporters' data in the archive of %s", month)
+        return found, sent, erased, archived
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
     while not stop.wait(SWEEP_EVERY):
         try:
-            found, sent, erased = asyncio.run(_tick(settings))
+            found, sent, erased, archived = asyncio.run(_tick(settings))
             if found:
                 log.warning("sweeper: %d overdue deadlines had lost their jobs", found)
             if sent:
@@ -103,5 +109,8 @@ def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
             if erased:
                 log.info("retention: erased the reporters' data of %d tickets closed more than "
                          "%d days ago", erased, settings.retention_days)  # fmt: skip
+            if archived:
+                log.info("archive: moved %d tickets closed more than %d days ago to %s",
+                         archived, settings.archive_days, settings.archive_folder)  # fmt: skip
         except Exception:
             log.exception("sweeper failed; trying again in %.0f s", SWEEP_EVERY)

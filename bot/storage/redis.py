@@ -362,6 +362,12 @@ class RedisStore:
         rows = await self._read(keys=names)
         return [record(i, row) for i, row in zip(ticket_ids, rows, strict=True)]
 
+    async def archived(self, ticket_id: str) -> bool:
+        """Return whether ``ticket_id`` left Redis for the archive files (bot.archive)."""
+        if not ticket_id.isdigit() or len(ticket_id) > 9:
+            return False
+        return bool(await self.redis.getbit(keys.ARCHIVED, int(ticket_id)))
+
     async def lookup(
         self, message_key: str, pool: Pool | None, since: float, now: float, limit: int = 200
     ) -> tuple[str | None, list[str], str, int]:
