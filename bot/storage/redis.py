@@ -304,7 +304,23 @@ def payload_reply(payload: Mapping[str, Any]) -> Reply:
 
 
 def deadline_members(ticket: Ticket | None) -> dict[str, float]:
-    """Return the deadlines a ticket still owes, as DEADLINES members and due times."""
+    """Return the earliest deadline a ticket owes, as a DEADLINES member and its due time.
+
+    One member per ticket (each costs ~110 B of Redis): settling the earliest deadline is a
+    change of the ticket (acknowledged, escalated, flagged, resolved), and that commit
+    indexes the next one. A missed acknowledgement moves the ticket on (a new stage with
+    deadlines of its own) or flags it (owing none), so its resolution deadline is never
+    needed while the acknowledgement is owed.
+    """
+    owed = _owed(ticket)
+    if not owed:
+        return {}
+    member = min(owed, key=lambda m: owed[m])
+    return {member: owed[member]}
+
+
+def _owed(ticket: Ticket | None) -> dict[str, float]:
+    """Return every deadline a ticket still owes, as DEADLINES members and due times."""
     if ticket is None:
         return {}
     owed: dict[str, float] = {}
