@@ -8,6 +8,7 @@ from types import MappingProxyType
 import redis
 import redis.asyncio
 
+from bot.card_edits import unpack
 from bot.core.deadlines import Policy
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Person, Role
@@ -19,6 +20,7 @@ from bot.storage import keys
 from bot.storage.codec import decode_event, decode_ticket, dumps, encode_event, encode_ticket
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
+from tests.helpers import sent
 
 REPORT = "村口的路灯坏了半个月，晚上黑漆漆的"
 NOW = 1_800_000_000.123456
@@ -151,3 +153,35 @@ async def test_old_records_in_redis_still_read_and_change(
     assert await redis_async.exists(keys.events(ticket_id)) == 0
     [history_of] = await store.histories([ticket_id])
     assert history_of == await store.history(ticket_id)
+
+
+async def test_a_ticket_and_its_delivered_cards_stay_compact(
+    redis_sync: redis.Redis, redis_async: redis.asyncio.Redis
+) -> None:
+    """One listpack hash per ticket; its card records compressed, their hash a listpack too."""
+    config = LiveConfig(RULES_DIR, ROOT / "org" / "sample_street.yaml", Policy(scale=1.0))
+    store = RedisStore(redis_async)
+    service = Service(store, config, RqScheduler(redis_sync), lambda: NOW)
+    resident = next(
+        p for p in config.tree.people.values() if p.role is Role.RESIDENT and p.scope == "H-02"
+    )
+    sender = Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang))
+    chat = config.tree.nodes[resident.scope].chats[0]
+    opened = await service.handle_message(
+        IncomingMessage(chat, "1", sender, "楼下KTV每晚唱到凌晨三点，吵得睡不着", NOW)
+    )
+    ticket_id = opened.ticket or ""
+    record = keys.ticket(ticket_id)
+    assert redis_sync.object("encoding", record) == b"listpack"
+    assert (redis_sync.memory_usage(record) or 0) <= 450  # 1,046 B as a snapshot and a list
+    gateway = await sent(redis_async)
+    cards = keys.ticket_cards("telegram", ticket_id)
+    stored = redis_sync.hgetall(cards)
+    assert len(stored) == 2 == len([c for c in gateway.messages if c[1].buttons])  # 2 groups
+    assert redis_sync.object("encoding", cards) == b"listpack"  # was a hash table
+    for field_name, raw in stored.items():
+        assert raw[:1] != b"{"  # compressed
+        card = unpack(raw)
+        assert field_name.decode().startswith(card["payload"]["chat"] + " ")
+        assert len(raw) < len(dumps(card).encode()) * 0.7
+    assert unpack(dumps(card)) == card  # a record written before still reads
