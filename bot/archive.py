@@ -29,7 +29,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +154,46 @@ class ArchiveFiles:
         return done
 
     def _erased(self, found: dict[str, Any]) -> dict[str, Any]:
-        ticket = Ticket.from_dict(found["ticket"])
-        history = [TicketEvent.from_dict(e) for e in found["events"]]
-        erasure = erase(ticket, history, None, self.clock(), "retention")
+        return self._erase(found, None, "retention")[0]
+
+    def _erase(
+        self, found: dict[str, Any], accounts: Collection[str] | None, by: str
+    ) -> tuple[dict[str, Any], int]:
+        """Return a record with ``accounts`` (None: every reporter) erased, and how many fields."""
+        ticket, history = _loaded(found)
+        erasure = erase(ticket, history, accounts, self.clock(), by)
         if erasure is None:
-            return found
+            return found, 0
         events = [erasure.rewritten.get(i, e) for i, e in enumerate(history)]
-        return core.record(erasure.after, [*events, erasure.event])
+        return core.record(erasure.after, [*events, erasure.event]), erasure.fields
+
+    def concerning(self, accounts: Collection[str]) -> list[tuple[Ticket, list[TicketEvent]]]:
+        """Return the archived tickets ``accounts`` reported or joined (``privacy export``)."""
+        found = []
+        for month in self.months():
+            for record in self.records(month):
+                ticket, history = _loaded(record)
+                if any(r.account in accounts for r in ticket.reporters):
+                    found.append((ticket, history))
+        return found
+
+    def forget(self, accounts: Collection[str], apply: bool) -> dict[str, int]:
+        """Erase ``accounts`` from every archived ticket; return ticket id -> fields erased.
+
+        Without ``apply`` nothing is written. Each file that holds one is rewritten whole.
+        """
+        done: dict[str, int] = {}
+        for month in self.months():
+            for path in sorted((self.folder / month).glob("*.jsonl.gz")):
+                with gzip.open(path, "rt", encoding="utf-8") as lines:
+                    records = [json.loads(line) for line in lines if line.strip()]
+                counts = [self._erase(r, accounts, "cli")[1] for r in records]
+                for record, fields in zip(records, counts, strict=True):
+                    if fields:
+                        done[str(record["ticket"]["id"])] = fields
+                if apply and any(counts):
+                    self._rewrite(path, lambda r: self._erase(r, accounts, "cli")[0])
+        return done
 
     def _rewrite(self, path: Path, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """Replace one archive file by its records changed by ``change`` (atomically)."""
@@ -200,6 +233,11 @@ class ArchiveFiles:
         """Yield ``month``'s records as JSON lines; masked (bot.core.archive) unless ``full``."""
         for found in self.records(month):
             yield dumps(found if full else core.masked(found))
+
+
+def _loaded(found: dict[str, Any]) -> tuple[Ticket, list[TicketEvent]]:
+    """Return the ticket and history of an archive record."""
+    return Ticket.from_dict(found["ticket"]), [TicketEvent.from_dict(e) for e in found["events"]]
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from bot.core.personal import ERASED
 from bot.core.ticket import EventKind
 from bot.settings import Settings
 from bot.storage import keys
+from tests.test_cli_invite import lianhu
 from tests.test_personal_data import command, report
 from tests.test_services import World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
@@ -204,3 +205,29 @@ def test_archiving_comes_before_erasure(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("LIANHU_RETENTION_DAYS", "0")  # kept for ever: any archive age
     monkeypatch.setenv("LIANHU_ARCHIVE_DAYS", "400")
     assert Settings().archive_folder == Path("data") / "archive"
+
+
+async def test_privacy_export_and_forget_reach_the_archive(
+    world: World, tmp_path: Path, redis_url: str
+) -> None:
+    old, _, _ = await closed_and_open(world)
+    moved = archive(world, tmp_path)
+    await moved.sweep(90)
+    chen = world.person(Role.RESIDENT, "H-01")
+    env = {"REDIS_URL": redis_url, "LIANHU_ARCHIVE_DIR": str(tmp_path)}
+    shown = lianhu("privacy", "export", chen.accounts[0], **env)
+    assert shown.returncode == 0, shown.stderr
+    assert old in [t["id"] for t in json.loads(shown.stdout)["tickets"]]
+    assert LAMP in shown.stdout
+
+    preview = lianhu("privacy", "forget", chen.accounts[0], **env)
+    assert f"ticket {old}: " in preview.stdout and "fields to erase" in preview.stdout
+    [month] = moved.files.months()
+    assert moved.files.records(month)[0]["ticket"]["text"] == LAMP  # nothing changed yet
+    done = lianhu("privacy", "forget", chen.accounts[0], "--yes", **env)
+    assert done.returncode == 0, done.stderr
+    [found] = moved.files.records(month)
+    assert found["ticket"]["text"] == ERASED and found["events"][-1]["kind"] == "erased"
+    assert PHONE not in json.dumps(found, ensure_ascii=False)
+    again = lianhu("privacy", "export", chen.accounts[0], **env)
+    assert PHONE not in again.stdout and chen.name not in again.stdout
