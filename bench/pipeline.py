@@ -9,8 +9,12 @@ then measures, in one run:
 - latency: p50/p99 at a steady ``--rate`` messages per second;
 - memory: Redis memory per ticket with its events and indexes (the outbox
   stream and rq's jobs are reported apart: they are drained and expire).
+``--tickets N`` instead fills N tickets and prints MEMORY USAGE by key kind per ticket:
+open, then after every reply is delivered through the real sender (card records, pointers,
+sent markers), then after one acknowledgement each (the bytes of one more event).
 Deadline jobs are scheduled through the real rq scheduler adapter.
-Targets: >= 1,000 messages/s, p99 <= 20 ms at 200 messages/s, <= 3 KB per ticket
+Targets: >= 1,000 messages/s, p99 <= 20 ms at 200 messages/s, <= 1 KB per open ticket
+with its indexes and <= 100 B per event
 (rules alone: ``--model rules``); with the learned model (the default), p99 <= 250 ms
 at 20 messages/s: ``--rate 20 --seconds 15``, and >= 100 messages/s end to end on text
 new to the model: ``--corpus tests/holdout/blind6.jsonl --rate 20 --seconds 15``. The
