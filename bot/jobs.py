@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator
 
 from bot.bindings import BindingStore, OverlaidConfig
+from bot.ports import Clock
 from bot.redis_clients import async_client, sync_client
 from bot.scheduling import RqScheduler
 from bot.services import Service
@@ -26,7 +28,7 @@ def _shared(settings: Settings) -> OverlaidConfig:
 
 
 @contextlib.asynccontextmanager
-async def worker_service(settings: Settings) -> AsyncIterator[Service]:
+async def worker_service(settings: Settings, clock: Clock = time.time) -> AsyncIterator[Service]:
     """Yield a Service on fresh clients (rq runs each job in a new event loop), then close them."""
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set for the worker")
@@ -36,7 +38,7 @@ async def worker_service(settings: Settings) -> AsyncIterator[Service]:
     await config.refresh(BindingStore(client))
     sync = sync_client(settings.redis_url)
     try:
-        yield Service(RedisStore(client), config, RqScheduler(sync, settings.queue))
+        yield Service(RedisStore(client), config, RqScheduler(sync, settings.queue), clock)
     finally:
         await client.aclose()
         sync.close()

@@ -8,6 +8,7 @@ is. Screenshots of the key steps go to tests/artifacts/ (desktop and phone).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -257,7 +258,10 @@ async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
     await expect(page.locator(".msg.bot a.ticket-ref").first).to_be_visible(timeout=WAIT)
     await shot(page, "phone-2-chat")
     # Near the limit a counter appears.
+    await page.fill("#text", "水" * 3600)
+    await expect(page.locator("#counter")).to_be_hidden()  # below 90% of the limit: no counter
     await page.fill("#text", "水" * 3700)
+    await expect(page.locator("#counter")).to_be_visible()
     await expect(page.locator("#counter")).to_have_text("3700 / 4096")
     await page.fill("#text", "")
     await expect(page.locator("#counter")).to_be_hidden()
@@ -335,3 +339,66 @@ async def test_a_card_follows_its_ticket_and_a_refused_press_is_a_toast(
     await shot(cadre, "desktop-card-acknowledged")
     for page in (resident, cadre, worker):
         await page.close()
+
+
+async def test_ticket_numbers_link_only_when_visible_and_shift_enter_is_a_new_line(
+    running: Running, browser: Browser
+) -> None:
+    """On a desktop: #N in what a person wrote is a link only to a ticket that exists and that
+    they may see; Enter sends, Shift+Enter starts a new line."""
+    simulator = running.app[PARTS].simulator
+    other = await simulator.say("p-he-shufen", "sim:H-06", "小区的垃圾桶都满了，好几天没人来清")
+    own = await simulator.say("p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    theirs, mine = other.handled.ticket, own.handled.ticket
+    assert theirs and mine and theirs != mine
+    page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    await page.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await page.fill("#text", f"看 #{mine}")
+    await page.press("#text", "Shift+Enter")
+    await page.keyboard.type(f"和 #{theirs} 还有 #999")
+    assert await page.input_value("#text") == f"看 #{mine}\n和 #{theirs} 还有 #999"
+    assert await page.locator(".msg.mine").count() == 1  # only the report: nothing sent yet
+    await page.press("#text", "Enter")
+    said = page.locator(".msg.mine .bubble").last
+    await expect(said).to_contain_text("#999", timeout=WAIT)
+    await expect(page.locator("#text")).to_have_value("")
+    # Loaded afresh, the page asks about all three numbers at once.
+    await page.reload()
+    said = page.locator(".msg.mine .bubble").last
+    await expect(said.locator("a.ticket-ref")).to_have_text([f"#{mine}"], timeout=WAIT)
+    assert await said.locator("a.ticket-ref").get_attribute("href") == f"/tickets/{mine}"
+    await expect(said.locator(".ticket-ref-text")).to_have_text([f"#{theirs}", "#999"])
+    assert "\n" in await said.inner_text()  # the new line was kept
+    await shot(page, "ticket-refs-desktop")
+
+
+async def test_staff_land_in_their_own_work_group_then_the_latest_chats(
+    running: Running, browser: Browser
+) -> None:
+    parts = running.app[PARTS]
+    await parts.simulator.say("p-chen-zhiqiang", "sim:H-01", "楼下停水两天了")
+    deadline = time.monotonic() + WAIT / 1000
+    while (
+        len(await parts.history.recent("sim:V-01")) < 1
+        or len(await parts.history.recent("sim:H-01")) < 2
+    ):  # the card in the village group and the receipt, sent by the outbox
+        assert time.monotonic() < deadline, "the card and the receipt never came"
+        await asyncio.sleep(0.05)
+    await parts.simulator.say("p-deng-jiahui", "sim:H-03", "大家早晨")  # the latest: chatter
+    page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+    rooms = page.locator(".room")
+    # (who, their own group, the chats with an older message: the card's and the receipt's)
+    for person, own, older in (
+        ("p-zhong-zhiwei", "sim:G-01", {"sim:H-01", "sim:V-01"}),
+        ("p-yang-zixuan", "sim:V-01", {"sim:H-01"}),
+    ):
+        await page.goto(f"{running.base}/sim?as={person}")
+        # On a desktop the page opens their own work group, not the latest chat...
+        await expect(page.locator(".room.active")).to_have_attribute("data-chat", own)
+        name = await rooms.first.get_attribute("data-name")
+        await expect(page.locator("#chat-title")).to_have_text(name or "")
+        # ...which tops the list; the other chats follow, the latest first.
+        chats = await rooms.evaluate_all("(rs) => rs.map((r) => r.dataset.chat)")
+        assert chats[:2] == [own, "sim:H-03"], chats
+        assert set(chats[2 : 2 + len(older)]) == older, chats
+    await shot(page, "chat-list-own-first-desktop")

@@ -212,6 +212,19 @@ async def test_notices_name_places_in_the_readers_script(client: TestClient) -> 
     assert "Haiwan Street" in notice.text
 
 
+async def test_a_traditional_chinese_reader_reads_places_in_traditional(
+    client: TestClient,
+) -> None:
+    body = await send(client, "p-au-kamtim", "sim:H-08", "樓下冇水兩日喇")
+    assert body["status"] == "opened"
+    ticket = body["ticket"]
+    await send(client, "p-zhu-haiyan", "sim:V-02", f"上报 {ticket} 需要街道协调")
+    told = await until(client, "sim:H-08", lambda ms: any("上報" in m.text for m in ms[2:]))
+    notice = next(m for m in told[2:] if "上報" in m.text)
+    assert "南岸社區" in notice.text and "海灣街道" in notice.text, notice.text
+    assert "南岸社区" not in notice.text and "海湾街道" not in notice.text, notice.text
+
+
 # -- the chat list, ticket links, the unknown person ------------------------------------------
 
 
@@ -233,6 +246,25 @@ async def test_the_page_lists_the_own_group_first(client: TestClient) -> None:
     order = [c for c in re.findall(r'data-chat="([^"]+)"', page)]
     assert order[:2] == ["sim:G-01", "sim:H-01"]  # their grid, then where something happened
     assert 'data-own="1"' in page.split('data-chat="sim:G-01"')[1].split(">")[0]
+
+
+async def test_the_page_orders_the_other_chats_by_their_latest_message(
+    client: TestClient,
+) -> None:
+    async def order() -> list[str]:
+        page = await (await client.get("/sim", params={"as": "p-zhong-zhiwei"})).text()
+        return re.findall(r'data-chat="([^"]+)"', page)
+
+    # Nothing said yet: their grid, then the rest lowest tier first.
+    quiet = ["sim:H-01", "sim:H-02", "sim:H-03", "sim:V-01", "sim:p-zhong-zhiwei"]
+    assert await order() == ["sim:G-01", *quiet]
+    await send(client, "p-deng-jiahui", "sim:H-03", "大家早上好")  # chatter: no answer, no card
+    assert await order() == ["sim:G-01", "sim:H-03", "sim:H-01", "sim:H-02", *quiet[3:]]
+    await send(client, "p-guo-wanting", "sim:H-02", "谢谢大家")
+    assert await order() == ["sim:G-01", "sim:H-02", "sim:H-03", "sim:H-01", *quiet[3:]]
+    # Their own group stays on top however quiet it is.
+    await send(client, "p-zhong-zhiwei", "sim:V-01", "收到")
+    assert (await order())[:2] == ["sim:G-01", "sim:V-01"]
 
 
 async def test_ticket_numbers_link_only_to_tickets_the_reader_may_see(client: TestClient) -> None:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.core.commands import Command, Verb
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.ticket import TicketState
 from bot.settings import Settings
@@ -372,3 +373,72 @@ def test_a_session_of_someone_taken_off_the_roster_or_their_account_is_nobody() 
     assert resolve(gone, session) is None
     moved = Session(Grant("sim:p-someone-else", CADRE_V01, "zh-Hans", 0.0), "c", "d")
     assert resolve(full, moved) is None
+
+
+async def test_the_list_shows_unfinished_work_in_a_subtree_and_who_holds_each(
+    client: TestClient,
+) -> None:
+    """Unfinished by default; the node filter takes the node's subtree, by where a ticket was
+    reported or where it is now; each row and the ticket page say who holds it."""
+    water, rubbish, light = await three_tickets(client)  # V-01 (H-01), V-02 (H-06), V-01 (H-04)
+    noise = await send(client, "p-lin-weiming", "sim:H-09", "楼上邻居天天半夜装修，吵得睡不着")
+    drain = await send(client, "p-huang-meiling", "sim:H-02", "小区门口的下水道堵了，污水漫出来了")
+    dog = await send(client, "p-zhang-lihua", "sim:H-10", "楼道里堆满了杂物，消防通道都堵了")
+    done, dismissed, closed = noise["ticket"], drain["ticket"], dog["ticket"]
+    assert len({water, rubbish, light, done, dismissed, closed}) == 6
+    service = client.app[PARTS].service
+    tree = client.app[PARTS].simulator.tree
+
+    async def act(person: str, verb: Verb, ticket: str, text: str = "", target: str = "") -> None:
+        p = tree.people[person]
+        actor = Actor(f"sim:{person}", p.name, person, Lang.ZH_HANS)
+        command = Command(verb, ticket, text, target=target or None)
+        handled = await service.act(command, actor, f"k-{verb.value}-{ticket}-{person}")
+        assert handled.status != "refused", (verb, ticket, handled)
+
+    village1, village2 = CADRE_V01, "p-zhu-haiyan"
+    owner = {done: village2, dismissed: village1, closed: village2}
+    await act(village1, Verb.ACK, water)  # acknowledged, held by a colleague of the village
+    await act(village1, Verb.ASSIGN, water, target="p-wen-runsheng")
+    await act(village1, Verb.ESCALATE, light, "需街道协调")  # escalated: now at the street
+    await act(village2, Verb.ASSIGN, rubbish, target="D-environment")  # now at a department
+    await act(owner[done], Verb.RESOLVE, done, "已上门劝导")
+    await act(owner[dismissed], Verb.DISMISS, dismissed, "重复上报")
+    await act(owner[closed], Verb.RESOLVE, closed, "已清理")
+    await send(client, "p-zhang-lihua", "sim:H-10", f"/confirm {closed}")
+    states = {t: (await service.store.get(t)).state.value for t in (water, rubbish, light, done,
+              dismissed, closed)}  # fmt: skip
+    assert states == {
+        water: "acknowledged", rubbish: "open", light: "escalated", done: "resolved",
+        dismissed: "dismissed", closed: "closed",
+    }  # fmt: skip
+    admin = await signed_in(client, ADMIN)
+
+    async def listed(query: str) -> set[str]:
+        response = await client.get(f"/tickets?{query}", headers=admin)
+        assert response.status == 200, await response.text()
+        return ids_on(await response.text())
+
+    # All unfinished by default: open, acknowledged, escalated; not resolved, closed, dismissed.
+    assert await listed("") == {water, rubbish, light}
+    assert await listed("state=unfinished") == {water, rubbish, light}
+    assert await listed("state=all") == {water, rubbish, light, done, dismissed, closed}
+    # The node filter: its whole subtree, by origin or current node.
+    assert await listed("node=G-02") == {light}  # reported below the grid, now at the street
+    assert await listed("node=D-environment") == {rubbish}  # reported in V-02, now held here
+    assert await listed("node=V-02") == {rubbish}  # reported in its subtree
+    assert await listed("node=S-01") == {water, rubbish, light}
+    assert await listed("node=G-04&state=all") == {done, closed}  # H-09 and H-10
+    # Who holds each: the node and, when assigned, the person; in the list and on the ticket.
+    page = await (await client.get("/tickets", headers=admin)).text()
+    held = {
+        i: re.sub(r"<[^>]+>|\s+", " ", cell).split()
+        for i, cell in re.findall(
+            r'<tr data-id="(\d+)".*?<td data-label="[^"]*" class="handler">(.*?)</td>', page, re.S
+        )
+    }
+    assert held[water][:3] == ["东联村", "·", "温润生"], held[water]
+    assert held[rubbish][0] == "生态环境分局" and "·" not in held[rubbish], held[rubbish]
+    assert held[light][0] == "海湾街道", held[light]
+    ticket = await (await client.get(f"/tickets/{water}", headers=admin)).text()
+    assert re.search(r'id="handler">东联村 .*?<span id="assignee">温润生</span>', ticket, re.S)

@@ -170,3 +170,21 @@ async def test_unknown_places_are_refused(client: TestClient) -> None:
         sent = await client.post("/notices", data=[*form.items(), *water(places)], headers=cadre)
         assert sent.status == 400 and 'data-problem="place"' in await sent.text()
     assert await count(client) == 0
+
+
+async def test_the_board_names_places_in_the_readers_script(client: TestClient) -> None:
+    cadre = await signed_in(client, CADRE_V01)
+    form = form_of(await (await client.get("/notices", headers=cadre)).text())
+    posted = await client.post(
+        "/notices", data=[*form.items(), *water(["V-01", "G-02"])], headers=cadre,
+        allow_redirects=False,
+    )  # fmt: skip
+    assert posted.status == 303
+    for lang, shown, never in (
+        ("zh-Hant", "東聯村、東聯村第二網格", "东联村"),
+        ("zh-Hans", "东联村、东联村第二网格", "東聯村"),
+        ("en", "Donglian Village, Donglian Grid 2", "东联村"),
+    ):
+        page = await client.get("/notices", params={"lang": lang}, headers=cadre)
+        row = re.search(r'data-id="n1".*?</li>', await page.text(), re.S)
+        assert row is not None and shown in row[0] and never not in row[0], (lang, row)

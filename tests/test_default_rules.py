@@ -27,8 +27,13 @@ from tests.conftest import RULES_DIR
 
 # The labelled corpora written by residents' stand-ins (tests/data/README.md), and their sizes;
 # examples/train6.jsonl (a new writer, 45% chatter naming a problem word) and train7.jsonl (another
-# writer: a third chatter, a fifth emergencies, mostly indirect) are floored apart;
+# writer: a third chatter, a fifth emergencies, mostly indirect) and blind7.jsonl (first kept blind)
+# are floored apart;
 # examples/rails.jsonl (written to cover the rails) is training-only: never held out.
+# Training the model once for the cross-validated figures takes ~1 min on an idle machine, more
+# under load: longer than the suite's per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
 CORPORA = {"dev": 420, "regression": 667, "blind2": 300, "blind3": 400, "blind4": 300}
 
 
@@ -96,7 +101,7 @@ def test_schema_file_is_in_sync() -> None:
 def test_corpora_are_whole(ruleset: RuleSet) -> None:
     counts = {name: sum(e.corpus == name for e in ruleset.examples) for name in CORPORA}
     assert counts == CORPORA
-    assert {e.corpus for e in ruleset.examples} == {*CORPORA, "rails", "train6", "train7"}
+    assert {e.corpus for e in ruleset.examples} == {*CORPORA, "rails", "train6", "train7", "blind7"}
     assert {e.corpus for e in ruleset.examples if not e.measured} == {"rails"}
 
 
@@ -197,18 +202,29 @@ def test_the_hard_negatives_corpus_and_the_training_only_one(
     assert figures["macro_f1"] >= 0.89
     assert figures["false_ticket_rate"] <= 0.12
     assert "rails" not in cross_validated
-    assert cross_validated["all"]["messages"] == sum(CORPORA.values()) + 450 + 599
+    assert cross_validated["all"]["messages"] == sum(CORPORA.values()) + 450 + 599 + 483
 
 
 def test_the_indirect_corpus(cross_validated: dict[str, Any]) -> None:
     """train7, held out, is mostly indirect wording (smoke from a window, a neighbour not seen
-    for days): out of fold all but one of its 120 emergencies get a ticket or a flag, and its
+    for days): out of fold every one of its 120 emergencies gets a ticket or a flag, and its
     chatter rarely becomes a ticket, at the figures reached."""
     figures = cross_validated["train7"]
     assert figures["messages"] == 599
-    assert figures["emergency_recall_with_danger"] >= 0.99
-    assert figures["macro_f1"] >= 0.87
+    assert figures["emergency_recall_with_danger"] == 1.0
+    assert figures["macro_f1"] >= 0.89
     assert figures["false_ticket_rate"] <= 0.05
+
+
+def test_the_corpus_first_kept_blind(cross_validated: dict[str, Any]) -> None:
+    """blind7, scored once while held out and then learned from (tests/holdout/README.md),
+    held out again here: every one of its 69 emergencies gets a ticket or a flag, at the
+    figures reached."""
+    figures = cross_validated["blind7"]
+    assert figures["messages"] == 483
+    assert figures["emergency_recall_with_danger"] == 1.0
+    assert figures["macro_f1"] >= 0.93
+    assert figures["false_ticket_rate"] <= 0.04
 
 
 @pytest.mark.parametrize("corpus", list(CORPORA))

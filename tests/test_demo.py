@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
 
 START_TIMEOUT = 60.0  # seconds, on a loaded machine
@@ -126,6 +128,7 @@ def port_is_free(address: str) -> bool:
         return probe.connect_ex((host, int(port))) != 0
 
 
+@pytest.mark.timeout(480)  # ten starts (the first trains the model): ~80 s idle, 2-3x under load
 def test_started_and_stopped_ten_times_it_leaves_nothing_behind(tmp_path: Path) -> None:
     data = tmp_path / "data"
     tickets = None

@@ -31,8 +31,9 @@ from tests.conftest import ROOT, RULES_DIR
 from tests.helpers import Gateway, run_worker, sent
 
 ORG = ROOT / "org" / "sample_street.yaml"
-SCALE = 1e-4  # a water outage: 4 h to acknowledge -> 1.4 s, 24 h to resolve -> 8.6 s (room for a
-# worker process to start on a loaded machine before the resolution deadline)
+SCALE = 2.5e-4  # a water outage: 4 h to acknowledge -> 3.6 s, 24 h to resolve -> 21.6 s (room for
+# a worker process to start before the resolution deadline on a machine loaded by the suite: at
+# 1e-4, 8.6 s, the worker started late under a load of 4 and the deadline had passed)
 WATER = "又停水了，成栋楼冇水，已经两天了"
 
 

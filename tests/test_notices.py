@@ -303,6 +303,20 @@ async def test_a_water_outage_notice_answers_reports_without_a_ticket(world: Wor
     assert lamp.status == "opened"
 
 
+async def test_a_notice_answers_a_traditional_chinese_reader_with_places_in_traditional(
+    world: World,
+) -> None:
+    await post(world)  # posted in Simplified: 东联村
+    world.clock.now = local(4, 9, 30)
+    reader = world.person(Role.RESIDENT, "H-03")
+    assert reader.lang == "zh-Hant"
+    handled = await world.service.handle_message(world.message(reader, "樓下停水了，一滴水都沒有"))
+    assert handled.status == "noticed"
+    (answer,) = [p for p in await world.outbox() if p["template"] == "notice_answer"]
+    assert "東聯村" in answer["text"] and "东联村" not in answer["text"], answer["text"]
+    assert "無需重複反映" in answer["text"]
+
+
 async def test_the_notice_ends_with_its_window_and_reports_open_tickets_again(
     world: World,
 ) -> None:

@@ -47,9 +47,10 @@ BATCH = 32
 
 def model_key(ruleset: RuleSet, embed_model: str) -> str:
     """Return the cache key of the model of ``ruleset`` with ``embed_model`` ("" for none)."""
-    from bot.classifier.training import Params
+    from bot.classifier.training import Params, policy
 
-    text = f"{ruleset.digest}\0{FEATURE_VERSION}\0{model_file.FORMAT}\0{embed_model}\0{Params()}"
+    parts = (ruleset.digest, FEATURE_VERSION, model_file.FORMAT, embed_model, Params(), policy())
+    text = "\0".join(map(str, parts))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

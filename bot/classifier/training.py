@@ -9,11 +9,11 @@ cross-validation (each examples file is one corpus), on the model's own decision
 rails are left out: the rules were written while reading these same corpora, so they
 would flatter every fold):
 
-- danger: 0.9 x the p(emergency) of the labelled emergencies the model does not put in
-  emergency itself, high enough to leave out at most 1 - DANGER_RECALL of all emergencies
-  (the hardest few, which the rails and the ask band are there for): catching the very last
-  one costs a flag on one message in five, and a flag everyone learns to ignore protects
-  nobody;
+- danger: 0.9 x the lowest p(emergency) of the labelled emergencies the model does not put
+  in emergency itself, so that out of fold the flag catches every one (DANGER_RECALL = 1: no
+  emergency may go unanswered). The hardest one sets it; with 3,619 examples it costs about
+  12 flags per 100 messages on ones given no emergency ticket, 8.5 when the lowest 1% may go
+  (measured by `lianhu rules test`, 2026-12-05);
 - ask and doubt: among the pairs whose worst held-out corpus keeps false tickets (none
   messages given a ticket) at or under FALSE_TICKET_LIMIT, the one with the fewest wrong
   tickets + ASK_COST x questions asked;
@@ -50,11 +50,18 @@ DOUBT_GRID = (*(round(0.15 + 0.05 * i, 2) for i in range(8)), 1.0)  # 0.15 .. 0.
 # The issue allows 3% false tickets; choosing at 2.5% on the worst fold leaves a margin
 # for writers none of the corpora has.
 FALSE_TICKET_LIMIT = 0.025
-DANGER_RECALL = 0.99  # of the emergencies out of fold, the share the model's flag must catch
+DANGER_RECALL = 1.0  # of the emergencies out of fold, the share the model's flag must catch
 GATE_CONFIDENT = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
 GATE_EMERGENCY = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
 # How much worse than the full model the cascade may be: macro-F1, asks and flags per 100.
 CASCADE_SLACK = {"macro_f1": 0.005, "asks_per_100": 1.0, "flags_per_100": 1.0}
+
+
+def policy() -> str:
+    """Return how thresholds and the gate are chosen, as text: part of the model's cache key,
+    so a new choice retrains instead of reusing a model chosen the old way."""
+    chosen = (ASK_COST, ASK_GRID, DOUBT_GRID, FALSE_TICKET_LIMIT, DANGER_RECALL)
+    return repr((*chosen, GATE_CONFIDENT, GATE_EMERGENCY, sorted(CASCADE_SLACK.items())))
 
 
 class TrainingError(Exception):
@@ -292,12 +299,12 @@ def choose_thresholds(
     return best[1]
 
 
-def _danger(missed: np.ndarray, emergencies: int) -> float:
-    """Return the danger threshold: it may leave out the ``(1 - DANGER_RECALL)`` share of
+def _danger(missed: np.ndarray, emergencies: int, recall: float = DANGER_RECALL) -> float:
+    """Return the danger threshold: it may leave out the ``(1 - recall)`` share of
     ``emergencies`` whose missed p(emergency) is lowest, and must catch every other one."""
     if not len(missed):
         return 0.5
-    spared = int((1 - DANGER_RECALL) * emergencies + 1e-9)
+    spared = int((1 - recall) * emergencies + 1e-9)
     ranked = np.sort(missed)
     needed = ranked[min(spared, len(ranked) - 1)]
     return float(np.clip(0.9 * needed, 0.005, 0.5))

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from rq import Queue, SimpleWorker, Worker
@@ -15,6 +17,7 @@ from bot.archive import Archive, ArchiveFiles
 from bot.jobs import worker_service
 from bot.logs import setup_logging
 from bot.personal import PersonalData
+from bot.ports import Clock
 from bot.redis_clients import sync_client
 from bot.render import local_zone
 from bot.services import Service
@@ -23,6 +26,9 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 30.0
+# Said only when a deadline's job really did not run: a ticket that owes no more checks (closed,
+# or flagged at the top) leaves the deadline index, so it is never counted here.
+LOST = "sweeper: %d overdue deadlines had lost their jobs"
 
 
 def register(commands: Any) -> None:
@@ -60,7 +66,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             burst=args.burst, with_scheduler=True, logging_level=args.log_level
         )
         if args.burst:
-            asyncio.run(sweep(settings))
+            lost = asyncio.run(sweep(settings))
+            if lost:
+                log.warning(LOST, lost)
     finally:
         stop.set()
         connection.close()
@@ -83,34 +91,50 @@ async def _digest(service: Service, settings: Settings) -> int:
     return await service.digest(settings.digest_at, local_zone()) if settings.digest_at else 0
 
 
-async def _tick(settings: Settings) -> tuple[int, int, int, int]:
+@dataclass(frozen=True)
+class Tick:
+    """What one round of the sweeper did."""
+
+    lost: int  # deadlines overdue by more than the sweep's grace: their jobs never ran
+    sent: int  # digest messages and held cards queued
+    erased: int  # tickets whose reporters' data was erased
+    archived: int = 0  # closed tickets moved out of Redis to the archive files
+    erased_months: tuple[str, ...] = ()  # archive months whose reporters were erased
+
+
+async def tick(settings: Settings, clock: Clock = time.time) -> Tick:
     """Sweep lost deadlines, send a due digest and the cards quiet hours held, erase expired
     data, archive old closed tickets, on one set of clients."""
-    async with worker_service(settings) as service:
-        found, sent = await service.sweep(), await _digest(service, settings)
+    async with worker_service(settings, clock) as service:
+        lost, sent = await service.sweep(), await _digest(service, settings)
         sent += await service.release_held(local_zone())
         expired = PersonalData(service.store.redis, service.clock)
         erased = await expired.expire(settings.retention_days)
         files = ArchiveFiles(settings.archive_folder, local_zone(), service.clock)
         archived = await Archive(service.store.redis, files).sweep(settings.archive_days)
-        for month in await asyncio.to_thread(files.erase_expired, settings.retention_days):
-            log.info("retention: erased the reporters' data in the archive of %s", month)
-        return found, sent, erased, archived
+        months = await asyncio.to_thread(files.erase_expired, settings.retention_days)
+        return Tick(lost, sent, erased, archived, tuple(months))
+
+
+def report(done: Tick, settings: Settings) -> None:
+    """Log what a round of the sweeper did; a lost deadline job is a warning."""
+    if done.lost:
+        log.warning(LOST, done.lost)
+    if done.sent:
+        log.info("digest: %d messages queued", done.sent)
+    if done.erased:
+        log.info("retention: erased the reporters' data of %d tickets closed more than "
+                 "%d days ago", done.erased, settings.retention_days)  # fmt: skip
+    for month in done.erased_months:
+        log.info("retention: erased the reporters' data in the archive of %s", month)
+    if done.archived:
+        log.info("archive: moved %d tickets closed more than %d days ago to %s",
+                 done.archived, settings.archive_days, settings.archive_folder)  # fmt: skip
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
     while not stop.wait(SWEEP_EVERY):
         try:
-            found, sent, erased, archived = asyncio.run(_tick(settings))
-            if found:
-                log.warning("sweeper: %d overdue deadlines had lost their jobs", found)
-            if sent:
-                log.info("digest: %d messages queued", sent)
-            if erased:
-                log.info("retention: erased the reporters' data of %d tickets closed more than "
-                         "%d days ago", erased, settings.retention_days)  # fmt: skip
-            if archived:
-                log.info("archive: moved %d tickets closed more than %d days ago to %s",
-                         archived, settings.archive_days, settings.archive_folder)  # fmt: skip
+            report(asyncio.run(tick(settings)), settings)
         except Exception:
             log.exception("sweeper failed; trying again in %.0f s", SWEEP_EVERY)
