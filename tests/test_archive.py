@@ -11,16 +11,17 @@ import pytest
 from pydantic import ValidationError
 
 from bot.archive import DAY, Archive, ArchiveFiles
-from bot.cli import main
+from bot.cli import main, worker
 from bot.core.archive import MASKED
 from bot.core.org import Role
 from bot.core.personal import ERASED
 from bot.core.ticket import EventKind
 from bot.settings import Settings
 from bot.storage import keys
+from tests.conftest import RULES_DIR
 from tests.test_cli_invite import lianhu
 from tests.test_personal_data import command, report
-from tests.test_services import World
+from tests.test_services import ORG, World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
 
 ZONE = dt.timezone(dt.timedelta(hours=8))
@@ -231,3 +232,16 @@ async def test_privacy_export_and_forget_reach_the_archive(
     assert PHONE not in json.dumps(found, ensure_ascii=False)
     again = lianhu("privacy", "export", chen.accounts[0], **env)
     assert PHONE not in again.stdout and chen.name not in again.stdout
+
+
+async def test_the_workers_round_archives(world: World, tmp_path: Path, redis_url: str) -> None:
+    """`lianhu worker`'s sweeper round archives what is past LIANHU_ARCHIVE_DAYS, and says so."""
+    old, recent, _ = await closed_and_open(world)
+    settings = Settings(
+        REDIS_URL=redis_url, rules_dir=RULES_DIR, org_file=ORG, digest_at="",
+        archive_dir=tmp_path,
+    )  # fmt: skip
+    done = await worker.tick(settings, world.clock)
+    assert done.archived == 1 and await world.store.archived(old)
+    assert not await world.store.archived(recent)
+    assert (await worker.tick(settings, world.clock)).archived == 0
