@@ -7,6 +7,7 @@ import json
 import zlib
 from types import MappingProxyType
 
+import pytest
 import redis
 import redis.asyncio
 
@@ -192,3 +193,22 @@ async def test_a_ticket_and_its_delivered_cards_stay_compact(
     assert hashlib.sha256(DICTIONARY).hexdigest() == (
         "45aa391b353c5c4c59a23b5c26216128113facaf7490ec7346e41dd682dab995"
     )
+
+
+async def test_a_long_read_is_made_in_batches_and_keeps_the_order(
+    redis_sync: redis.Redis, redis_async: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = LiveConfig(RULES_DIR, ROOT / "org" / "sample_street.yaml", Policy(scale=1.0))
+    store = RedisStore(redis_async)
+    service = Service(store, config, RqScheduler(redis_sync), lambda: NOW)
+    resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
+    sender = Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang))
+    chat = config.tree.nodes[resident.scope].chats[0]
+    ids = []
+    for number, text in enumerate(("路灯坏了", "又停水了", "垃圾三天没人收", "电梯又坏了")):
+        opened = await service.handle_message(IncomingMessage(chat, str(number), sender, text, NOW))
+        ids.append(opened.ticket or "")
+    monkeypatch.setattr("bot.storage.redis.READ_BATCH", 3)
+    wanted = [ids[3], "999", ids[0], ids[2], ids[1]]
+    assert [t.id for t in await store.get_many(wanted)] == [ids[3], ids[0], ids[2], ids[1]]
+    assert [len(h) for h in await store.histories(wanted)] == [1, 0, 1, 1, 1]

@@ -30,6 +30,7 @@ from bot.storage import keys
 from bot.storage.codec import decode_event, decode_ticket, encode_event
 from bot.storage.codec import dumps as dumps  # re-exported: one JSON form for every record
 
+READ_BATCH = 500  # tickets per read script: a few ms of Redis's time, then others' turn
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
 
 _COMMIT = """
@@ -369,14 +370,17 @@ class RedisStore:
     async def read(
         self, ticket_ids: Sequence[str]
     ) -> list[tuple[Ticket | None, list[TicketEvent]]]:
-        """Return each ticket with its history, in one round trip, each read whole."""
-        if not ticket_ids:
-            return []
-        names: list[str] = []
-        for ticket_id in ticket_ids:
-            names += [keys.ticket(ticket_id), keys.events(ticket_id)]
-        rows = await self._read(keys=names)
-        return [record(i, row) for i, row in zip(ticket_ids, rows, strict=True)]
+        """Return each ticket with its history, each read whole: one round trip per
+        ``READ_BATCH`` tickets, so that a long read never holds Redis for long."""
+        found: list[tuple[Ticket | None, list[TicketEvent]]] = []
+        for first in range(0, len(ticket_ids), READ_BATCH):
+            batch = ticket_ids[first : first + READ_BATCH]
+            names: list[str] = []
+            for ticket_id in batch:
+                names += [keys.ticket(ticket_id), keys.events(ticket_id)]
+            rows = await self._read(keys=names)
+            found += [record(i, row) for i, row in zip(batch, rows, strict=True)]
+        return found
 
     async def archived(self, ticket_id: str) -> bool:
         """Return whether ``ticket_id`` left Redis for the archive files (bot.archive)."""
