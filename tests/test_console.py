@@ -442,3 +442,17 @@ async def test_the_list_shows_unfinished_work_in_a_subtree_and_who_holds_each(
     assert held[light][0] == "海湾街道", held[light]
     ticket = await (await client.get(f"/tickets/{water}", headers=admin)).text()
     assert re.search(r'id="handler">东联村 .*?<span id="assignee">温润生</span>', ticket, re.S)
+
+
+async def test_an_archived_ticket_page_says_it_was_archived(client: TestClient) -> None:
+    water, _, _ = await three_tickets(client)
+    store = client.app[PARTS].service.store
+    await store.redis.setbit(keys.ARCHIVED, int(water), 1)  # as the archive leaves it:
+    await store.redis.delete(keys.ticket(water))  # marked, gone from Redis
+    who = await signed_in(client, CADRE_V01)
+    page = await client.get(f"/tickets/{water}", headers=who)
+    assert page.status == 404
+    text = await page.text()
+    assert "已归档" in text and "找不到这张工单" not in text
+    page = await client.get("/tickets/999", headers=who)
+    assert "找不到这张工单" in await page.text()
