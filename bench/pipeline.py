@@ -9,8 +9,12 @@ then measures, in one run:
 - latency: p50/p99 at a steady ``--rate`` messages per second;
 - memory: Redis memory per ticket with its events and indexes (the outbox
   stream and rq's jobs are reported apart: they are drained and expire).
+``--tickets N`` instead fills N tickets and prints MEMORY USAGE by key kind per ticket:
+open, then after every reply is delivered through the real sender (card records, pointers,
+sent markers), then after one acknowledgement each (the bytes of one more event).
 Deadline jobs are scheduled through the real rq scheduler adapter.
-Targets: >= 1,000 messages/s, p99 <= 20 ms at 200 messages/s, <= 3 KB per ticket
+Targets: >= 1,000 messages/s, p99 <= 20 ms at 200 messages/s, <= 1 KB per open ticket
+with its indexes and <= 100 B per event
 (rules alone: ``--model rules``); with the learned model (the default), p99 <= 250 ms
 at 20 messages/s: ``--rate 20 --seconds 15``, and >= 100 messages/s end to end on text
 new to the model: ``--corpus tests/holdout/blind6.jsonl --rate 20 --seconds 15``. The
@@ -39,10 +43,13 @@ import redis.asyncio  # noqa: E402
 
 from bot.core.deadlines import Policy  # noqa: E402
 from bot.core.models import Actor, IncomingMessage, Lang  # noqa: E402
-from bot.core.org import Role  # noqa: E402
+from bot.core.org import Person, Role  # noqa: E402
+from bot.core.roster import HANDLER_ROLES  # noqa: E402
 from bot.live import LiveConfig  # noqa: E402
+from bot.ports import Sent  # noqa: E402
 from bot.redis_server import EmbeddedRedis  # noqa: E402
 from bot.scheduling import RqScheduler  # noqa: E402
+from bot.sender import Sender  # noqa: E402
 from bot.services import Service  # noqa: E402
 from bot.storage import keys  # noqa: E402
 from bot.storage.redis import RedisStore  # noqa: E402
@@ -188,17 +195,78 @@ async def run(args: argparse.Namespace) -> None:
 def key_type(key: str) -> str:
     """Return a key's kind: its name with ids, accounts and chats replaced by ``*``."""
     parts = key.split(":")
-    if parts[1] in ("ticket", "cards", "cardview", "sent"):
+    if parts[1] in ("ticket", "cards", "cardview"):
         return ":".join([*parts[:2], "*", *parts[3:]][: 3 if parts[1] != "ticket" else 4])
     if parts[1] in ("msg", "reporter", "assignee", "pace", "same", "said", "update", "card"):
         return ":".join(parts[:2]) + ":*"
+    if parts[1] == "sent":
+        return "lianhu:sent:*"
     return key
+
+
+# Keys that are not per ticket: per message and expiring soon, or bounded logs.
+TRANSIENT = {
+    "lianhu:msg:*": "a handled message's marker, 7 days",
+    "lianhu:pace:*": "replies to one person this minute, 60 s",
+    "lianhu:sent:*": "a delivered reply's marker, 7 days",
+    "lianhu:classified": "masked log of classified messages, capped at 50,000",
+}
+
+
+class NullGateway:
+    """The platform's edge: accepts every message at once (what is measured is Redis)."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.count = 0
+
+    async def send(self, chat: str, message: object, reply_to: str | None) -> Sent:
+        self.count += 1
+        return Sent(str(self.count))
+
+
+async def sizes(client: redis.asyncio.Redis) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Return MEMORY USAGE summed by key kind (with key counts), and each ticket's size."""
+    by_kind: dict[str, list[int]] = {}
+    names = [k.decode() async for k in client.scan_iter("lianhu:*", count=1000)]
+    records: dict[str, int] = {}
+    for first in range(0, len(names), 5000):
+        chunk = names[first : first + 5000]
+        pipe = client.pipeline(transaction=False)
+        for name in chunk:
+            pipe.memory_usage(name, samples=0)
+        for name, size in zip(chunk, await pipe.execute(), strict=True):
+            kind = key_type(name)
+            by_kind.setdefault(kind, [0, 0])
+            by_kind[kind][0] += size or 0
+            by_kind[kind][1] += 1
+            if kind == "lianhu:ticket:*":
+                records[name] = size or 0
+    return by_kind, records
+
+
+def table(by_kind: dict[str, list[int]], tickets: int, title: str) -> None:
+    """Print bytes per ticket by key kind: the ticket with its indexes, then the rest."""
+    hot = {k: v for k, v in by_kind.items() if k not in TRANSIENT and "outbox" not in k}
+    print(f"{title} [load {os.getloadavg()[0]:.2f}]")
+    for kind, (size, n) in sorted(hot.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {kind:<40} {size / tickets:8,.0f} B/ticket  ({n:,} keys)")
+    total = sum(v[0] for v in hot.values())
+    print(f"  = {total / tickets:,.0f} bytes per ticket: its record, its indexes, its cards")
+    rest = {k: v for k, v in by_kind.items() if k not in hot}
+    for kind, (size, n) in sorted(rest.items(), key=lambda kv: -kv[1][0]):
+        why = TRANSIENT.get(kind, "drained by the sender")
+        print(f"  + {kind:<38} {size / tickets:8,.0f} B/ticket  ({n:,} keys; {why})")
+    everything = sum(v[0] for v in by_kind.values())
+    print(f"  = {everything / tickets:,.0f} bytes per ticket with every key")
 
 
 async def memory(
     service: Service, client: redis.asyncio.Redis, config: LiveConfig, count: int, at_once: int
 ) -> None:
-    """Fill Redis with ``count`` tickets through the real service, then report bytes by key kind."""
+    """Fill Redis with ``count`` tickets through the real service, then report bytes by key kind;
+    deliver every reply through the real sender and report again; acknowledge every ticket
+    and report the bytes one more event costs."""
     batch = messages(config, count, "m")
     start = time.perf_counter()
     for first in range(0, count, at_once * 20):
@@ -206,28 +274,49 @@ async def memory(
             *(service.handle_message(m) for m in batch[first : first + at_once * 20])
         )
     print(f"filled {count:,} tickets in {time.perf_counter() - start:,.0f} s")
-    tickets = len(await service.store.all_ids())
-    events = 0
-    by_kind: dict[str, list[int]] = {}
-    pipe = client.pipeline(transaction=False)
-    names = [k.decode() async for k in client.scan_iter("lianhu:*", count=1000)]
-    for name in names:
-        pipe.memory_usage(name, samples=0)
-    sizes = await pipe.execute()
-    for name, size in zip(names, sizes, strict=True):
-        kind = key_type(name)
-        by_kind.setdefault(kind, [0, 0])
-        by_kind[kind][0] += size or 0
-        by_kind[kind][1] += 1
-        if name.endswith(":events") and name.startswith("lianhu:ticket:"):
-            events += await client.llen(name)
-    hot = sum(v[0] for k, v in by_kind.items() if not k.startswith("lianhu:outbox"))
-    print(f"memory at {tickets:,} open tickets ({events:,} events):")
-    for kind, (size, n) in sorted(by_kind.items(), key=lambda kv: -kv[1][0]):
-        print(f"  {kind:<40} {size / tickets:8,.0f} B/ticket  ({n:,} keys)")
-    print(f"  = {hot / tickets:,.0f} bytes per open ticket with its indexes (outbox apart)")
-    ev_key = by_kind.get("lianhu:ticket:*:events", [0, 0])[0]
-    print(f"  events: {ev_key / max(events, 1):,.0f} B per event (LIST of {events / tickets:.1f})")
+    ids = await service.store.all_ids()
+    tickets = len(ids)
+    by_kind, records = await sizes(client)
+    table(by_kind, tickets, f"memory at {tickets:,} open tickets, each one event:")
+
+    start = time.perf_counter()
+    for platform in ("telegram", "sim"):
+        sender = Sender(client, NullGateway(platform), render=None)
+        while (await sender.drain(count=500)).sent:
+            pass
+    print(f"delivered every reply in {time.perf_counter() - start:,.0f} s")
+    by_kind, records = await sizes(client)
+    table(by_kind, tickets, "after delivery (sent markers, card pointers and records):")
+
+    handlers: dict[str, Person] = {}
+    for person in config.tree.people.values():
+        if person.role in HANDLER_ROLES and person.role is not Role.ADMIN:
+            handlers.setdefault(person.scope, person)
+    tickets_now = await service.store.get_many(ids)
+    acks = []
+    for i, ticket in enumerate(tickets_now):
+        who = handlers.get(ticket.node)
+        if who is None:
+            continue
+        sender_ = Actor(who.accounts[0], who.name, who.id, Lang(who.lang))
+        chat = config.tree.nodes[who.scope].chats[0]
+        acks.append(IncomingMessage(chat, f"ack{i}", sender_, f"/ack {ticket.id}", time.time()))
+    start = time.perf_counter()
+    for first in range(0, len(acks), at_once * 20):
+        await asyncio.gather(
+            *(service.handle_message(m) for m in acks[first : first + at_once * 20])
+        )
+    print(f"acknowledged {len(acks):,} tickets in {time.perf_counter() - start:,.0f} s")
+    _, after = await sizes(client)
+    two = [keys.ticket(t.id) for t in await service.store.get_many(ids) if t.seq == 2]
+    grown = sum(after[k] - records[k] for k in two)
+    print(
+        f"  one more event (an acknowledgement): {grown / max(len(two), 1):,.0f} B per event "
+        f"over {len(two):,} tickets; a ticket's record {sum(records.values()) / tickets:,.0f} B "
+        f"with its opened event, {sum(after.values()) / tickets:,.0f} B with both"
+    )
+    by_kind, _ = await sizes(client)
+    table(by_kind, tickets, "after one acknowledgement each:")
 
 
 def main() -> int:

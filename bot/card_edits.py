@@ -19,6 +19,8 @@ edit whose text and buttons come out the same as what the card shows is not sent
 from __future__ import annotations
 
 import hashlib
+import json
+import zlib
 from typing import Any
 
 from bot.ports import Rendered
@@ -39,6 +41,61 @@ def subject(payload: dict[str, Any]) -> str | None:
         return str(payload["ticket"]) if tracked else None
     owner = payload.get("ticket") or payload.get("prompt")
     return str(owner) if owner else None
+
+
+# What most card records share (their keys, templates, buttons): a preset dictionary for
+# their compression, which halves what is left of a record after zlib alone. Records packed
+# with it need this very dictionary to be read: never change it; a better one needs a new
+# version byte (tests/test_codec.py pins its digest).
+_NAMES = {"zh-Hans": "", "zh-Hant": "", "en": ""}
+_SKELETON = {
+    "payload": {
+        "chat": "telegram:-100", "template": "department_card",
+        "params": {
+            "id": "", "category": "", "category_names": _NAMES, "severity": "normal",
+            "urgent": False, "state": "open", "text": "", "reporter": "", "reporters": 1,
+            "origin": "H-", "origin_name": "", "origin_names": _NAMES, "node": "V-",
+            "node_name": "", "node_names": _NAMES, "ack_due": 17, "resolve_due": 17,
+            "close_due": None, "created_at": 17, "escalations": 0, "assignee": None,
+            "resolution": "", "rating": None, "photos": 0, "has_location": False, "related": [],
+            "department_steps": [], "redacted": False,
+        },
+        "lang": "zh-Hans", "reply_to": None, "ticket": "", "buttons": ["arrive", "assisted"],
+        "card": True, "force_reply": None, "seq": 1,
+    },
+    "message_id": "", "digest": "",
+}  # fmt: skip
+_TAIL = (
+    '{"payload":{"chat":"telegram:-100","template":"card","buttons":["ack","resolve","escalate"]'
+)
+DICTIONARY = (json.dumps(_SKELETON, separators=(",", ":")) + _TAIL).encode()
+_PACKED = b"\x01"  # version 1: raw deflate with DICTIONARY (zlib streams begin 0x78, JSON "{")
+
+
+def pack(record: dict[str, Any]) -> bytes:
+    """Return a card's record as stored: compact JSON, deflated with ``DICTIONARY``.
+
+    A card record holds the whole payload it was rendered from (the ticket's text, names
+    in three languages) and lives as long as the card may be edited: ~1,080 B of JSON,
+    ~340 B packed, so a ticket's records stay a small listpack.
+    """
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)
+    return _PACKED + deflate.compress(text.encode()) + deflate.flush()
+
+
+def unpack(raw: bytes | str) -> dict[str, Any]:
+    """Return a card's record as stored: packed (``pack``), zlib'd, or plain JSON (before)."""
+    if isinstance(raw, str) or raw[:1] == b"{":
+        loaded: dict[str, Any] = json.loads(raw)
+        return loaded
+    if raw[:1] == _PACKED:
+        inflate = zlib.decompressobj(-15, zdict=DICTIONARY)
+        text = inflate.decompress(raw[1:]) + inflate.flush()
+    else:
+        text = zlib.decompress(raw)
+    found: dict[str, Any] = json.loads(text)
+    return found
 
 
 def card_field(chat: str, message_id: str) -> str:

@@ -20,7 +20,6 @@ from bot.core.personal import ERASED, erase, ticket_export
 from bot.core.ticket import Ticket, TicketEvent
 from bot.ports import Clock
 from bot.storage import keys
-from bot.storage.codec import decode_event, decode_ticket
 from bot.storage.erasure import ErasureStore
 from bot.storage.redis import CommitStatus, RedisStore, dumps
 from bot.web import keys as sim_keys
@@ -78,13 +77,9 @@ class PersonalData:
         return sorted(found, key=lambda i: (found[i], int(i) if i.isdigit() else 0, i))
 
     async def read(self, ticket_id: str) -> tuple[Ticket | None, list[TicketEvent]]:
-        """Return a ticket's snapshot and history, read together (one MULTI)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(keys.ticket(ticket_id))
-        pipe.lrange(keys.events(ticket_id), 0, -1)
-        raw, events = await pipe.execute()
-        ticket = decode_ticket(raw) if raw else None
-        return ticket, [decode_event(ticket_id, e) for e in events]
+        """Return a ticket and its history, read together (one script)."""
+        [found] = await self.store.read([ticket_id])
+        return found
 
     async def export(self, accounts: Sequence[str]) -> dict[str, Any]:
         """Return everything stored about ``accounts`` as JSON-ready data."""

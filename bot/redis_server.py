@@ -34,6 +34,7 @@ _APPENDFSYNC = frozenset({"always", "everysec", "no"})
 _MANAGED = frozenset(
     {"port", "unixsocket", "dir", "daemonize", "logfile", "appendonly", "appendfsync"}
 )
+HASH_MAX_VALUE = 1024  # bytes: hash-max-listpack-value (see _config)
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
@@ -257,7 +258,9 @@ class EmbeddedRedis:
         self.stop()
 
     def _config(self, major: int) -> str:
-        # Redis 7 renamed ziplist to listpack; 512 keeps hashes holding Chinese text compact.
+        # Redis 7 renamed ziplist to listpack. 1024: a ticket's hash (its events, an opened
+        # one with a long report) and its compressed card records stay one compact listpack
+        # instead of a hash table (2-3x the memory); see README "Memory".
         hash_value = "hash-max-listpack-value" if major >= 7 else "hash-max-ziplist-value"
         lines = [
             "# Written by Lianhu's EmbeddedRedis on every start: edits here are lost.",
@@ -270,7 +273,7 @@ class EmbeddedRedis:
             "appendonly yes",
             f"appendfsync {self._appendfsync}",
             'save ""',  # the AOF is the persistence; no RDB snapshots
-            f"{hash_value} 512",
+            f"{hash_value} {HASH_MAX_VALUE}",
             *(f"{key} {value}" for key, value in self._extra.items()),
         ]
         return "\n".join(lines) + "\n"

@@ -31,7 +31,7 @@ async def ask(
     assert command.ticket is not None
     ticket = await service.store.get(command.ticket)
     if ticket is None:
-        return await service._refuse(message, "no_such_ticket", {"id": command.ticket})
+        return await service.refuse_missing(message, command.ticket)
     person = person_of_account(ctx.tree, message.sender.account)
     trial = Command(Verb.RESOLVE, ticket.id, "-", via=Via.BUTTON)
     outcome = apply(

@@ -41,7 +41,7 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.card_edits import card_field, digest, newer, subject, viewed
+from bot.card_edits import card_field, digest, newer, pack, subject, unpack, viewed
 from bot.ports import CardEditor, ChatGateway, Render, Rendered
 from bot.render import Renderer
 from bot.storage import keys
@@ -281,7 +281,7 @@ class Sender:
             view = await self._view(ticket)
             if raw is None or view is None:
                 return
-            record = json.loads(raw)
+            record = unpack(raw)
             payload = viewed(record["payload"], view)
             if payload is record["payload"]:
                 return  # it shows this version, or a later one
@@ -290,7 +290,7 @@ class Sender:
             if fingerprint != record["digest"]:
                 await self._edit(record["payload"]["chat"], record["message_id"], message, payload)
             record.update(payload=payload, digest=fingerprint)
-            await self.redis.hset(name, field, dumps(record))
+            await self.redis.hset(name, field, pack(record))
 
     async def _edit(
         self, chat: str, message_id: str, message: Rendered, payload: dict[str, Any]
@@ -332,7 +332,7 @@ class Sender:
             pipe.set(keys.card(done.chat, done.message_id), done.ticket, ex=CARD_TTL)
         if done.card is not None and done.cards:
             cards = keys.ticket_cards(self.gateway.platform, done.cards)
-            pipe.hset(cards, card_field(done.chat, done.message_id), dumps(done.card))
+            pipe.hset(cards, card_field(done.chat, done.message_id), pack(done.card))
             pipe.expire(cards, CARD_TTL)
         pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
         pipe.xdel(self.stream, entry_id)

@@ -342,7 +342,7 @@ class Service:
             second = await self.store.get(command.target)
             for wanted, found in ((command.ticket, first), (command.target, second)):
                 if found is None:
-                    return await self._refuse(message, "no_such_ticket", {"id": wanted})
+                    return await self.refuse_missing(message, wanted)
             assert first is not None and second is not None
             outcome = link_pair(ctx, first, second, message.sender, person, message.chat, now)
             if isinstance(outcome, Refusal):
@@ -409,7 +409,7 @@ class Service:
             if ticket is None:
                 if command.via is Via.REPLY:
                     return Handled("ignored")
-                return await self._refuse(message, "no_such_ticket", {"id": command.ticket})
+                return await self.refuse_missing(message, command.ticket)
             if (
                 command.verb is Verb.REOPEN
                 and co_reporter(ticket, message.sender.account)
@@ -582,6 +582,11 @@ class Service:
     ) -> Handled:
         await self._say(message, template, params)
         return Handled("done", detail=template)
+
+    async def refuse_missing(self, message: IncomingMessage, ticket_id: str) -> Handled:
+        """Refuse a command on a ticket not in Redis: archived, or not found (or not theirs)."""
+        reason = "ticket_archived" if await self.store.archived(ticket_id) else "no_such_ticket"
+        return await self._refuse(message, reason, {"id": ticket_id})
 
     async def _refuse(
         self, message: IncomingMessage, reason: str, params: dict[str, Any]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.deadlines import Policy
@@ -82,6 +82,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Days a closed or dismissed ticket keeps its reporters' texts, names and "
         "accounts; then the worker's sweeper erases them (0: kept for ever).",
+    )
+    archive_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days a closed or dismissed ticket stays in Redis; then the worker's "
+        "sweeper moves it to the archive files (0: kept in Redis for ever).",
+    )
+    archive_dir: Path | None = Field(
+        default=None,
+        description="Where archived tickets are written (gzip'd JSON lines per month); "
+        "unset: 'archive' in the data dir. Every worker must see the same folder.",
     )
     outbox_backlog_alert: int = Field(
         default=10_000,
@@ -192,6 +203,21 @@ class Settings(BaseSettings):
             if found is not None and found.sentinel_password:
                 values.append(found.sentinel_password)
         return values
+
+    @property
+    def archive_folder(self) -> Path:
+        """Return the folder of the archive files."""
+        return self.archive_dir or self.data_dir / "archive"
+
+    @model_validator(mode="after")
+    def _archive_before_erasure(self) -> Settings:
+        if 0 < self.retention_days < self.archive_days:
+            raise ValueError(
+                f"LIANHU_ARCHIVE_DAYS ({self.archive_days}) must not exceed "
+                f"LIANHU_RETENTION_DAYS ({self.retention_days}): a ticket is archived first, "
+                "and its reporters' data is erased in the archive when retention ends"
+            )
+        return self
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

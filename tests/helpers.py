@@ -95,3 +95,12 @@ async def signed_in(client: Any, person_id: str, lang: str = "zh-Hans") -> dict[
     value = response.cookies[COOKIE].value
     client.session.cookie_jar.clear()
     return {"Cookie": f"{COOKIE}={value}"}
+
+
+def stored_ticket(client: Any, ticket_id: str) -> tuple[Any, list[Any]]:
+    """Return (ticket or None, events) as stored, read with a synchronous redis client."""
+    from bot.storage import keys
+    from bot.storage.redis import fold
+
+    raw = client.hgetall(keys.ticket(ticket_id))
+    return fold(ticket_id, {k.decode(): v for k, v in raw.items()})

@@ -59,9 +59,9 @@ import yaml
 
 from bot.redis_server import EmbeddedRedis
 from bot.storage import keys
-from bot.storage.codec import decode_event
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, FakeBotApi, wait_for
+from tests.helpers import stored_ticket
 from tests.telegram_fixtures import ORG
 
 T = TypeVar("T")
@@ -371,8 +371,8 @@ def check_tickets(sync: redis.Redis, burst: Burst) -> None:
     ids = [i.decode() for i in sync.zrange(keys.TICKETS, 0, -1)]
     where: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
     for ticket_id in ids:
-        for raw in sync.lrange(keys.events(ticket_id), 0, -1):
-            event = decode_event(ticket_id, raw).to_dict()
+        for stored in stored_ticket(sync, ticket_id)[1]:
+            event = stored.to_dict()
             if event["kind"] in ("opened", "joined"):
                 reporter = event["data"]["reporter"]
                 chat = int(reporter["chat"].removeprefix("telegram:"))
@@ -405,9 +405,7 @@ def check_messages(
                     "markers": sent_markers(sync),
                     "sent": len(sent),
                     "events": {
-                        t: [
-                            decode_event(t, e).to_dict() for e in sync.lrange(keys.events(t), 0, -1)
-                        ]
+                        t: [e.to_dict() for e in stored_ticket(sync, t)[1]]
                         for t in {b.split(":")[1] for k in twice for b in k[2][:1]}
                     },
                     "calls": [[c.at, c.chat, c.reply_to, c.buttons, c.text[:30]] for c in sent],
@@ -442,8 +440,7 @@ def check_cards(sync: redis.Redis, fake: FakeBotApi) -> None:
                 cards[(c.chat, data.removeprefix("ack:"))] += 1
     expected = set()
     for ticket_id in (i.decode() for i in sync.zrange(keys.TICKETS, 0, -1)):
-        first = sync.lindex(keys.events(ticket_id), 0)
-        opened = decode_event(ticket_id, first).to_dict()  # type: ignore[arg-type]
+        opened = stored_ticket(sync, ticket_id)[1][0].to_dict()
         assert opened["kind"] == "opened"
         expected |= {(chat, ticket_id) for chat in chats[opened["data"]["node"]]}
     assert expected - set(cards) == set()

@@ -52,9 +52,9 @@ import redis
 
 from bot.redis_clients import sync_client
 from bot.storage import keys
-from bot.storage.codec import decode_event
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, wait_for
+from tests.helpers import stored_ticket
 from tests.telegram_fixtures import ORG, SECRET
 from tests.test_chaos import (
     LIMIT_SCALE,
@@ -392,7 +392,7 @@ def check_recorded_cards(sync: redis.Redis, fake: Any) -> None:
     delivered = Counter((c.chat, c.result["message_id"]) for c in fake.sent)
     missing = []
     for ticket_id in (i.decode() for i in sync.zrange(keys.TICKETS, 0, -1)):
-        opened = decode_event(ticket_id, sync.lindex(keys.events(ticket_id), 0)).to_dict()  # type: ignore[arg-type]
+        opened = stored_ticket(sync, ticket_id)[1][0].to_dict()
         recorded: dict[int, list[int]] = {}
         for field_name in sync.hkeys(keys.ticket_cards("telegram", ticket_id)):
             chat, message_id = field_name.decode().rsplit(" ", 1)
@@ -409,8 +409,7 @@ def dump_cards(sync: redis.Redis, fake: Any, path: Path) -> None:
     out = {}
     for raw_id in sync.zrange(keys.TICKETS, 0, -1):
         ticket_id = raw_id.decode()
-        raws = sync.lrange(keys.events(ticket_id), 0, -1)
-        events = [decode_event(ticket_id, e).to_dict() for e in raws]  # type: ignore[union-attr]
+        events = [e.to_dict() for e in stored_ticket(sync, ticket_id)[1]]
         calls = [
             [c.at, c.chat, c.buttons, c.text[:60]]
             for c in fake.sent

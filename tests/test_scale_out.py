@@ -14,7 +14,6 @@ from bot.inbox import Inbox, consumer_name
 from bot.live import LiveConfig
 from bot.services import Service
 from bot.storage import keys
-from bot.storage.codec import decode_event
 from bot.storage.redis import RedisStore
 from bot.telegram.webhook import webhook_app
 from tests.conftest import RULES_DIR
@@ -95,8 +94,7 @@ async def test_two_workers_sweeping_at_once_escalate_a_ticket_once(world: World)
         world.service.handle_deadline(ticket.id, 1, "ack"), world.service.sweep(), other.sweep(),
         other.handle_deadline(ticket.id, 1, "ack"),
     )  # fmt: skip
-    raw = await world.redis.lrange(keys.events(ticket.id), 0, -1)
-    events = [decode_event(ticket.id, e).kind.value for e in raw]
+    events = [e.kind.value for e in await world.service.store.history(ticket.id)]
     assert events.count("flagged") + events.count("escalated") == 1, events
     assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.MOVED_ON
 

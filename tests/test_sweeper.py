@@ -45,6 +45,30 @@ async def test_a_really_lost_job_is_still_found(world: World) -> None:
     assert await world.service.sweep() == 0
 
 
+async def test_the_index_holds_the_earliest_deadline_and_the_next_one_once_settled(
+    world: World,
+) -> None:
+    """One member per ticket: the acknowledgement's, then the resolution's, and neither job
+    lost goes unnoticed."""
+    resident = world.person(Role.RESIDENT, "H-01")
+    cadre = world.person(Role.VILLAGE_CADRE, "V-01")
+    opened = await world.service.handle_message(world.message(resident, "村口的路灯坏了半个月"))
+    ticket = await world.store.get(opened.ticket or "")
+    assert ticket is not None and ticket.ack_due is not None and ticket.resolve_due is not None
+    rows = await world.redis.zrange(keys.DEADLINES, 0, -1, withscores=True)
+    assert rows == [(f"{ticket.id}:1:ack".encode(), ticket.ack_due)]
+    acked = await world.service.handle_message(world.message(cadre, f"/ack {ticket.id}"))
+    assert acked.status == "done", acked
+    rows = await world.redis.zrange(keys.DEADLINES, 0, -1, withscores=True)
+    assert rows == [(f"{ticket.id}:1:resolve".encode(), ticket.resolve_due)]
+    world.clock.now = ticket.resolve_due + 60  # the resolution's job never ran
+    assert await world.service.sweep() == 1
+    moved = await world.store.get(ticket.id)
+    assert moved is not None and moved.escalations == 1 and moved.stage == 2
+    rows = await world.redis.zrange(keys.DEADLINES, 0, -1, withscores=True)
+    assert rows == [(f"{ticket.id}:2:ack".encode(), moved.ack_due)]
+
+
 async def test_the_worker_warns_only_of_a_deadline_whose_job_really_was_lost(
     world: World, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

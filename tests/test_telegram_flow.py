@@ -10,8 +10,8 @@ import pytest
 
 from bot.core.ticket import TicketState
 from bot.storage import keys
-from bot.storage.codec import decode_ticket
 from tests.fake_bot_api import Call, FakeBotApi, wait_for
+from tests.helpers import stored_ticket
 from tests.telegram_fixtures import (
     ADMIN,
     CADRE_V01,
@@ -121,8 +121,8 @@ def _answers(fake: FakeBotApi) -> list[Call]:
 
 
 def _state(h: Harness, ticket_id: str) -> str:
-    raw = h.sync.get(keys.ticket(ticket_id))
-    return decode_ticket(raw).state.value if raw else ""
+    ticket, _ = stored_ticket(h.sync, ticket_id)
+    return str(ticket.state.value) if ticket else ""
 
 
 async def test_forged_webhook_requests_are_refused_and_change_nothing(harness: Harness) -> None:

@@ -15,7 +15,7 @@ import redis.asyncio
 
 from bot.core.deadlines import Policy
 from bot.storage import keys
-from bot.storage.codec import decode_ticket
+from bot.storage.redis import RedisStore
 from bot.telegram.ratelimit import MARGIN
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, Call, FakeBotApi, wait_for
@@ -130,9 +130,9 @@ async def test_sigkill_in_a_burst_of_200_loses_and_repeats_nothing(
         tickets[value.decode()] += 1  # type: ignore[union-attr]
     reporters = Counter()
     for ticket_id in tickets:
-        snap = await redis_async.get(keys.ticket(ticket_id))
+        snap = await RedisStore(redis_async).get(ticket_id)
         assert snap is not None
-        for r in decode_ticket(snap).reporters:
+        for r in snap.reporters:
             reporters[r.account] += 1
     assert reporters == Counter({f"telegram:{400000 + i}": 1 for i in range(200)})
     cards = [c for c in fake.sent_to(V01) if c.buttons]

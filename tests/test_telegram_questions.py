@@ -40,7 +40,7 @@ async def test_a_flag_is_answered_by_the_grid_worker_and_opens_an_emergency(
     assert not any("不在您的负责范围" in c.text for c in fake.sent)  # never posted in a chat
     n = len(fake.sent)
     fake.push(fake.callback(GRID_WORKER_G01, card, "danger:p1:yes", name="钟志伟"))
-    await wait_for(lambda: harness.sync.get("lianhu:ticket:1") is not None, what="ticket")
+    await wait_for(lambda: harness.sync.exists("lianhu:ticket:1") == 1, what="ticket")
     told = await next_sent(fake, n, H01, "the resident told of the emergency ticket")
     assert "#1" in told.text and "110" in told.text
     ticket = await bot.store.get("1")

@@ -9,10 +9,10 @@ import redis.asyncio
 
 from bot.core.ticket import TicketState
 from bot.storage import keys
-from bot.storage.codec import decode_ticket
 from bot.wecom.crypto import WeComCipher
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import AES_KEY, OTHER_AES_KEY, TOKEN, FakeWeCom, wait_for
+from tests.helpers import stored_ticket
 from tests.wecom_fixtures import CADRE, H01, KEY_H01, KEY_V01, LIGHT, RESIDENT, V01
 
 
@@ -142,5 +142,5 @@ def _state(bot: WeComBot, ticket_id: str) -> TicketState | None:
     import redis as sync_redis
 
     with sync_redis.Redis.from_url(bot.settings.redis_url or "") as r:
-        raw = r.get(keys.ticket(ticket_id))
-    return decode_ticket(raw).state if raw else None
+        ticket, _ = stored_ticket(r, ticket_id)
+    return ticket.state if ticket else None

@@ -12,10 +12,10 @@ import redis.asyncio
 from bot.core.models import Reply
 from bot.core.prompts import Press, PromptKind, typed_press
 from bot.core.triage import Action
-from bot.storage.codec import decode_ticket
 from bot.wecom.adapter import SETTLED_KEY
 from bot.wecom.runner import WeComBot
 from tests.fake_wecom import FakeWeCom, wait_for
+from tests.helpers import stored_ticket
 from tests.test_questions import ModelStandIn, model_verdict
 from tests.wecom_fixtures import H01, KEY_H01, KEY_V01, RESIDENT, free_port, wecom_settings
 
@@ -141,8 +141,5 @@ def test_the_hint_of_a_question_names_the_typed_answers(bot: WeComBot) -> None:
 
 def _ticket(bot: WeComBot, ticket_id: str):  # type: ignore[no-untyped-def]
 
-    from bot.storage import keys
-
     with redis.Redis.from_url(bot.settings.redis_url or "") as r:
-        raw = r.get(keys.ticket(ticket_id))
-    return decode_ticket(raw) if raw else None
+        return stored_ticket(r, ticket_id)[0]

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.cli import classify, config, demo, org, privacy, rules, run, web, worker
+from bot.cli import archive, classify, config, demo, org, privacy, rules, run, web, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lianhu {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (rules, classify, org, privacy, config, worker, run, web, demo):
+    for module in (rules, classify, org, privacy, archive, config, worker, run, web, demo):
         module.register(commands)
     return parser
 

@@ -15,12 +15,15 @@ import redis.asyncio
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
+from bot.archive import ArchiveFiles
 from bot.cli.common import report_invalid, report_settings
 from bot.cli.org import person_json
 from bot.core.errors import InvalidOrg
+from bot.core.personal import ticket_export
 from bot.personal import Forgotten, PersonalData
 from bot.redis_clients import async_client
 from bot.redis_server import redis_for_command
+from bot.render import local_zone
 from bot.settings import Settings
 from bot.sources import load_org
 
@@ -74,6 +77,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings, accounts, person = found
     with redis_for_command(settings.redis_url, settings.data_dir) as url:
         document = asyncio.run(_export(url, accounts))
+    archived = ArchiveFiles(settings.archive_folder, local_zone()).concerning(accounts)
+    document["tickets"] += [ticket_export(t, h, accounts) for t, h in archived]
     print(json.dumps({"subject": args.who, "person": person, **document}, ensure_ascii=False,
                      indent=2))  # fmt: skip
     return 0
@@ -87,6 +92,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
     settings, accounts, _ = found
     with redis_for_command(settings.redis_url, settings.data_dir) as url:
         done, rewrite = asyncio.run(_forget(url, accounts, args.yes))
+    # Archived tickets (bot.archive) are on this host's LIANHU_ARCHIVE_DIR: rewritten too.
+    archive = ArchiveFiles(settings.archive_folder, local_zone())
+    for ticket_id, fields in archive.forget(accounts, args.yes).items():
+        done.tickets[ticket_id] = fields
     if done.empty:
         print(f"nothing stored about {args.who} is left to erase ({', '.join(accounts)})")
         return 0

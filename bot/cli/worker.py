@@ -13,6 +13,7 @@ from typing import Any
 
 from rq import Queue, SimpleWorker, Worker
 
+from bot.archive import Archive, ArchiveFiles
 from bot.jobs import worker_service
 from bot.logs import setup_logging
 from bot.personal import PersonalData
@@ -97,16 +98,22 @@ class Tick:
     lost: int  # deadlines overdue by more than the sweep's grace: their jobs never ran
     sent: int  # digest messages and held cards queued
     erased: int  # tickets whose reporters' data was erased
+    archived: int = 0  # closed tickets moved out of Redis to the archive files
+    erased_months: tuple[str, ...] = ()  # archive months whose reporters were erased
 
 
 async def tick(settings: Settings, clock: Clock = time.time) -> Tick:
     """Sweep lost deadlines, send a due digest and the cards quiet hours held, erase expired
-    data, on one set of clients."""
+    data, archive old closed tickets, on one set of clients."""
     async with worker_service(settings, clock) as service:
         lost, sent = await service.sweep(), await _digest(service, settings)
         sent += await service.release_held(local_zone())
         expired = PersonalData(service.store.redis, service.clock)
-        return Tick(lost, sent, await expired.expire(settings.retention_days))
+        erased = await expired.expire(settings.retention_days)
+        files = ArchiveFiles(settings.archive_folder, local_zone(), service.clock)
+        archived = await Archive(service.store.redis, files).sweep(settings.archive_days)
+        months = await asyncio.to_thread(files.erase_expired, settings.retention_days)
+        return Tick(lost, sent, erased, archived, tuple(months))
 
 
 def report(done: Tick, settings: Settings) -> None:
@@ -118,6 +125,11 @@ def report(done: Tick, settings: Settings) -> None:
     if done.erased:
         log.info("retention: erased the reporters' data of %d tickets closed more than "
                  "%d days ago", done.erased, settings.retention_days)  # fmt: skip
+    for month in done.erased_months:
+        log.info("retention: erased the reporters' data in the archive of %s", month)
+    if done.archived:
+        log.info("archive: moved %d tickets closed more than %d days ago to %s",
+                 done.archived, settings.archive_days, settings.archive_folder)  # fmt: skip
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:

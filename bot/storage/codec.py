@@ -5,7 +5,12 @@ full, an event ``TicketEvent.to_dict()`` likewise (with its ticket id repeated).
 Version 2 (now): a snapshot is a JSON object with short field names and without the fields
 that hold their default value, marked ``"v":2``; an event is a JSON array
 ``[seq, kind, at, actor, actor_name, chat, data]`` whose trailing empty fields are left
-off and whose ticket id is the key's. A record is read by its shape, so both versions read.
+off and whose ticket id is the key's.
+Version 3 (now, events): the same array with the kind as a short code (``"a"`` for
+acknowledged), data fields under short names in every kind, an opened event's defaults
+(not urgent, public) left off, and due times as exact offsets from the event's time. The
+kind's spelling tells a version 3 event from a version 2 one. A record is read by its shape,
+so every version reads.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any, TypeGuard
 
 from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent
 
-VERSION = 2
+VERSION = 2  # of snapshots (kept as a checkpoint where the events alone do not suffice)
+EVENT_VERSION = 3
 
 # Snapshot field -> short name; a field not named here is written under its own name.
 _SHORT = {
@@ -137,21 +143,53 @@ _DATA_LONG = {v: k for k, v in _DATA_SHORT.items()}
 _REPORTING = (EventKind.OPENED, EventKind.JOINED)
 
 
+# Version 3 only: the opened event's defaults, the short code of every kind, due offsets.
+_OPENED_DEFAULT: dict[str, Any] = {"urgent": False, "visibility": "public"}
+_DUE = ("ack_due", "resolve_due", "close_due")
+_DATA_SHORT_V3 = {**_DATA_SHORT, "close_due": "cd"}
+_DATA_LONG_V3 = {v: k for k, v in _DATA_SHORT_V3.items()}
+_KIND_CODE = {
+    EventKind.OPENED: "o",
+    EventKind.JOINED: "j",
+    EventKind.ACKNOWLEDGED: "a",
+    EventKind.NOTED: "n",
+    EventKind.ASSIGNED: "as",
+    EventKind.HANDED: "h",
+    EventKind.RESOLVED: "r",
+    EventKind.CONFIRMED: "cf",
+    EventKind.CLOSED: "c",
+    EventKind.REOPENED: "ro",
+    EventKind.DISMISSED: "d",
+    EventKind.ESCALATED: "e",
+    EventKind.FLAGGED: "f",
+    EventKind.RATED: "rt",
+    EventKind.ERASED: "x",
+    EventKind.RELATED: "rl",
+    EventKind.ARRIVED: "ar",
+    EventKind.ASSISTED: "at",
+    EventKind.RECATEGORISED: "rc",
+}
+_CODE_KIND = {v: k for k, v in _KIND_CODE.items()}
+
+
 def encode_event(event: TicketEvent) -> str:
-    """Return an event as stored (version 2): a positional array without its ticket id."""
+    """Return an event as stored (version 3): a positional array without its ticket id."""
     data = dict(event.data)
     if event.kind is EventKind.OPENED:
-        for name, empty in _OPENED_EMPTY.items():
-            if name in data and data[name] == empty:
+        for name, empty in (_OPENED_EMPTY | _OPENED_DEFAULT).items():
+            if name in data and data[name] == empty and type(data[name]) is type(empty):
                 del data[name]
     if event.kind in _REPORTING:
         reporter = data.get("reporter")
         if _is_actor(reporter, event):  # only the message and language are the reporter's own
             data["reporter"] = _reporter_row(reporter)[3:]
-        data = {_DATA_SHORT.get(k, k): v for k, v in data.items()}
+    for name in _DUE:
+        if isinstance(data.get(name), float):
+            data[name] = _offset(data[name], event.at)
+    data = {_DATA_SHORT_V3.get(k, k): v for k, v in data.items()}
     row: list[Any] = [
         event.seq,
-        event.kind.value,
+        _KIND_CODE[event.kind],
         event.at,
         event.actor,
         event.actor_name,
@@ -161,6 +199,25 @@ def encode_event(event: TicketEvent) -> str:
     while len(row) > 5 and row[-1] in (None, {}):
         row.pop()
     return dumps(row)
+
+
+def _offset(due: float, at: float) -> float | int | list[float]:
+    """Return ``due`` as seconds after ``at`` when that reads back exactly, else as ``[due]``.
+
+    Two floats within a factor of two subtract exactly (Sterbenz), and adding the difference
+    back gives ``due`` again; the check keeps any other case exact too.
+    """
+    delta = due - at
+    if at + delta != due:
+        return [due]
+    return int(delta) if delta.is_integer() and abs(delta) < 2**53 else delta
+
+
+def _due(value: Any, at: float) -> Any:
+    """Return the due time an offset (or ``[due]``) stands for."""
+    if isinstance(value, list):
+        return float(value[0])
+    return at + value if isinstance(value, int | float) else value
 
 
 def _is_actor(reporter: Any, event: TicketEvent) -> TypeGuard[Mapping[str, Any]]:
@@ -174,22 +231,29 @@ def _is_actor(reporter: Any, event: TicketEvent) -> TypeGuard[Mapping[str, Any]]
 
 
 def decode_event(ticket_id: str, raw: str | bytes) -> TicketEvent:
-    """Return the event of ``ticket_id`` stored as ``raw``, of either version."""
+    """Return the event of ``ticket_id`` stored as ``raw``, of any version."""
     data = json.loads(raw)
     if isinstance(data, Mapping):
         return TicketEvent.from_dict(data)
     seq, kind, at, actor, actor_name, *rest = data
     chat = rest[0] if rest else None
     body = rest[1] if len(rest) > 1 else {}
-    if kind in _REPORTING:
+    v3 = kind in _CODE_KIND
+    if v3:
+        kind = _CODE_KIND[kind].value
+        body = {_DATA_LONG_V3.get(k, k): v for k, v in body.items()}
+        for name in _DUE:
+            if name in body:
+                body[name] = _due(body[name], at)
+    elif kind in _REPORTING:
         body = {_DATA_LONG.get(k, k): v for k, v in body.items()}
-        if isinstance(body.get("reporter"), list):
-            own = [actor, actor_name, chat, *body["reporter"]]
-            reporter = dict(zip(_REPORTER, own, strict=False))
-            reporter.setdefault("lang", _DEFAULT_LANG)
-            body["reporter"] = reporter
+    if kind in _REPORTING and isinstance(body.get("reporter"), list):
+        own = [actor, actor_name, chat, *body["reporter"]]
+        reporter = dict(zip(_REPORTER, own, strict=False))
+        reporter.setdefault("lang", _DEFAULT_LANG)
+        body["reporter"] = reporter
     if kind == EventKind.OPENED.value:
-        body = {**_OPENED_EMPTY, **body}
+        body = {**_OPENED_EMPTY, **(_OPENED_DEFAULT if v3 else {}), **body}
     return TicketEvent.from_dict(
         {
             "ticket": ticket_id,

@@ -1,9 +1,11 @@
 """Erasures on Redis: rewrite a ticket's events in place, guarded like every commit.
 
-One Lua script checks that the history is as long as when it was read (a concurrent
-change makes it a conflict: reload and decide again), then rewrites the erased events
-(LSET, same positions), stores the new snapshot, appends the ``erased`` event, drops the
-ticket from the indexes that named the person, and tells the live pages — or does nothing.
+One Lua script moves a ticket of the old layout into its hash (as a commit does), checks
+that the history is as long as when it was read (a concurrent change makes it a conflict:
+reload and decide again), then rewrites the erased events (same numbers), drops a stored
+snapshot (the erasure's ticket is the fold of its events), appends the ``erased`` event, drops
+the ticket from the indexes that named the person, and tells the live pages — or does
+nothing.
 """
 
 from __future__ import annotations
@@ -14,21 +16,31 @@ from redis.asyncio import Redis
 
 from bot.core.personal import Erasure
 from bot.storage import keys
-from bot.storage.codec import encode_event, encode_ticket
+from bot.storage.codec import encode_event
 from bot.storage.redis import CommitStatus
 
-# KEYS: history, snapshot, change channel, then the indexes to drop the ticket from.
-# ARGV: expected length, ticket id, snapshot ('' if none), event ('' if none), then
-# position and event of each rewritten one.
+# KEYS: record, old events list, change channel, then the indexes to drop the ticket from.
+# ARGV: expected length, ticket id, event ('' if none), then
+# number and event of each rewritten one.
 _ERASE = """
-if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 'conflict' end
-for i = 5, #ARGV, 2 do redis.call('LSET', KEYS[1], tonumber(ARGV[i]), ARGV[i + 1]) end
-if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[3])
-  redis.call('RPUSH', KEYS[1], ARGV[4])
+local record, n = KEYS[1], tonumber(ARGV[1])
+if redis.call('TYPE', record)['ok'] == 'string' then
+  local snapshot, old = redis.call('GET', record), redis.call('LRANGE', KEYS[2], 0, -1)
+  redis.call('DEL', record, KEYS[2])
+  redis.call('HSET', record, 's', snapshot)
+  for i, e in ipairs(old) do redis.call('HSET', record, tostring(i), e) end
+end
+if redis.call('HEXISTS', record, tostring(n + 1)) == 1
+  or (n > 0 and redis.call('HEXISTS', record, tostring(n)) == 0) then
+  return 'conflict'
+end
+for i = 4, #ARGV, 2 do redis.call('HSET', record, ARGV[i], ARGV[i + 1]) end
+if ARGV[3] ~= '' then
+  redis.call('HDEL', record, 's')
+  redis.call('HSET', record, tostring(n + 1), ARGV[3])
 end
 for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
-if ARGV[4] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[2]) end
 return 'ok'
 """
 
@@ -47,11 +59,11 @@ class ErasureStore:
 
         Current: the history is still ``length`` events long, as when the ticket was read.
         """
-        args: list[str | int] = [length, ticket_id, "", ""]
+        args: list[str | int] = [length, ticket_id, ""]
         if erasure is not None:
-            args[2:4] = [encode_ticket(erasure.after), encode_event(erasure.event)]
-            for index, event in sorted(erasure.rewritten.items()):
-                args += [index, encode_event(event)]
-        names = [keys.events(ticket_id), keys.ticket(ticket_id), keys.TICKET_CHANGES, *unindex]
+            args[2] = encode_event(erasure.event)
+            for _, event in sorted(erasure.rewritten.items()):
+                args += [str(event.seq), encode_event(event)]
+        names = [keys.ticket(ticket_id), keys.events(ticket_id), keys.TICKET_CHANGES, *unindex]
         status = await self._erase(keys=names, args=args)
         return CommitStatus(status.decode() if isinstance(status, bytes) else str(status))

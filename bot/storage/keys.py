@@ -7,8 +7,11 @@ PREFIX = "lianhu"
 TICKET_SEQ = f"{PREFIX}:seq:ticket"  # INCR: the next short ticket id
 TICKETS = f"{PREFIX}:tickets"  # ZSET id -> created_at: every ticket
 DEADLINES = f"{PREFIX}:deadlines"  # ZSET "id:stage:kind" -> due: our own index, for the sweeper
-# ZSET id -> closed_at: closed and dismissed tickets whose reporters' data retention will erase
+# ZSET id -> closed_at: closed and dismissed tickets still in Redis (archived, then erased)
 CLOSED = f"{PREFIX}:closed"
+# BITMAP: bit N set when ticket N left Redis for the archive files (bot.archive)
+ARCHIVED = f"{PREFIX}:archived"
+ARCHIVE_LEASE = f"{PREFIX}:archive:lease"  # STRING: the one sweeper archiving now (expires)
 OUTBOX = f"{PREFIX}:outbox:{{platform}}"  # STREAM of rendered replies, one per platform
 OUTBOX_GROUP = "senders"
 INBOX = f"{PREFIX}:inbox:{{platform}}"  # STREAM of raw platform updates, one per platform
@@ -19,12 +22,15 @@ CLASSIFIED = f"{PREFIX}:classified"  # STREAM: masked text and verdict of classi
 
 
 def ticket(ticket_id: str) -> str:
-    """Return the key of a ticket's latest snapshot (JSON)."""
+    """Return the key of a ticket: a HASH of its events by number, maybe a snapshot "s".
+
+    (Written before: a STRING snapshot beside ``events(ticket_id)``; see bot.storage.redis.)
+    """
     return f"{PREFIX}:ticket:{ticket_id}"
 
 
 def events(ticket_id: str) -> str:
-    """Return the key of a ticket's append-only history (LIST of JSON events)."""
+    """Return the key of a ticket's history in the old layout (LIST of JSON events)."""
     return f"{PREFIX}:ticket:{ticket_id}:events"
 
 

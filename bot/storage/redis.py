@@ -5,6 +5,13 @@ message was not handled yet; the ticket's history is as long as when it was
 read) and then makes every write — snapshot, events, indexes, deadlines,
 deadline jobs, outbox — or none. One round trip, atomic, so a crash at any point leaves
 either everything or nothing, and a retry completes the work.
+
+A ticket is one HASH (``keys.ticket``): its events under their numbers ("1", "2", ...) and,
+only where the events alone do not give the ticket (an erasure, a ticket moved from the
+old layout), a snapshot under "s" from which the later events are folded on. A small hash
+stays a listpack (one allocation, no per-field pointers): see ``bot.redis_server``. Tickets
+written before (a snapshot STRING beside an events LIST) are read as they are and moved into
+the hash by the first change that touches them.
 """
 
 from __future__ import annotations
@@ -17,16 +24,26 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.core.models import Lang, Reply
-from bot.core.ticket import Ticket, TicketEvent, TicketState
+from bot.core.ticket import Ticket, TicketEvent, TicketState, evolve
 from bot.ports import ScheduledJob
 from bot.storage import keys
-from bot.storage.codec import decode_event, decode_ticket, encode_event, encode_ticket
+from bot.storage.codec import decode_event, decode_ticket, encode_event
 from bot.storage.codec import dumps as dumps  # re-exported: one JSON form for every record
 
+READ_BATCH = 500  # tickets per read script: a few ms of Redis's time, then others' turn
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
 
 _COMMIT = """
 local spec = cjson.decode(ARGV[1])
+for _, m in ipairs(spec.moves) do  -- a ticket in the old layout: into one hash, unchanged
+  local ticket, events = KEYS[m[1]], KEYS[m[2]]
+  if redis.call('TYPE', ticket)['ok'] == 'string' then
+    local snapshot, old = redis.call('GET', ticket), redis.call('LRANGE', events, 0, -1)
+    redis.call('DEL', ticket, events)
+    redis.call('HSET', ticket, 's', snapshot)
+    for i, e in ipairs(old) do redis.call('HSET', ticket, tostring(i), e) end
+  end
+end
 for _, g in ipairs(spec.guards) do
   if g[1] == 'absent' then
     local v = redis.call('GET', KEYS[g[2]])
@@ -35,6 +52,12 @@ for _, g in ipairs(spec.guards) do
     if redis.call('LLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
   elseif g[1] == 'same' then
     if (redis.call('GET', KEYS[g[2]]) or '') ~= g[3] then return {'conflict', ''} end
+  elseif g[1] == 'seq' then  -- the history holds exactly g[3] events
+    local n = g[3]
+    if redis.call('HEXISTS', KEYS[g[2]], tostring(n + 1)) == 1
+      or (n > 0 and redis.call('HEXISTS', KEYS[g[2]], tostring(n)) == 0) then
+      return {'conflict', ''}
+    end
   elseif g[1] == 'xlen' then
     if redis.call('XLEN', KEYS[g[2]]) ~= g[3] then return {'conflict', ''} end
   end
@@ -43,6 +66,10 @@ for _, op in ipairs(spec.ops) do
   local name, key = op[1], KEYS[op[2]]
   if name == 'set' then redis.call('SET', key, ARGV[op[3]])
   elseif name == 'setex' then redis.call('SET', key, op[3], 'EX', op[4])
+  elseif name == 'hset' then
+    local values = {}
+    for i = 1, #op[3], 2 do values[i], values[i + 1] = op[3][i], ARGV[op[3][i + 1]] end
+    redis.call('HSET', key, unpack(values))
   elseif name == 'rpush' then
     local values = {}
     for i, a in ipairs(op[3]) do values[i] = ARGV[a] end
@@ -98,6 +125,44 @@ if #KEYS < 3 then return {false, {}, '', notices} end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
 return {false, ids, redis.call('GET', KEYS[4]) or '', notices}
 """
+
+
+# Each ticket's record as stored: KEYS are (record, old events list) pairs; a hash comes back
+# as its fields and values, a ticket in the old layout as its snapshot and its events.
+_READ = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind == 'hash' then out[#out + 1] = {'h', redis.call('HGETALL', KEYS[i])}
+  elseif kind == 'string' then
+    out[#out + 1] = {'s', redis.call('GET', KEYS[i]), redis.call('LRANGE', KEYS[i + 1], 0, -1)}
+  else out[#out + 1] = {'n'} end
+end
+return out
+"""
+
+
+def record(ticket_id: str, row: Sequence[Any]) -> tuple[Ticket | None, list[TicketEvent]]:
+    """Return the ticket and history a row of the read script holds (see ``_READ``)."""
+    layout = _text(row[0])
+    if layout == "s":
+        return decode_ticket(row[1]), [decode_event(ticket_id, e) for e in row[2]]
+    if layout != "h":
+        return None, []
+    flat = row[1]
+    fields = {_text(flat[i]) or "": flat[i + 1] for i in range(0, len(flat), 2)}
+    return fold(ticket_id, fields)
+
+
+def fold(ticket_id: str, fields: Mapping[str, Any]) -> tuple[Ticket | None, list[TicketEvent]]:
+    """Return the ticket and history of a ticket's hash fields (events by number, "s")."""
+    numbers = sorted(int(k) for k in fields if k.isdigit())
+    events = [decode_event(ticket_id, fields[str(n)]) for n in numbers]
+    ticket: Ticket | None = decode_ticket(fields["s"]) if "s" in fields else None
+    for event in events:
+        if ticket is None or event.seq > ticket.seq:
+            ticket = evolve(ticket, event)
+    return ticket, events
 
 
 @dataclass(frozen=True)
@@ -189,6 +254,7 @@ class _Ops:
 
     keys: dict[str, int] = field(default_factory=dict)
     args: list[str | bytes] = field(default_factory=list)
+    moves: list[list[int]] = field(default_factory=list)
     guards: list[list[Any]] = field(default_factory=list)
     ops: list[list[Any]] = field(default_factory=list)
 
@@ -239,7 +305,23 @@ def payload_reply(payload: Mapping[str, Any]) -> Reply:
 
 
 def deadline_members(ticket: Ticket | None) -> dict[str, float]:
-    """Return the deadlines a ticket still owes, as DEADLINES members and due times."""
+    """Return the earliest deadline a ticket owes, as a DEADLINES member and its due time.
+
+    One member per ticket (each costs ~110 B of Redis): settling the earliest deadline is a
+    change of the ticket (acknowledged, escalated, flagged, resolved), and that commit
+    indexes the next one. A missed acknowledgement moves the ticket on (a new stage with
+    deadlines of its own) or flags it (owing none), so its resolution deadline is never
+    needed while the acknowledgement is owed.
+    """
+    owed = _owed(ticket)
+    if not owed:
+        return {}
+    member = min(owed, key=lambda m: owed[m])
+    return {member: owed[member]}
+
+
+def _owed(ticket: Ticket | None) -> dict[str, float]:
+    """Return every deadline a ticket still owes, as DEADLINES members and due times."""
     if ticket is None:
         return {}
     owed: dict[str, float] = {}
@@ -261,37 +343,50 @@ class RedisStore:
         self.redis = redis
         self._commit = redis.register_script(_COMMIT)
         self._lookup = redis.register_script(_LOOKUP)
+        self._read = redis.register_script(_READ)
 
     async def next_id(self) -> str:
         """Return a new short ticket id."""
         return str(await self.redis.incr(keys.TICKET_SEQ))
 
     async def get(self, ticket_id: str) -> Ticket | None:
-        """Return a ticket's snapshot, or None."""
-        raw = await self.redis.get(keys.ticket(ticket_id))
-        return decode_ticket(raw) if raw else None
+        """Return a ticket as its events left it, or None."""
+        [(ticket, _)] = await self.read([ticket_id])
+        return ticket
 
     async def get_many(self, ticket_ids: Sequence[str]) -> list[Ticket]:
         """Return the tickets that exist among ``ticket_ids``, in that order."""
-        if not ticket_ids:
-            return []
-        raws = await self.redis.mget([keys.ticket(i) for i in ticket_ids])
-        return [decode_ticket(r) for r in raws if r]
+        return [t for t, _ in await self.read(ticket_ids) if t is not None]
 
     async def history(self, ticket_id: str) -> list[TicketEvent]:
         """Return every event of a ticket, oldest first."""
-        raws = await self.redis.lrange(keys.events(ticket_id), 0, -1)
-        return [decode_event(ticket_id, r) for r in raws]
+        [(_, events)] = await self.read([ticket_id])
+        return events
 
     async def histories(self, ticket_ids: Sequence[str]) -> list[list[TicketEvent]]:
         """Return the events of each ticket, oldest first, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for ticket_id in ticket_ids:
-            pipe.lrange(keys.events(ticket_id), 0, -1)
-        rows = await pipe.execute() if ticket_ids else []
-        return [
-            [decode_event(i, r) for r in raws] for i, raws in zip(ticket_ids, rows, strict=True)
-        ]
+        return [events for _, events in await self.read(ticket_ids)]
+
+    async def read(
+        self, ticket_ids: Sequence[str]
+    ) -> list[tuple[Ticket | None, list[TicketEvent]]]:
+        """Return each ticket with its history, each read whole: one round trip per
+        ``READ_BATCH`` tickets, so that a long read never holds Redis for long."""
+        found: list[tuple[Ticket | None, list[TicketEvent]]] = []
+        for first in range(0, len(ticket_ids), READ_BATCH):
+            batch = ticket_ids[first : first + READ_BATCH]
+            names: list[str] = []
+            for ticket_id in batch:
+                names += [keys.ticket(ticket_id), keys.events(ticket_id)]
+            rows = await self._read(keys=names)
+            found += [record(i, row) for i, row in zip(batch, rows, strict=True)]
+        return found
+
+    async def archived(self, ticket_id: str) -> bool:
+        """Return whether ``ticket_id`` left Redis for the archive files (bot.archive)."""
+        if not ticket_id.isdigit() or len(ticket_id) > 9:
+            return False
+        return bool(await self.redis.getbit(keys.ARCHIVED, int(ticket_id)))
 
     async def lookup(
         self, message_key: str, pool: Pool | None, since: float, now: float, limit: int = 200
@@ -412,7 +507,7 @@ class RedisStore:
             fields = [ops.arg(v) if isinstance(v, bytes) else v for v in job.fields]
             registry, queues = ops.key(job.registry), ops.key(job.queues)
             ops.op("job", job.key, fields, job.ttl, registry, job.at, job.id, queues, job.queue)
-        spec = dumps({"guards": ops.guards, "ops": ops.ops})
+        spec = dumps({"moves": ops.moves, "guards": ops.guards, "ops": ops.ops})
         status, value = await self._commit(keys=list(ops.keys), args=[spec, *ops.args])
         return CommitStatus(_text(status) or ""), _text(value) or ""
 
@@ -420,10 +515,13 @@ class RedisStore:
         self, ops: _Ops, before: Ticket | None, after: Ticket, events: Sequence[TicketEvent]
     ) -> None:
         """Add the guard and writes of one ticket's change."""
-        history = keys.events(after.id)
-        ops.guards.append(["llen", ops.key(history), before.seq if before else 0])
-        ops.op("set", keys.ticket(after.id), ops.arg(encode_ticket(after)))
-        ops.op("rpush", history, [ops.arg(encode_event(e)) for e in events])
+        record = keys.ticket(after.id)
+        ops.moves.append([ops.key(record), ops.key(keys.events(after.id))])
+        ops.guards.append(["seq", ops.key(record), before.seq if before else 0])
+        fields: list[Any] = []
+        for event in events:
+            fields += [str(event.seq), ops.arg(encode_event(event))]
+        ops.op("hset", record, fields)
         self._indexes(ops, before, after)
         # A page told of the change reads it whole: the script runs atomically.
         ops.op("publish", keys.TICKET_CHANGES, after.id)

@@ -93,9 +93,11 @@ async def _seen(request: web.Request, viewer: Viewer) -> Ticket:
     store = request.app[PARTS].service.store
     ticket = await store.get(ticket_id) if ticket_id.isdigit() else None
     if ticket is None or not viewer.may_see(request.app[CONFIG].tree, ticket):
-        html = request.app[PAGES].html(
-            request, "error.html", {"error": "no_ticket", "detail": ticket_id}
-        )
+        # An archived ticket is no longer in Redis: who may see it cannot be told, so
+        # anyone signed in learns only that the number was archived.
+        gone = ticket is None and await store.archived(ticket_id)
+        error = "ticket_archived" if gone else "no_ticket"
+        html = request.app[PAGES].html(request, "error.html", {"error": error, "detail": ticket_id})
         raise web.HTTPNotFound(text=html, content_type="text/html")
     return ticket
 
