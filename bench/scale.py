@@ -410,7 +410,13 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
         inbox_left = await client.xlen(keys.inbox(PLATFORM))
         return inbox_left, sum([await client.xlen(keys.outbox(p)) for p in outboxes])
 
-    while not putting.done() or any(await waiting()):
+    def going(inbox_left: int, outbox_left: int) -> bool:
+        """Sample until the inbox is empty and the outboxes too (or ``--drain`` seconds on)."""
+        if not putting.done() or inbox_left:
+            return True
+        return outbox_left > 0 and time.time() - begin < seconds + args.drain
+
+    while going(*await waiting()):
         await asyncio.sleep(10.0 - (time.time() - begin) % 10.0)
         rows = await latencies(client)
         window = [ms for _, ms in rows[seen:]]
@@ -439,8 +445,10 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
     tickets = await client.zcard(keys.TICKETS)
     warm = [s for s in samples if s[0] > 60]
     middle = samples[len(samples) // 2]
+    in_left, out_left = await waiting()
     print(f"summary: {len(items):,} reports put at {held:,.1f}/s (asked {rate}/s), "
-          f"{tickets:,} tickets; inbox pending at the end {pending['pending']}")  # fmt: skip
+          f"{tickets:,} tickets; at the end: inbox {in_left} ({pending['pending']} pending), "
+          f"outboxes {out_left} undelivered")  # fmt: skip
     print(f"  used_memory: first {samples[0][1] / 1e6:.1f} MB (t={samples[0][0]:.0f} s), "
           f"middle {middle[1] / 1e6:.1f} MB (t={middle[0]:.0f} s), last "
           f"{samples[-1][1] / 1e6:.1f} MB (t={samples[-1][0]:.0f} s); slope after the first "
@@ -489,6 +497,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--deadlines", type=int, default=10_000)
     parser.add_argument("--soak", type=int, default=0, help="seconds of soak (0: no soak)")
+    parser.add_argument(
+        "--drain", type=int, default=120, help="soak: seconds after the end to drain outboxes"
+    )
     parser.add_argument("--model", choices=("model", "tfidf", "rules"), default="rules")
     parser.add_argument(
         "--corpus", type=Path, help="report texts from this JSON-lines file (default: 8 fixed)"
