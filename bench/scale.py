@@ -2,7 +2,8 @@
 
     python bench/scale.py [--processes 1,2,4] [--messages 4000] [--rate 200] [--seconds 5]
                           [--deadlines 10000]
-    python bench/scale.py --soak 120 --rate 250 [--processes 2]
+    python bench/scale.py --soak 600 --rate 250 [--processes 2] [--model rules|tfidf|model]
+                          [--corpus tests/holdout/blind6.jsonl]
 
 Starts its own redis-server (embedded, AOF everysec) in a temporary folder. Each
 receiver is a process of its own, as ``lianhu run`` is: a Service on the rules
@@ -21,9 +22,17 @@ Joining is off: every report opens a ticket, the heaviest case.
   on, one ``Service.sweep()`` timed (what ``lianhu worker`` runs every 30 s).
 
 ``--soak SECONDS`` runs ``--processes`` receivers (the first number) at ``--rate`` for that
-long, with the outboxes drained by the real ``Sender`` into a gateway that accepts
-everything, and prints every 10 s: Redis used_memory, tickets, memory per ticket, what
-waits in the inbox, the outboxes and rq, and p99 of that window.
+long, with the outboxes drained by the real ``Sender`` (in a process of its own, as the
+lease holder is) into a gateway that accepts everything, and prints every 10 s: Redis
+used_memory, tickets, memory per ticket, what waits in the inbox, the outboxes and rq,
+and p50/p99 of that window; then a summary (used_memory first, middle and last, its
+slope per minute after the first minute, the worst window's p99, the rate held, the CPU
+each process used) and Redis memory by key kind (bytes per ticket, how many keys, how
+many without a TTL: a kind that grows with messages and has no TTL is a leak).
+
+``--model`` puts the learned classifier in every receiver (trained or loaded once by the
+parent before timing; default: the rules); ``--corpus`` takes the report texts from a
+JSON-lines file (text new to the model, so its embedding cache does not flatter it).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import redis.asyncio  # noqa: E402
 
+from bot.classifier.engine import Engine  # noqa: E402
 from bot.core.deadlines import Policy  # noqa: E402
 from bot.core.models import Actor, IncomingMessage, Lang  # noqa: E402
 from bot.core.org import Role  # noqa: E402
@@ -76,8 +86,11 @@ def config() -> LiveConfig:
     )
 
 
-def payloads(cfg: LiveConfig, count: int, tag: str) -> list[dict[str, Any]]:
+def payloads(
+    cfg: LiveConfig, count: int, tag: str, texts: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Return ``count`` reports as the inbox stores them, each from a resident of its own."""
+    texts = texts or REPORTS
     residents = [p for p in cfg.tree.people.values() if p.role is Role.RESIDENT]
     out = []
     for i in range(count):
@@ -85,7 +98,7 @@ def payloads(cfg: LiveConfig, count: int, tag: str) -> list[dict[str, Any]]:
         out.append({
             "chat": cfg.tree.nodes[person.scope].chats[0], "message_id": f"{tag}{i}",
             "account": f"{person.accounts[0]}{tag}{i}", "name": person.name,
-            "text": REPORTS[i % len(REPORTS)],
+            "text": texts[i % len(texts)],
         })  # fmt: skip
     return out
 
@@ -104,16 +117,28 @@ def percentile(values: list[float], q: float) -> float:
 # -- a receiver process ----------------------------------------------------------------------
 
 
-def receiver(url: str, index: int) -> None:
+def engine(cfg: LiveConfig, model: str) -> Engine | None:
+    """Return the classifier ``model`` names, its model loaded (or trained), or None (rules)."""
+    if model == "rules":
+        return None
+    found = Engine(cfg.ruleset, ROOT / "data", embeddings=model == "model")
+    job = found.start()
+    if job is not None:
+        job.result()
+    return found
+
+
+def receiver(url: str, index: int, model: str) -> None:
     """Run one receiver process until the parent sets STOP."""
-    asyncio.run(_receive(url, index))
+    asyncio.run(_receive(url, index, model))
 
 
-async def _receive(url: str, index: int) -> None:
+async def _receive(url: str, index: int, model: str) -> None:
     client = connect(url)
     sync = redis.Redis.from_url(url)
     cfg = config()
-    service = Service(RedisStore(client), cfg, RqScheduler(sync))
+    classifier = engine(cfg, model)
+    service = Service(RedisStore(client), cfg, RqScheduler(sync), classifier=classifier)
     warm = payloads(cfg, 1, f"warm{index}-")[0]
     await service.handle_message(incoming(warm))
     done: list[str] = []
@@ -143,6 +168,8 @@ async def _receive(url: str, index: int) -> None:
         await client.rpush(LATENCIES, *done)
     await client.aclose()
     sync.close()
+    if classifier is not None:
+        classifier.close()
 
 
 def incoming(item: dict[str, Any]) -> IncomingMessage:
@@ -159,9 +186,11 @@ class Fleet:
     procs: list[multiprocessing.process.BaseProcess]
 
     @classmethod
-    async def start(cls, url: str, count: int, client: redis.asyncio.Redis) -> Fleet:
+    async def start(
+        cls, url: str, count: int, client: redis.asyncio.Redis, model: str = "rules"
+    ) -> Fleet:
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=receiver, args=(url, i)) for i in range(count)]
+        procs = [context.Process(target=receiver, args=(url, i, model)) for i in range(count)]
         for p in procs:
             p.start()
         while await client.scard(READY) < count:
@@ -193,13 +222,15 @@ async def latencies(client: redis.asyncio.Redis) -> list[tuple[float, float]]:
     return out
 
 
-async def paced(inbox: Inbox, items: list[dict[str, Any]], rate: float, start_id: int) -> None:
-    """Put ``items`` in the inbox at ``rate`` a second, each stamped with when it was put."""
+async def paced(inbox: Inbox, items: list[dict[str, Any]], rate: float, start_id: int) -> float:
+    """Put ``items`` in the inbox at ``rate`` a second, each stamped with when it was put;
+    return the rate held (lower than asked when this process fell behind)."""
     begin = time.perf_counter()
     for i, item in enumerate(items):
         await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
         item["t"] = time.time()
         await inbox.put(f"{start_id + i}", json.dumps(item, ensure_ascii=False))
+    return len(items) / (time.perf_counter() - begin)
 
 
 # -- the measurements ------------------------------------------------------------------------
@@ -212,14 +243,14 @@ async def one_count(url: str, count: int, args: argparse.Namespace) -> tuple[flo
     cfg = config()
     inbox = Inbox(client, PLATFORM, "bench-parent")
     await inbox.ensure_group()
-    await put_all(inbox, payloads(cfg, args.messages, f"n{count}-"), 0)
-    fleet = await Fleet.start(url, count, client)
+    await put_all(inbox, payloads(cfg, args.messages, f"n{count}-", args.texts), 0)
+    fleet = await Fleet.start(url, count, client, args.model)
     start = time.perf_counter()
     await client.set(GO, 1)
     await wait_empty(client)
     rate = args.messages / (time.perf_counter() - start)
     await client.delete(LATENCIES)
-    steady = payloads(cfg, args.rate * args.seconds, f"l{count}-")
+    steady = payloads(cfg, args.rate * args.seconds, f"l{count}-", args.texts)
     await paced(inbox, steady, args.rate, args.messages)
     await wait_empty(client)
     await asyncio.sleep(0.5)  # the last latencies flushed
@@ -266,56 +297,185 @@ class Accepting:
         return Sent(str(self.count))
 
 
-async def soak(url: str, seconds: int, rate: int, count: int) -> None:
+def platforms(cfg: LiveConfig) -> list[str]:
+    return sorted({c.split(":")[0] for n in cfg.tree.nodes.values() for c in n.chats})
+
+
+def sender(url: str) -> None:
+    """Drain every outbox through the real Sender until the parent sets STOP (one process)."""
+    asyncio.run(_send(url))
+
+
+async def _send(url: str) -> None:
+    client = connect(url)
+    stop = asyncio.Event()
+    senders = [Sender(client, Accepting(p), f"bench-{p}") for p in platforms(config())]
+    draining = [asyncio.create_task(s.run(stop, block_ms=100)) for s in senders]
+    await client.sadd(READY, "sender")
+    while not await client.exists(STOP):
+        await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.gather(*draining)
+    await client.aclose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def kind(key: str) -> str:
+    """Return a key's kind: its name with ids, accounts, chats and job ids replaced by ``*``."""
+    parts = key.split(":")
+    if parts[0] == "rq":
+        return ":".join(parts[:2]) + (":*" if len(parts) > 2 else "")
+    if len(parts) < 3:
+        return key
+    if parts[1] == "ticket":
+        return "lianhu:ticket:*" + (":" + ":".join(parts[3:]) if len(parts) > 3 else "")
+    if parts[1] in ("inbox", "outbox"):
+        return ":".join(parts[:3]) + (":" + parts[3] + ":*" if len(parts) > 4 else "")
+    return ":".join(parts[:2]) + ":*"
+
+
+async def memory_by_kind(client: redis.asyncio.Redis, tickets: int) -> None:
+    """Print Redis memory by key kind: bytes per ticket, keys, keys without a TTL."""
+    names = [k.decode() async for k in client.scan_iter(count=1000)]
+    sizes: list[int | None] = []
+    ttls: list[int] = []
+    for first in range(0, len(names), 5000):
+        pipe = client.pipeline(transaction=False)
+        for name in names[first : first + 5000]:
+            pipe.memory_usage(name, samples=0)
+            pipe.ttl(name)
+        found = await pipe.execute()
+        sizes += found[0::2]
+        ttls += found[1::2]
+    by: dict[str, list[int]] = {}
+    for name, size, ttl in zip(names, sizes, ttls, strict=True):
+        row = by.setdefault(kind(name), [0, 0, 0])
+        row[0] += size or 0
+        row[1] += 1
+        row[2] += ttl == -1
+    print(f"Redis memory by key kind at {tickets:,} tickets (MEMORY USAGE, TTL):")
+    print(f"  {'kind':<34} {'B/ticket':>8} {'keys':>9} {'no TTL':>9}")
+    for name, (size, count, forever) in sorted(by.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {name:<34} {size / max(tickets, 1):8,.0f} {count:9,} {forever:9,}")
+    total = sum(v[0] for v in by.values())
+    print(f"  {'= all keys':<34} {total / max(tickets, 1):8,.0f} {len(names):9,}")
+
+
+def slope(samples: list[tuple[float, int]]) -> float:
+    """Return the least-squares slope of (seconds, bytes) samples, in bytes a minute."""
+    if len(samples) < 2:
+        return float("nan")
+    xs, ys = [t for t, _ in samples], [float(b) for _, b in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
+
+
+async def soak(url: str, args: argparse.Namespace, count: int) -> None:
+    seconds, rate = args.soak, args.rate
     client = connect(url)
     await client.flushall()
     cfg = config()
     inbox = Inbox(client, PLATFORM, "bench-parent")
     await inbox.ensure_group()
-    fleet = await Fleet.start(url, count, client)
+    fleet = await Fleet.start(url, count, client, args.model)
+    drain = multiprocessing.get_context("spawn").Process(target=sender, args=(url,))
+    drain.start()
+    while not await client.sismember(READY, "sender"):
+        await asyncio.sleep(0.05)
     await client.set(GO, 1)
-    stop = asyncio.Event()
-    platforms = sorted({c.split(":")[0] for n in cfg.tree.nodes.values() for c in n.chats})
-    senders = [Sender(client, Accepting(p), f"bench-{p}") for p in platforms]
-    draining = [asyncio.create_task(s.run(stop, block_ms=100)) for s in senders]
+    outboxes = platforms(cfg)
+    redis_pid = int((await client.info("server"))["process_id"])
+    pids = {"redis-server": redis_pid, "parent (puts, samples)": os.getpid(), "sender": drain.pid}
+    pids |= {f"receiver {i}": p.pid for i, p in enumerate(fleet.procs)}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
     base = int((await client.info("memory"))["used_memory"])
-    print(f"soak: {count} receivers at {rate}/s for {seconds} s; outboxes {platforms} drained; "
-          f"used_memory at start {base / 1e6:.1f} MB")  # fmt: skip
+    print(f"soak: {count} receivers ({args.model}) at {rate}/s for {seconds} s; outboxes "
+          f"{outboxes} drained by one sender process; used_memory at start "
+          f"{base / 1e6:.1f} MB")  # fmt: skip
     print("   t  used_memory  tickets  B/ticket  inbox  outbox  rq jobs  p50 ms  p99 ms  load")
-    items = payloads(cfg, rate * seconds, "k")
-    putting = asyncio.create_task(paced(inbox, items, rate, 0))
+    items = payloads(cfg, rate * seconds, "k", args.texts)
     begin = time.time()
+    putting = asyncio.create_task(paced(inbox, items, rate, 0))
     seen = 0
-    while not putting.done() or await client.xlen(keys.inbox(PLATFORM)):
+    samples: list[tuple[float, int]] = []
+    p99s: list[float] = []
+
+    async def waiting() -> tuple[int, int]:
+        inbox_left = await client.xlen(keys.inbox(PLATFORM))
+        return inbox_left, sum([await client.xlen(keys.outbox(p)) for p in outboxes])
+
+    def going(inbox_left: int, outbox_left: int) -> bool:
+        """Sample until the inbox is empty and the outboxes too (or ``--drain`` seconds on)."""
+        if not putting.done() or inbox_left:
+            return True
+        return outbox_left > 0 and time.time() - begin < seconds + args.drain
+
+    while going(*await waiting()):
         await asyncio.sleep(10.0 - (time.time() - begin) % 10.0)
         rows = await latencies(client)
         window = [ms for _, ms in rows[seen:]]
         seen = len(rows)
         used = int((await client.info("memory"))["used_memory"])
         tickets = await client.zcard(keys.TICKETS)
-        outbox = sum([await client.xlen(keys.outbox(p)) for p in platforms])
+        in_left, out_left = await waiting()
         jobs = await client.zcard("rq:scheduled:lianhu")
         per = (used - base) / tickets if tickets else 0.0
-        waiting = await client.xlen(keys.inbox(PLATFORM))
+        at = time.time() - begin
+        samples.append((at, used))
         p50 = statistics.median(window) if window else float("nan")
-        print(f"{time.time() - begin:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
-              f"{waiting:5}  {outbox:6}  {jobs:7,}  {p50:6.1f}  {percentile(window, 0.99):6.1f}"
+        p99 = percentile(window, 0.99)
+        if window and at <= seconds + 5:
+            p99s.append(p99)
+        print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
+              f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}"
               f"  {os.getloadavg()[0]:.2f}")  # fmt: skip
-    await putting
-    stop.set()
-    await asyncio.gather(*draining)
+    held = await putting
+    wall = time.time() - begin
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items() if pid}
+    await client.set(STOP, 1)
+    await asyncio.to_thread(drain.join, 30)
     await fleet.stop(client)
+    pending = await client.xpending(keys.inbox(PLATFORM), keys.INBOX_GROUP)
+    tickets = await client.zcard(keys.TICKETS)
+    warm = [s for s in samples if s[0] > 60]
+    middle = samples[len(samples) // 2]
+    in_left, out_left = await waiting()
+    print(f"summary: {len(items):,} reports put at {held:,.1f}/s (asked {rate}/s), "
+          f"{tickets:,} tickets; at the end: inbox {in_left} ({pending['pending']} pending), "
+          f"outboxes {out_left} undelivered")  # fmt: skip
+    print(f"  used_memory: first {samples[0][1] / 1e6:.1f} MB (t={samples[0][0]:.0f} s), "
+          f"middle {middle[1] / 1e6:.1f} MB (t={middle[0]:.0f} s), last "
+          f"{samples[-1][1] / 1e6:.1f} MB (t={samples[-1][0]:.0f} s); slope after the first "
+          f"minute {slope(warm) / 1e6:.2f} MB/min = "
+          f"{slope(warm) / 60 / rate:,.0f} B a report")  # fmt: skip
+    print(f"  p99 per 10 s window while putting: max {max(p99s, default=float('nan')):.1f} ms,"
+          f" median {statistics.median(p99s) if p99s else float('nan'):.1f} ms")  # fmt: skip
+    print(f"  CPU over {wall:.0f} s (share of one core): " + ", ".join(
+        f"{name} {used / wall:.2f}" for name, used in cpu.items()))  # fmt: skip
+    await memory_by_kind(client, tickets)
     await client.aclose()
 
 
 async def run(args: argparse.Namespace) -> None:
     counts = [int(n) for n in args.processes.split(",")]
     with tempfile.TemporaryDirectory() as folder, EmbeddedRedis(Path(folder)) as url:
+        if args.model != "rules":  # trained (or loaded) once here, loaded by every receiver
+            found = engine(config(), args.model)
+            assert found is not None
+            kind = "e5 + TF-IDF" if found.model and found.model.uses_embedding else "TF-IDF"
+            print(f"classifier: {kind} model")
+            found.close()
         if args.soak:
-            await soak(url, args.soak, args.rate, counts[0])
+            await soak(url, args, counts[0])
             return
-        print(f"message -> ticket, rules classifier, {args.messages} reports; latency at "
-              f"{args.rate}/s for {args.seconds} s; {os.cpu_count()} cores")  # fmt: skip
+        print(f"message -> ticket, {args.model} classifier, {args.messages} reports; latency "
+              f"at {args.rate}/s for {args.seconds} s; {os.cpu_count()} cores")  # fmt: skip
         base: tuple[float, float, float] | None = None
         for count in counts:
             rate, p50, p99 = await one_count(url, count, args)
@@ -337,7 +497,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--deadlines", type=int, default=10_000)
     parser.add_argument("--soak", type=int, default=0, help="seconds of soak (0: no soak)")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--drain", type=int, default=120, help="soak: seconds after the end to drain outboxes"
+    )
+    parser.add_argument("--model", choices=("model", "tfidf", "rules"), default="rules")
+    parser.add_argument(
+        "--corpus", type=Path, help="report texts from this JSON-lines file (default: 8 fixed)"
+    )
+    args = parser.parse_args()
+    args.texts = None
+    if args.corpus:
+        with args.corpus.open(encoding="utf-8") as lines:
+            args.texts = [json.loads(line)["text"] for line in lines if line.strip()]
+    asyncio.run(run(args))
     return 0
 
 

@@ -117,20 +117,29 @@ class _SyncSentinelClient(redis.Redis):
             client.close()
 
 
-def async_client(url: str, max_connections: int | None = None) -> redis.asyncio.Redis:
-    """Return an asyncio client; ``max_connections`` makes callers wait for a free one.
+class _BlockingSentinelPool(
+    redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool
+):
+    """The master's connections through Sentinel, callers waiting for a free one at the cap.
 
-    Through Sentinel the pool cannot block (redis-py's Sentinel pool raises instead), so
-    the cap is left off there: the callers' own concurrency limits bound it.
+    redis-py's own Sentinel pool raises "Too many connections" past its cap (100 by
+    default), whatever the callers' limits: a receiver's webhook handlers, inbox and
+    sender together passed it in the scaled chaos run.
     """
+
+
+def async_client(url: str, max_connections: int | None = None) -> redis.asyncio.Redis:
+    """Return an asyncio client; ``max_connections`` makes callers wait for a free one."""
     found = parse_sentinel(url)
     if found is not None:
         sentinel = redis.asyncio.sentinel.Sentinel(
             found.sentinels, sentinel_kwargs=found.sentinel_kwargs() or None
         )
+        cap = {"max_connections": max_connections} if max_connections else {}
         client: _AsyncSentinelClient = sentinel.master_for(
-            found.service, redis_class=_AsyncSentinelClient, **found.master_kwargs()
-        )
+            found.service, redis_class=_AsyncSentinelClient,
+            connection_pool_class=_BlockingSentinelPool, **cap, **found.master_kwargs(),
+        )  # fmt: skip
         client.watchers = sentinel
         return client
     if max_connections:

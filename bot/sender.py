@@ -343,11 +343,17 @@ class Sender:
         return True
 
     async def _flush_marks(self) -> bool:
-        """Write the markers Redis did not take; return whether none is left."""
-        for entry_id, done in list(self._unmarked.items()):
+        """Write the markers Redis did not take; return whether none is left.
+
+        Until none is left: a lane whose marker failed while this one was being written adds
+        its own (a copy of the list taken first missed it, and nothing wrote it until the
+        process stopped: its entry stayed pending, sent again by the next lease holder).
+        """
+        while self._unmarked:
+            entry_id, done = next(iter(self._unmarked.items()))
             if not await self._mark(entry_id, done):
                 return False
-            del self._unmarked[entry_id]
+            self._unmarked.pop(entry_id, None)
             log.info("outbox %s: marker of %s written after Redis came back", self.stream, done.key)
         return True
 

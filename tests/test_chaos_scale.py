@@ -63,7 +63,6 @@ from tests.test_chaos import (
     FakeInThread,
     check_messages,
     check_tickets,
-    node_chats,
     sent_markers,
 )
 from tests.test_sentinel import SERVICE, Servers, free_port
@@ -377,31 +376,8 @@ async def chaos(fake_server: FakeInThread, servers: Servers, tmp_path: Path) -> 
     check_tickets(sync, burst)
     if os.environ.get("LIANHU_CHAOS_DEBUG"):
         dump_cards(sync, fake, Path(os.environ["LIANHU_CHAOS_DEBUG"]))
-    check_messages(sync, fake, burst, cards=check_recorded_cards)
+    check_messages(sync, fake, burst)
     sync.close()
-
-
-def check_recorded_cards(sync: redis.Redis, fake: Any) -> None:
-    """The card of every ticket in each chat of the node it opened at, delivered and recorded.
-
-    Not told by its buttons, as ``test_chaos.check_cards`` does: a card sent after its
-    ticket moved on (the backlog of a failover outlasts short deadlines) is sent as the
-    ticket is then, without buttons at a node it has left (``bot.card_edits``).
-    """
-    chats = node_chats()
-    delivered = Counter((c.chat, c.result["message_id"]) for c in fake.sent)
-    missing = []
-    for ticket_id in (i.decode() for i in sync.zrange(keys.TICKETS, 0, -1)):
-        opened = stored_ticket(sync, ticket_id)[1][0].to_dict()
-        recorded: dict[int, list[int]] = {}
-        for field_name in sync.hkeys(keys.ticket_cards("telegram", ticket_id)):
-            chat, message_id = field_name.decode().rsplit(" ", 1)
-            recorded.setdefault(int(chat.removeprefix("telegram:")), []).append(int(message_id))
-        for chat in chats[opened["data"]["node"]]:
-            found = recorded.get(chat, [])
-            if not found or any(delivered[(chat, m)] != 1 for m in found):
-                missing.append((chat, ticket_id, found))
-    assert missing == []
 
 
 def dump_cards(sync: redis.Redis, fake: Any, path: Path) -> None:

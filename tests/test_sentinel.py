@@ -242,3 +242,21 @@ def test_settings_refuse_a_bad_sentinel_url_at_start() -> None:
 def test_both_passwords_of_a_sentinel_url_are_redacted_from_logs() -> None:
     settings = Settings(REDIS_URL="redis+sentinel://:m4ster@a:26379/lianhu?sentinel_password=s3nt")
     assert {"m4ster", "s3nt"} <= set(settings.secret_values())
+
+
+async def test_a_sentinel_client_waits_for_a_free_connection_past_its_cap(
+    servers: Servers,
+) -> None:
+    """Found in the long scaled chaos run: a receiver on a Sentinel URL logged "Too many
+    connections" (redis-py's pool raises past 100 connections) and held its sending. The
+    Sentinel client now waits for a free connection, as the plain URL's does."""
+    client = async_client(servers.url, max_connections=8)
+    try:
+        await client.delete("q")
+        # 150 at once, each holding a connection for 0.2 s: past any pool's cap
+        found = await asyncio.gather(*(client.blpop(["q"], 0.2) for _ in range(150)))
+        assert found == [None] * 150
+        assert len(client.connection_pool._in_use_connections) == 0  # type: ignore[attr-defined]
+        assert client.connection_pool.max_connections == 8
+    finally:
+        await client.aclose()

@@ -195,7 +195,9 @@ class TelegramSender(Sender):
             try:
                 if await self._flush_marks():
                     held = await self.lease.hold()
-                    break
+                    if not self._unmarked:  # none added by a lane while the lease was asked
+                        break
+                    continue
             except UNREACHABLE:
                 pass
             except Exception:  # not a missing Redis: say so, and keep trying
