@@ -105,6 +105,7 @@ def test_cache_is_keyed_by_content(tmp_path: Path) -> None:
     job = engine.start()
     assert job is not None
     job.result()
+    assert engine.training is None  # done: nothing is said to be training any more
     first = engine.model_path()
     assert first is not None and first.is_file()
     again = Engine(load_ruleset(rules), data, embeddings=False)

@@ -128,6 +128,18 @@ def port_is_free(address: str) -> bool:
         return probe.connect_ex((host, int(port))) != 0
 
 
+def test_a_first_start_says_the_classifier_is_still_training(tmp_path: Path) -> None:
+    """The model trains in the background on a new data folder; until then the rails alone
+    classify, and whoever started the demo is told so (the walk by role met a plainly worded
+    report answered with silence in the demo's first minutes)."""
+    with demo(tmp_path / "data", env={"LIANHU_CLASSIFIER": "tfidf"}) as (process, _):
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert "the classifier is training" in lines[2], lines
+        lines += [process.stdout.readline() for _ in range(3)]  # the TF-IDF model trains fast
+        assert "the classifier is ready" in lines[5], lines
+
+
 @pytest.mark.timeout(480)  # ten starts (the first trains the model): ~80 s idle, 2-3x under load
 def test_started_and_stopped_ten_times_it_leaves_nothing_behind(tmp_path: Path) -> None:
     data = tmp_path / "data"

@@ -122,6 +122,12 @@ class Engine:
             return None
         return self.dir / f"model-{model_key(ruleset or self.ruleset, self.embed_model)}.npz"
 
+    @property
+    def training(self) -> Future[None] | None:
+        """The training job while one runs (None once done or when none was needed)."""
+        job = self._training
+        return job if job is not None and not job.done() else None
+
     def start(self) -> Future[None] | None:
         """Load the cached model of the current rules, or start training it; see ``update``."""
         return self.update(self.ruleset, force=True)

@@ -161,6 +161,16 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
             f"  or press 以此身份打开工单后台 under the person switcher",
             flush=True,
         )
+        classifier = app[PARTS].service.classifier
+        job = classifier.training if classifier is not None else None
+        if job is not None:
+            print(
+                "  the classifier is training (the first start only, a few minutes): until it\n"
+                "  is ready the keyword rails alone classify, and plainly worded reports may\n"
+                "  meet silence",
+                flush=True,
+            )
+            job.add_done_callback(lambda _: print("  the classifier is ready", flush=True))
         await stop.wait()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
