@@ -140,6 +140,16 @@ def test_a_first_start_says_the_classifier_is_still_training(tmp_path: Path) -> 
         assert "the classifier is ready" in lines[5], lines
 
 
+def test_ctrl_c_during_the_first_training_stops_at_once(tmp_path: Path) -> None:
+    """Training the model takes minutes on a new data folder; Ctrl-C must not wait for it."""
+    with demo(tmp_path / "data", env={"LIANHU_CLASSIFIER": "model"}) as (process, _):
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert "the classifier is training" in lines[2], lines
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STOP_TIMEOUT) == 0
+
+
 @pytest.mark.timeout(480)  # ten starts (the first trains the model): ~80 s idle, 2-3x under load
 def test_started_and_stopped_ten_times_it_leaves_nothing_behind(tmp_path: Path) -> None:
     data = tmp_path / "data"

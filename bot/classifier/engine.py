@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,7 +88,7 @@ class Engine:
         self._embed_checked = False
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lianhu-classify")
-        self._trainer = ThreadPoolExecutor(1, thread_name_prefix="lianhu-train")
+        self._trainer = Trainer()
         self._training: Future[None] | None = None
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[Verdict]]] | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -277,6 +278,50 @@ class Engine:
             self._worker.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._trainer.shutdown(wait=False, cancel_futures=True)
+
+
+class Trainer:
+    """One daemon thread that trains models one after another.
+
+    Not a ThreadPoolExecutor: Python joins those threads at exit, so Ctrl-C during a first
+    training (minutes) waited for it to end. A half-written model is never seen: files are
+    written to a temporary name and renamed.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[None], Callable[[], None]] | None] = (
+            queue.SimpleQueue()
+        )
+        threading.Thread(target=self._run, name="lianhu-train", daemon=True).start()
+
+    def submit(self, fn: Callable[[RuleSet], None], ruleset: RuleSet) -> Future[None]:
+        job: Future[None] = Future()
+        self._jobs.put((job, lambda: fn(ruleset)))
+        return job
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        """Cancel what has not started; the thread ends after the job it is running."""
+        del wait, cancel_futures  # the same call as an executor's; pending jobs are cancelled
+        while True:
+            try:
+                pending = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if pending is not None:
+                pending[0].cancel()
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, work = item
+            if not job.set_running_or_notify_cancel():
+                continue
+            try:
+                work()
+            except BaseException as exc:
+                job.set_exception(exc)
+            else:
+                job.set_result(None)
 
 
 def _no_embedding(texts: Sequence[str]) -> np.ndarray:
