@@ -33,7 +33,6 @@ process and two failovers (the old master comes back as a replica in between);
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -61,6 +60,7 @@ from tests.test_chaos import (
     REPORTS,
     Burst,
     FakeInThread,
+    Processes,
     check_messages,
     check_tickets,
     sent_markers,
@@ -136,13 +136,7 @@ class Fleet:
         pid = int(value.decode().split("/")[1]) if value else None
         return next((i for i, p in enumerate(self.receivers) if p and p.pid == pid), None)
 
-    @staticmethod
-    def kill(proc: subprocess.Popen[bytes] | None) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    kill = staticmethod(Processes.kill)
 
     def stop(self) -> None:
         for proc in [*self.receivers, *self.workers]:

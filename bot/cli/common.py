@@ -1,10 +1,13 @@
-"""Helpers shared by the command groups: default paths and error printing."""
+"""Helpers shared by the command groups: default paths, error printing, serving a web app."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -13,6 +16,9 @@ from rich.text import Text
 
 from bot.core.errors import InvalidConfig
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def default_rules_dir() -> Path:
@@ -75,3 +81,45 @@ def report_settings(exc: ValidationError, command: str) -> int:
     for error in exc.errors(include_url=False):
         print(f"{command}: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
     return 2
+
+
+async def serve_until_stopped(
+    app: web.Application,
+    host: str,
+    port: int,
+    command: str,
+    started: Callable[[str], None],
+    access_log: bool = True,
+) -> int:
+    """Serve ``app`` on ``host``:``port`` until SIGINT or SIGTERM; return the exit code.
+
+    ``started`` is given the address served (``http://host:port``) once listening; a port
+    that cannot be bound is reported as ``command`` and gives 1.
+    """
+    from aiohttp import web
+    from aiohttp.log import access_logger
+
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=access_logger if access_log else None
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            print(f"{command}: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+            return 1
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        bound = runner.addresses[0]
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        started(f"http://{shown}:{bound[1]}")
+        await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        return 0
+    finally:
+        await runner.cleanup()

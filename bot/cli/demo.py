@@ -131,32 +131,16 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 
 async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
-    from aiohttp import web
-
+    from bot.cli.common import serve_until_stopped
     from bot.web.app import PARTS, init_app
 
     app = init_app(settings, url, listen=host, demo=True)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            print(f"lianhu demo: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-            return 1
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        bound = runner.addresses[0]
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        scale = settings.deadline_scale
-        address = f"http://{shown}:{bound[1]}"
+
+    def started(address: str) -> None:
         if not settings.web_url:  # /web in the simulator's private chat links here
             app[PARTS].service.web_url = address
         print(
-            f"Lianhu demo: {address}/  (deadlines x{scale:g}; Ctrl-C to stop)\n"
+            f"Lianhu demo: {address}/  (deadlines x{settings.deadline_scale:g}; Ctrl-C to stop)\n"
             f"  console: send /web (登录后台) to 联户助手 in a private chat of the simulator,\n"
             f"  or press 以此身份打开工单后台 under the person switcher",
             flush=True,
@@ -171,9 +155,5 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
                 flush=True,
             )
             job.add_done_callback(lambda _: print("  the classifier is ready", flush=True))
-        await stop.wait()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        return 0
-    finally:
-        await runner.cleanup()
+
+    return await serve_until_stopped(app, host, port, "lianhu demo", started, access_log=False)

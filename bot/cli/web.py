@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from bot.cli.common import report_settings
+from bot.cli.common import report_settings, serve_until_stopped
 from bot.logs import setup_logging
 from bot.redis_server import RedisServerError, redis_for_command
 from bot.settings import Settings
@@ -78,34 +77,19 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
-    from aiohttp import web
-
     from bot.web.app import init_app
 
     # No simulator, and no sender: the chat process sends what acting from here queues.
     app = init_app(settings, url, listen=host, sender=False, demo=False)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            print(f"lianhu web: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-            return 1
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        bound = runner.addresses[0]
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+
+    def started(address: str) -> None:
         print(
-            f"Lianhu web console: http://{shown}:{bound[1]}/  "
+            f"Lianhu web console: {address}/  "
             f"(public address: {settings.web_url or 'unset'}; Ctrl-C to stop)",
             flush=True,
         )
-        await stop.wait()
+
+    code = await serve_until_stopped(app, host, port, "lianhu web", started)
+    if code == 0:
         log.info("stopping")
-        return 0
-    finally:
-        await runner.cleanup()
+    return code
