@@ -104,3 +104,19 @@ def stored_ticket(client: Any, ticket_id: str) -> tuple[Any, list[Any]]:
 
     raw = client.hgetall(keys.ticket(ticket_id))
     return fold(ticket_id, {k.decode(): v for k, v in raw.items()})
+
+
+def printed_address(process: subprocess.Popen[str], prefix: str, timeout: float) -> str:
+    """Read ``process``'s stdout until the line starting with ``prefix``; return the address
+    that follows it (without a trailing slash)."""
+    assert process.stdout is not None
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            return line.removeprefix(prefix).split()[0].rstrip("/")
+    raise AssertionError(f"no address printed: {lines}")

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import printed_address
 
 START_TIMEOUT = 60.0  # seconds, on a loaded machine
 STOP_TIMEOUT = 30.0
@@ -81,18 +82,7 @@ def demo(
         text=True,
     )
     try:
-        assert process.stdout is not None
-        lines = []
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Lianhu demo: "):
-                yield process, line.split()[2].rstrip("/")
-                return
-        raise AssertionError(f"no address printed: {lines}")
+        yield process, printed_address(process, "Lianhu demo: ", START_TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()

@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.storage.logins import Grant, Logins
 from bot.web.session import COOKIE
 from tests.conftest import ROOT
+from tests.helpers import printed_address
 
 START_TIMEOUT = 60.0  # seconds, on a loaded machine
 PUBLIC = "https://console.example.org"
@@ -38,18 +39,7 @@ def web_command(redis_url: str, data: Path) -> Iterator[str]:
         text=True,
     )
     try:
-        assert process.stdout is not None
-        lines = []
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Lianhu web console: "):
-                yield line.split()[3].rstrip("/")
-                return
-        raise AssertionError(f"no address printed: {lines}")
+        yield printed_address(process, "Lianhu web console: ", START_TIMEOUT)
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0  # SIGTERM is a clean stop
