@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 
+from bot.card_edits import unpack
 from bot.core.models import Lang, Reply
 from bot.ports import Rendered, Sent
 from bot.render import Renderer
 from bot.sender import Sender
 from bot.storage import keys
-from bot.storage.redis import OutboxEntry, RedisStore, reply_payload
+from bot.storage.redis import OutboxEntry, RedisStore, payload_reply, reply_payload
 from bot.web.directory import by_activity, rooms
+from bot.web.history import ChatMessage
 from tests.test_web import client, parts, send, tree, until
 
 __all__ = ["client"]  # the web app fixture, shared with test_web
@@ -401,3 +403,71 @@ def test_a_flagged_tickets_card_says_it_is_overdue() -> None:
         assert word in text, text
         calm = Renderer().render(Reply("sim:S-01", "card", {**CARD, "state": "open"}, lang)).text
         assert word not in calm
+
+
+# What a department's card must and must not say once a step is pressed, per language: the
+# button (and command) of a step done is gone, so its instruction must go too.
+STEP_WORDS = {
+    Lang.ZH_HANS: {
+        "arrive": ("「到场」", "到场 {id}"),
+        "assisted": ("「协办完成」", "协办完成 {id}"),
+    },
+    Lang.ZH_HANT: {
+        "arrive": ("「到場」", "到場 {id}"),
+        "assisted": ("「協辦完成」", "協辦完成 {id}"),
+    },
+    Lang.EN: {"arrive": ("Arrived", "/arrive {id}"), "assisted": ("Assist done", "/assisted {id}")},
+}
+DONE_WORDS = {
+    Lang.ZH_HANS: ("已到场", "已协办完成"),
+    Lang.ZH_HANT: ("已到場", "已協辦完成"),
+    Lang.EN: ("arrived", "finished its part"),
+}
+
+
+async def department_card_texts(client: TestClient, ticket_id: str) -> dict[Lang, str]:
+    """Return the department's card as last brought up to date, rendered in every language."""
+    redis = parts(client).service.store.redis
+    records = [
+        unpack(r) for r in (await redis.hgetall(keys.ticket_cards("sim", ticket_id))).values()
+    ]
+    (record,) = [r for r in records if r["payload"]["chat"] == "sim:D-fire"]
+    reply = payload_reply(record["payload"])
+    return {lang: Renderer().render(replace(reply, lang=lang)).text for lang in Lang}
+
+
+async def test_a_department_card_asks_only_for_the_steps_still_to_press(
+    client: TestClient,
+) -> None:
+    """Walked: after 到场 and 协办完成 the fire station's card still told it to press both."""
+    said = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = said["ticket"]
+    station = await until(client, "sim:D-fire", lambda ms: any(m.buttons for m in ms))
+    card = next(m for m in station if m.buttons)
+
+    def shown(ms: list) -> ChatMessage:
+        return next(m for m in ms if m.id == card.id)
+
+    def labels(ms: list) -> list[str]:
+        return [label for label, _ in shown(ms).buttons]
+
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        for step in ("arrive", "assisted"):
+            assert all(w.format(id=ticket_id) in text for w in STEP_WORDS[lang][step]), text
+    await press(client, "p-li-jiaxin", "sim:D-fire", card.id, f"arrive:{ticket_id}")
+    arrived = shown(await until(client, "sim:D-fire", lambda ms: labels(ms) == ["协办完成"]))
+    assert "「到场」" not in arrived.text and "请点「协办完成」" in arrived.text, arrived.text
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        gone, left = STEP_WORDS[lang]["arrive"], STEP_WORDS[lang]["assisted"]
+        assert not any(w.format(id=ticket_id) in text for w in gone), text
+        assert all(w.format(id=ticket_id) in text for w in left), text
+        assert DONE_WORDS[lang][0] in text, text
+    await press(client, "p-li-jiaxin", "sim:D-fire", card.id, f"assisted:{ticket_id}")
+    done = shown(await until(client, "sim:D-fire", lambda ms: not shown(ms).buttons))
+    assert "请点" not in done.text and "已协办完成" in done.text, done.text
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        for step in ("arrive", "assisted"):
+            assert not any(w.format(id=ticket_id) in text for w in STEP_WORDS[lang][step]), text
+        said_done = next(line for line in text.splitlines() if DONE_WORDS[lang][1] in line)
+        assert DONE_WORDS[lang][0] in said_done, text
+        assert len(re.findall(r"\d{1,2}:\d{2}", said_done)) == 2, text  # when each was done

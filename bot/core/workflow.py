@@ -780,6 +780,8 @@ def _cards(
     staff_only = ticket.visibility == Visibility.STAFF
     if node.department:  # a department asked to report in: its own steps still to press
         buttons = department_buttons(ticket, node.id)
+        # Its card words what is left to press, and what it has done (kept true on edits).
+        info = {**info, "department": node.id, "to_press": list(buttons)}
     else:  # only the handler's buttons that apply: no escalate at the top
         buttons = live_buttons(ctx.tree, ticket)
     out = []
