@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +17,9 @@ import redis.asyncio
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
+from bot.card_edits import viewed
 from bot.core.deadlines import Policy
+from bot.core.models import Lang
 from bot.core.org import Role
 from bot.core.rules import RuleSet
 from bot.core.triage import Action, Source, Verdict, triage
@@ -405,3 +409,27 @@ async def test_an_unanswered_flag_climbs_through_an_rq_worker(
     assert history[0] == "raised" and history[1] == "climbed"
     sent = await world.outbox()
     assert [p["chat"] for p in sent if p["template"] == "danger_flag"].count(V01_STAFF) == 1
+
+
+FLAG_TEMPLATES = {"danger_flag", "flag_confirmed", "flag_rejected"}
+
+
+async def test_no_flag_card_or_notice_shows_the_questions_internal_id(world: World) -> None:
+    """Walked: the grid worker's card read "可能有危险，请核实（p2）" and the staff chat
+    "p2 已由…确认危险": an id nobody types (a typed answer is 危险 2, WeCom's hint says so)."""
+    confirm = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
+    reject = await flagged(world, "有个人坐在楼顶边上好久了，一直不下来", "none", Action.IGNORE)
+    await press(world, (Role.GRID_WORKER, "G-01"), f"danger:{confirm}:yes", G01_STAFF)
+    await press(world, (Role.GRID_WORKER, "G-01"), f"danger:{reject}:no", G01_STAFF)
+    rows = await world.redis.xrange(keys.outbox("telegram"))
+    entries = [json.loads(fields[b"payload"]) for _, fields in rows]
+    sent = [p for p in entries if p.get("template") in FLAG_TEMPLATES]
+    assert {p["template"] for p in sent} == FLAG_TEMPLATES
+    views = {p["edit_cards"]: p["view"] for p in entries if "edit_cards" in p}  # the last of each
+    shown = [*sent, *(viewed(p, views.get(p["prompt"])) for p in sent if p["card"])]
+    assert any(p["params"].get("outcome") == "confirmed" for p in shown)  # the cards once edited
+    for payload in shown:
+        reply = payload_reply(payload)
+        for lang in Lang:
+            text = RENDER(dataclasses.replace(reply, lang=lang)).text
+            assert not re.search(r"(?<![A-Za-z])p\d", text), (payload["template"], lang, text)
