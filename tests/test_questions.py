@@ -414,9 +414,9 @@ async def test_an_unanswered_flag_climbs_through_an_rq_worker(
 FLAG_TEMPLATES = {"danger_flag", "flag_confirmed", "flag_rejected"}
 
 
-async def test_no_flag_card_or_notice_shows_the_questions_internal_id(world: World) -> None:
-    """Walked: the grid worker's card read "可能有危险，请核实（p2）" and the staff chat
-    "p2 已由…确认危险": an id nobody types (a typed answer is 危险 2, WeCom's hint says so)."""
+async def answered_flags(world: World) -> list[dict[str, Any]]:
+    """Flag twice, confirm one and reject the other; return every flag card and notice sent,
+    and each card as its edit shows it."""
     confirm = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
     reject = await flagged(world, "有个人坐在楼顶边上好久了，一直不下来", "none", Action.IGNORE)
     await press(world, (Role.GRID_WORKER, "G-01"), f"danger:{confirm}:yes", G01_STAFF)
@@ -426,10 +426,32 @@ async def test_no_flag_card_or_notice_shows_the_questions_internal_id(world: Wor
     sent = [p for p in entries if p.get("template") in FLAG_TEMPLATES]
     assert {p["template"] for p in sent} == FLAG_TEMPLATES
     views = {p["edit_cards"]: p["view"] for p in entries if "edit_cards" in p}  # the last of each
-    shown = [*sent, *(viewed(p, views.get(p["prompt"])) for p in sent if p["card"])]
-    assert any(p["params"].get("outcome") == "confirmed" for p in shown)  # the cards once edited
-    for payload in shown:
+    edited = [viewed(p, views.get(p["prompt"])) for p in sent if p["card"]]
+    assert {p["params"].get("outcome") for p in edited} == {"confirmed", "rejected"}
+    return [*sent, *edited]
+
+
+async def test_no_flag_card_or_notice_shows_the_questions_internal_id(world: World) -> None:
+    """Walked: the grid worker's card read "可能有危险，请核实（p2）" and the staff chat
+    "p2 已由…确认危险": an id nobody types (a typed answer is 危险 2, WeCom's hint says so)."""
+    for payload in await answered_flags(world):
         reply = payload_reply(payload)
         for lang in Lang:
             text = RENDER(dataclasses.replace(reply, lang=lang)).text
             assert not re.search(r"(?<![A-Za-z])p\d", text), (payload["template"], lang, text)
+
+
+ASKS_TO_CHECK = {Lang.ZH_HANS: "请核实", Lang.ZH_HANT: "請核實", Lang.EN: "please check"}
+
+
+async def test_an_answered_flags_card_no_longer_asks_to_check(world: World) -> None:
+    """Walked: once 钟志伟 confirmed, his card read "⚠️ 可能有危险，请核实 … ✅ 钟志伟 确认危险",
+    asking for what was done (and the chat list previewed "请核实")."""
+    for payload in await answered_flags(world):
+        if payload["template"] != "danger_flag":
+            continue
+        reply = payload_reply(payload)
+        for lang in Lang:
+            text = RENDER(dataclasses.replace(reply, lang=lang)).text
+            asks = ASKS_TO_CHECK[lang] in text.splitlines()[0]
+            assert asks == ("outcome" not in payload["params"]), (lang, text)
