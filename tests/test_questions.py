@@ -453,5 +453,7 @@ async def test_an_answered_flags_card_no_longer_asks_to_check(world: World) -> N
         reply = payload_reply(payload)
         for lang in Lang:
             text = RENDER(dataclasses.replace(reply, lang=lang)).text
-            asks = ASKS_TO_CHECK[lang] in text.splitlines()[0]
+            first = text.splitlines()[0]
+            assert first.startswith("⚠️") and len(first) < 40, (lang, text)  # a line of its own
+            asks = ASKS_TO_CHECK[lang] in first
             assert asks == ("outcome" not in payload["params"]), (lang, text)
