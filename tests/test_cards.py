@@ -471,3 +471,39 @@ async def test_a_department_card_asks_only_for_the_steps_still_to_press(
         said_done = next(line for line in text.splitlines() if DONE_WORDS[lang][1] in line)
         assert DONE_WORDS[lang][0] in said_done, text
         assert len(re.findall(r"\d{1,2}:\d{2}", said_done)) == 2, text  # when each was done
+
+
+async def handler_card_texts(client: TestClient, ticket_id: str, chat: str) -> dict[Lang, str]:
+    """Return a handler's card in ``chat`` as last brought up to date, in every language."""
+    redis = parts(client).service.store.redis
+    found = (await redis.hgetall(keys.ticket_cards("sim", ticket_id))).values()
+    (record,) = [r for r in map(unpack, found) if r["payload"]["chat"] == chat]
+    reply = payload_reply(record["payload"])
+    return {lang: Renderer().render(replace(reply, lang=lang)).text for lang in Lang}
+
+
+ESCALATED_WORDS = {
+    Lang.ZH_HANS: ("⏫ 由东联村第二网格上报", "转派"),
+    Lang.ZH_HANT: ("⏫ 由東聯村第二網格上報", "轉派"),
+    Lang.EN: ("⏫ Escalated by", "Handed over"),
+}
+
+
+async def test_an_escalated_card_still_says_escalated_once_the_ticket_moves_on(
+    client: TestClient,
+) -> None:
+    """Walked: the village's card of a ticket the grid escalated read "⏫ 由…上报" until the
+    village dismissed it; then it read "🔀 由…转派" (handed over), which never happened."""
+    said = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = said["ticket"]
+    await until(client, "sim:G-02", lambda ms: any(f"#{ticket_id}" in m.text for m in ms))
+    await send(client, "p-pan-lijuan", "sim:G-02", f"上报 {ticket_id} 需要村里协调")
+    await until(client, "sim:V-01", lambda ms: any(m.buttons for m in ms))
+    for lang, text in (await handler_card_texts(client, ticket_id, "sim:V-01")).items():
+        assert ESCALATED_WORDS[lang][0] in text, text
+    await send(client, "p-yang-zixuan", "sim:V-01", f"驳回 {ticket_id} 已由物业处理")
+    card = (await until(client, "sim:V-01", lambda ms: "已驳回" in ms[0].text))[0]  # edited
+    assert "⏫ 由东联村第二网格上报" in card.text and "转派" not in card.text, card.text
+    for lang, text in (await handler_card_texts(client, ticket_id, "sim:V-01")).items():
+        present, absent = ESCALATED_WORDS[lang]
+        assert present in text and absent not in text, text

@@ -685,7 +685,8 @@ def _move(
     }
     replies = _tell_reporters(ctx, after, notice, info)
     replies += _notices(ctx, after, ctx.tree.nodes[ticket.node], notice, **info)
-    replies += _cards(ctx, after, to, "card", **info)
+    # The card says how the ticket came (up, or handed over) for good: its state moves on.
+    replies += _cards(ctx, after, to, "card", **info, moved=notice)
     return Decision(after, (event,), tuple(replies))
 
 
