@@ -507,3 +507,31 @@ async def test_an_escalated_card_still_says_escalated_once_the_ticket_moves_on(
     for lang, text in (await handler_card_texts(client, ticket_id, "sim:V-01")).items():
         present, absent = ESCALATED_WORDS[lang]
         assert present in text and absent not in text, text
+
+
+ASSIGNED_WORDS = {
+    Lang.ZH_HANS: ("已指派给您", "现由冼建华跟进"),
+    Lang.ZH_HANT: ("已指派給您", "現由冼建华跟進"),  # names are as the roster spells them
+    Lang.EN: ("has been assigned to you", "now with 冼建华"),
+}
+
+
+async def test_an_assignees_card_stops_saying_it_is_theirs_once_reassigned(
+    client: TestClient,
+) -> None:
+    """Walked: 钟志伟's private card kept "👤 此工单已指派给您跟进" after the grid leader gave
+    the ticket to someone else (and its 📌 line named the new assignee)."""
+    said = await send(client, "p-chen-zhiqiang", "sim:H-01", "楼下KTV每晚唱到凌晨三点，吵得睡不着")
+    ticket_id = said["ticket"]
+    await until(client, "sim:G-01", lambda ms: any(f"#{ticket_id}" in m.text for m in ms))
+    await send(client, "p-xian-jianhua", "sim:G-01", f"转派 {ticket_id} @钟志伟")
+    mine = "sim:p-zhong-zhiwei"
+    card = (await until(client, mine, lambda ms: any(m.buttons for m in ms)))[0]
+    for lang, text in (await handler_card_texts(client, ticket_id, mine)).items():
+        assert ASSIGNED_WORDS[lang][0] in text, text
+    await send(client, "p-xian-jianhua", "sim:G-01", f"转派 {ticket_id} @冼建华")
+    shown = (await until(client, mine, lambda ms: not ms[0].buttons))[0]
+    assert shown.id == card.id and "已指派给您" not in shown.text, shown.text
+    for lang, text in (await handler_card_texts(client, ticket_id, mine)).items():
+        was, now = ASSIGNED_WORDS[lang]
+        assert was not in text and now in text, text

@@ -80,7 +80,7 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
     stays redacted and a masked one masked.
     """
     changing = (
-        "state", "assignee", "reporters", "node", "node_name", "node_names",
+        "state", "assignee", "assignee_id", "reporters", "node", "node_name", "node_names",
         "ack_due", "resolve_due", "escalations", "resolution", "flagged",
         "department_steps", "related",
     )  # fmt: skip

@@ -599,7 +599,7 @@ def _assign(
         Reply(
             account,
             "card",
-            ticket_params(ctx, decision.ticket, masked=False, assigned=True),
+            ticket_params(ctx, decision.ticket, masked=False, assigned=person.id),
             Lang(person.lang),
             ticket=ticket.id,
             buttons=live_buttons(ctx.tree, decision.ticket),
@@ -857,6 +857,7 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "escalations": ticket.escalations,
         "flagged": ticket.flagged,
         "assignee": ticket.assignee_name,
+        "assignee_id": ticket.assignee,  # an assignee's own card tells whether it is still theirs
         "resolution": mask(ticket.resolution) if masked else ticket.resolution,
         "rating": ticket.rating,
         "photos": len(ticket.photos),
