@@ -121,8 +121,11 @@ def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, An
     chat = payload["chat"]
     own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps
     buttons = own if own is not None else view["buttons"] if chat in view["live"] else []
-    # A department's card words the steps it still offers (``to_press``), never the pressed.
-    words = {"to_press": list(own)} if own is not None else {}
+    # A department's card words the steps it still offers (``to_press``), never the pressed;
+    # a question's card whether its reader may still answer (a climbed flag's grid card may).
+    words: dict[str, Any] = {"to_press": list(own)} if own is not None else {}
+    if payload.get("prompt"):
+        words["answerable"] = bool(buttons)
     return {
         **payload,
         "params": {**payload["params"], **view["params"], **words},

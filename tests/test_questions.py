@@ -457,3 +457,28 @@ async def test_an_answered_flags_card_no_longer_asks_to_check(world: World) -> N
             assert first.startswith("⚠️") and len(first) < 40, (lang, text)  # a line of its own
             asks = ASKS_TO_CHECK[lang] in first
             assert asks == ("outcome" not in payload["params"]), (lang, text)
+
+
+STILL_YOURS = {Lang.ZH_HANS: "您仍可", Lang.ZH_HANT: "您仍可", Lang.EN: "you may still"}
+
+
+async def test_a_climbed_flags_card_says_whether_its_reader_may_still_answer(
+    world: World,
+) -> None:
+    """Walked: once a flag climbed to the village, the grid worker's card read "⏫ 无人回应，
+    已转至东联村核实" above buttons that still worked (the grid may still answer), and the
+    village's card, once it climbed on to the street, read the same with none."""
+    prompt = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
+    for _ in range(2):  # to the village, then the street
+        world.clock.now += 3600
+        await world.service.sweep(grace=0.0)
+    rows = await world.redis.xrange(keys.outbox("telegram"))
+    entries = [json.loads(fields[b"payload"]) for _, fields in rows]
+    view = [p["view"] for p in entries if p.get("edit_cards") == prompt][-1]
+    cards = {p["chat"]: p for p in entries if p.get("template") == "danger_flag" and p["card"]}
+    for chat, live in ((GRID_WORKER, True), (G01_STAFF, True), (V01_STAFF, False)):
+        shown = viewed(cards[chat], view)
+        assert bool(shown["buttons"]) is live
+        for lang in Lang:
+            text = RENDER(dataclasses.replace(payload_reply(shown), lang=lang)).text
+            assert "⏫" in text and (STILL_YOURS[lang] in text) is live, (chat, lang, text)
