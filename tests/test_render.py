@@ -629,3 +629,23 @@ def test_a_notice_whose_question_is_answered_stops_asking(
             assert after.split("\n")[0] == before.split("\n")[0]
             for asking in ("请点", "請點", "Tap Confirm", "评分", "評分", "rate our service"):
                 assert asking not in after, (lang, after)
+
+
+@pytest.mark.parametrize("lang", list(Lang))
+def test_an_assignees_card_recorded_before_it_named_its_person_still_says_theirs(
+    street: Street, renderer: Renderer, lang: Lang
+) -> None:
+    """A private card sent before cards named whom they were assigned to (``assigned=True``)
+    and edited to a view that names the assignee (``assignee_id``) still tells its reader the
+    ticket is theirs, not "it was assigned to you, now with …"."""
+    card = next(r for r in street.replies["card"] if r.params.get("assigned"))
+    person = card.params["assigned"]
+    old = {**card.params, "assigned": True, "assignee_id": person}
+    now = {**card.params, "assigned": person, "assignee_id": person}
+    moved = {**card.params, "assigned": person, "assignee_id": "p-someone-else"}
+    text = {
+        name: renderer.render(replace(card, params=params, lang=lang)).text
+        for name, params in (("old", old), ("now", now), ("moved", moved))
+    }
+    head = {name: next(line for line in t.splitlines() if "👤" in line) for name, t in text.items()}
+    assert head["old"] == head["now"] != head["moved"], head
