@@ -325,6 +325,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """Return the resident memory of process ``pid`` in MB (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    found = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
+    return int(found[0]) / 1024 if found else 0.0
+
+
 def kind(key: str) -> str:
     """Return a key's kind: its name with ids, accounts, chats and job ids replaced by ``*``."""
     parts = key.split(":")
@@ -405,6 +415,7 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
     seen = 0
     samples: list[tuple[float, int]] = []
     p99s: list[float] = []
+    rss: dict[str, list[float]] = {}  # MB of each process after the first minute and at the end
 
     async def waiting() -> tuple[int, int]:
         inbox_left = await client.xlen(keys.inbox(PLATFORM))
@@ -432,6 +443,10 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
         p99 = percentile(window, 0.99)
         if window and at <= seconds + 5:
             p99s.append(p99)
+        if at > 60 and not putting.done():
+            for name, pid in pids.items():
+                if pid:
+                    rss.setdefault(name, []).append(rss_mb(pid))
         print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
               f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}"
               f"  {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -458,6 +473,8 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
           f" median {statistics.median(p99s) if p99s else float('nan'):.1f} ms")  # fmt: skip
     print(f"  CPU over {wall:.0f} s (share of one core): " + ", ".join(
         f"{name} {used / wall:.2f}" for name, used in cpu.items()))  # fmt: skip
+    print("  resident memory after the first minute -> at the end of putting (MB): " + ", ".join(
+        f"{name} {mb[0]:.0f} -> {mb[-1]:.0f}" for name, mb in rss.items() if mb))  # fmt: skip
     await memory_by_kind(client, tickets)
     await client.aclose()
 
