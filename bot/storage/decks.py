@@ -200,15 +200,21 @@ class Decks:
         self.platform = platform
         self._add = redis.register_script(_ADD)
         self._view = redis.register_script(_VIEW)
-        self._bases: OrderedDict[str, bytes] = OrderedDict()  # owner -> base, as read last
+        # owner -> its deck's base as read last, packed and not
+        self._bases: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
 
-    def _known(self, owner: str, base: Any) -> bytes | None:
-        if isinstance(base, bytes):
-            self._bases[owner] = base
-            self._bases.move_to_end(owner)
-            while len(self._bases) > BASES_KEPT:
-                self._bases.popitem(last=False)
-        return base if isinstance(base, bytes) else None
+    def _known(self, owner: str, base: bytes | None) -> dict[str, Any] | None:
+        """Remember a deck's base as read; return it unpacked (shared: never change it)."""
+        if base is None:
+            return None
+        known = self._bases.get(owner)
+        if known is None or known[0] != base:
+            known = (base, unpack(base))
+        self._bases[owner] = known
+        self._bases.move_to_end(owner)
+        while len(self._bases) > BASES_KEPT:
+            self._bases.popitem(last=False)
+        return known[1]
 
     async def view(self, owner: str) -> dict[str, Any] | None:
         """Return the newest view of ``owner``'s cards (remembering the deck's base)."""
@@ -216,17 +222,18 @@ class Decks:
         pipe.hmget(keys.deck(owner), [BASE, VIEW])
         pipe.get(keys.card_view(self.platform, owner))
         (base, packed), old = await pipe.execute()
-        self._known(owner, base)
-        return _newest_of(packed, base, old)
+        return _newest_of(packed, self._known(owner, base), old)
 
     async def store_view(self, owner: str, view: dict[str, Any]) -> bool:
         """Store ``view`` if it is newer than the one stored; return whether it was."""
         current = await self.view(owner)
         if current is not None and int(view["seq"]) <= int(current["seq"]):
             return False
-        base = self._bases.get(owner)
-        slim = pack_record(slim_view(view, unpack(base))) if base else b""
-        args: list[bytes | int] = [int(view["seq"]), slim, CARD_TTL, base or b"", pack_record(view)]
+        base, slim = self._bases.get(owner), b""
+        if base is not None:
+            slim = pack_record(slim_view(view, base[1]))
+        packed = base[0] if base else b""
+        args: list[bytes | int] = [int(view["seq"]), slim, CARD_TTL, packed, pack_record(view)]
         names = [keys.deck(owner), keys.card_view(self.platform, owner)]
         return bool(await self._view(keys=names, args=args))
 
@@ -248,13 +255,13 @@ class Decks:
         pipe.hget(keys.ticket_cards(self.platform, owner), field)
         pipe.get(keys.card_view(self.platform, owner))
         (base, raw, packed), before, old_view = await pipe.execute()
-        self._known(owner, base)
-        view = _newest_of(packed, base, old_view)
+        under = self._known(owner, base)
+        view = _newest_of(packed, under, old_view)
         if raw is not None:
             record = unpack_record(raw)
-            if not record.get("f") and base is None:
+            if not record.get("f") and under is None:
                 return None  # cannot be: the base goes only with its deck
-            payload = undiff(record, unpack(base) if base else None, split_field(field)[0])
+            payload = undiff(record, under, split_field(field)[0])
             return payload, str(record["d"]), view
         if before is not None:  # recorded before decks: the whole record
             whole = unpack(before)
@@ -271,32 +278,32 @@ class Decks:
         fingerprint: str,
     ) -> None:
         """Queue, in ``pipe``, the record of a card sent as ``message_id`` in ``chat``."""
-        self._record(pipe, owner, card_field(chat, message_id), payload, fingerprint)
+        names, args = self._record(owner, card_field(chat, message_id), payload, fingerprint)
+        # EVAL, not EVALSHA: a pipeline holding a script asks SCRIPT EXISTS first, one more
+        # round trip per card sent; Redis caches the compiled script by its body anyway.
+        pipe.eval(_ADD, len(names), *names, *args)
 
     async def replace(
         self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
     ) -> None:
         """Store what a recorded card shows now (moving a record written before into the deck)."""
-        pipe = self.redis.pipeline(transaction=True)
-        self._record(pipe, owner, field, payload, fingerprint)
-        await pipe.execute()
+        names, args = self._record(owner, field, payload, fingerprint)
+        await self._add(keys=names, args=args)
 
     def _record(
-        self, pipe: Pipeline, owner: str, field: str, payload: dict[str, Any], fingerprint: str
-    ) -> None:
+        self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
+    ) -> tuple[list[str], list[bytes | str | int]]:
+        """Return the keys and arguments of ``_ADD`` recording a card's payload."""
         own = {k: v for k, v in payload.items() if k != "chat"}
         own_base = pack(own)
-        base = self._bases.get(owner, own_base)
-        against = diff(payload, unpack(base), fingerprint)
+        base, under = self._bases.get(owner, (own_base, own))
+        against = diff(payload, under, fingerprint)
         args: list[bytes | str | int] = [
             field, base, pack_record(against), own_base,
             pack_record(diff(payload, own, fingerprint)),
             pack_record(diff(payload, None, fingerprint)), CARD_TTL,
         ]  # fmt: skip
-        names = [keys.deck(owner), keys.ticket_cards(self.platform, owner)]
-        # The pipeline loads its scripts before the transaction runs (typed for sync scripts).
-        pipe.scripts.add(self._add)  # type: ignore[arg-type]
-        pipe.evalsha(self._add.sha, len(names), *names, *args)
+        return [keys.deck(owner), keys.ticket_cards(self.platform, owner)], args
 
 
 def point(pipe: Pipeline, chat: str, message_id: str, ticket: str) -> None:
@@ -321,10 +328,10 @@ async def pointed(redis: Redis, chat: str, message_id: str) -> str | None:
 
 
 def _newest_of(
-    packed: bytes | None, base: bytes | None, old: bytes | None
+    packed: bytes | None, base: dict[str, Any] | None, old: bytes | None
 ) -> dict[str, Any] | None:
     """Return the newer of a deck's view (packed) and a platform's view written before (JSON)."""
-    mine = full_view(unpack_record(packed), unpack(base) if base else None) if packed else None
+    mine = full_view(unpack_record(packed), base) if packed else None
     return newest(mine, json.loads(old) if old else None)
 
 
