@@ -115,7 +115,9 @@ async def test_a_tickets_delivered_cards_views_and_pointers_take_a_few_hundred_b
     assert old == []  # no record, view or pointer of the old kinds
     state = redis_sync.memory_usage(deck) or 0
     assert state <= 750, state  # one deck on two platforms, its view included (696 B)
-    assert len(list(redis_sync.scan_iter(f"{keys.PREFIX}:cardsin:*"))) >= 1
+    buckets = list(redis_sync.scan_iter(f"{keys.PREFIX}:cardsin:*"))
+    assert buckets and all(redis_sync.ttl(b) > 89 * 24 * 3600 for b in buckets)  # 90 days
+    assert 0 < redis_sync.ttl(deck) <= 90 * 24 * 3600
 
 
 async def test_records_views_and_pointers_written_before_are_still_read(
