@@ -28,6 +28,7 @@ from bot.services import Service
 from bot.storage import keys
 from bot.storage.archive import ArchiveIndex, Unhot
 from bot.storage.decks import (
+    CARD_TTL,
     DECK_DICTIONARY,
     Decks,
     diff,
@@ -193,6 +194,13 @@ async def test_two_platforms_storing_views_out_of_order_never_go_back(
     assert not await sim.store_view("7", view(2, "open", ["ack"]))  # late, from the other
     found = await sim.view("7")
     assert found is not None and found["seq"] == 3
+    # Two senders that both read seq 2 before either wrote: the script itself refuses the
+    # older one (what a sender checks first cannot see the other's write in between).
+    names = [keys.deck("7"), keys.card_view("sim", "7")]
+    late = pack_record(view(2, "open", ["ack"]))
+    assert await sim._view(keys=names, args=[2, b"", CARD_TTL, b"", late]) == 0
+    found = await sim.view("7")
+    assert found is not None and found["seq"] == 3
     views = [view(s, "acknowledged", ["resolve"]) for s in range(4, 40)]
     stores = [d.store_view("7", v) for v in reversed(views) for d in (telegram, sim)]
     await asyncio.gather(*stores)
@@ -265,3 +273,29 @@ def test_records_and_views_read_back_as_they_were_written() -> None:
     assert hashlib.sha256(DECK_DICTIONARY).hexdigest() == (
         "35b5ac57ec2b49a9aefaca7eb654f0ab3b1dc0a5267b9bad32b51577f69ad4fb"
     )
+
+
+async def test_a_record_diffed_against_a_base_no_longer_there_is_stored_whole(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    """A sender remembers a deck's base; the deck was deleted (erasure) and begun again by
+    another sender with another base: the record must not be read against the wrong one."""
+    first, other = Decks(redis_async, "sim"), Decks(redis_async, "sim")
+
+    async def record(decks: Decks, chat: str, text: str, node: str = "东联村") -> dict:
+        params = {**CARD, "text": text, "node_name": node}
+        payload = {**reply_payload(card_reply(chat, params)), "seq": 1}
+        pipe = redis_async.pipeline(transaction=True)
+        decks.add(pipe, "9", chat, "5", payload, "0123456789abcdef")
+        await pipe.execute()
+        return payload
+
+    await record(first, "sim:V-01", "停水")
+    await first.view("9")  # remembers the base: 停水
+    await redis_async.delete(keys.deck("9"))
+    await record(other, "sim:V-02", "停电", "南岸社区")  # the deck begun again, another base
+    wanted = await record(first, "sim:V-03", "漏水")  # diffed against 停水, which is gone
+    found = await other.card("9", card_field("sim:V-03", "5"))
+    assert found is not None and found[0] == wanted
+    found = await other.card("9", card_field("sim:V-02", "5"))
+    assert found is not None and found[0]["params"]["node_name"] == "南岸社区"
