@@ -46,7 +46,10 @@ from bot.storage import keys
 CARD_TTL = 90 * 24 * 3600  # replies to a card are understood for three months
 BASE, VIEW, VIEW_SEQ = "b", "v", "n"
 DIGEST_CHARS = 12  # 48 bits: a false "renders the same" skips one edit in 2**48
-BASES_KEPT = 10_000  # bases of recent decks a sender remembers, to diff new cards against
+# Bases of recent decks a sender remembers, to diff new cards against (~5 KB each as Python
+# objects): a card is sent and recorded moments after its deck was read, so a few hundred
+# lanes at once need no more; one forgotten costs a record stored whole, never a wrong one.
+BASES_KEPT = 1_000
 _DIFF = b"\x02"  # version 2: a record or a view, compact JSON
 _DIFF_PACKED = b"\x03"  # version 3: the same, deflated with DECK_DICTIONARY
 _MISSING = object()
