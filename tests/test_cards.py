@@ -195,7 +195,7 @@ async def test_the_card_in_the_group_follows_its_ticket(client: TestClient) -> N
     )
     assert next(m for m in final if m.id == street.id).buttons == ()
     assert (await shown())[1] == []
-    assert await history.redis.exists(keys.ticket_cards("sim", "1"))
+    assert await history.redis.exists(keys.deck("1"))
 
 
 async def test_notices_name_places_in_the_readers_script(client: TestClient) -> None:
