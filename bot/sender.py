@@ -110,6 +110,8 @@ class Sender:
         self._group_ready = False
         self._delivered: OrderedDict[str, Delivered] = OrderedDict()  # by key, oldest first
         self._unmarked: dict[str, Delivered] = {}  # by entry id: markers Redis has not taken yet
+        # keys of cards just recorded when no newer view was stored: nothing to check after
+        self._current: OrderedDict[str, None] = OrderedDict()
         self._over_backlog = False
         self._card_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -262,6 +264,9 @@ class Sender:
         """Check a card just recorded against a view stored while it was on its way."""
         if done.card is None or not done.cards or not isinstance(self.gateway, CardEditor):
             return
+        if done.key in self._current:
+            del self._current[done.key]
+            return
         try:
             await self._sync_card(done.cards, card_field(done.chat, done.message_id))
         except Exception:  # the ticket's pending edit entry brings it up to date later
@@ -324,17 +329,24 @@ class Sender:
         pipe.set(keys.sent(done.key), done.message_id, ex=SENT_TTL)
         if done.ticket:
             point(pipe, done.chat, done.message_id, done.ticket)
+        place = None
         if done.card is not None and done.cards:
             card = done.card
-            self.decks.add(
+            place = self.decks.add(
                 pipe, done.cards, done.chat, done.message_id, card["payload"], card["digest"]
             )
         pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
         pipe.xdel(self.stream, entry_id)
         try:
-            await pipe.execute()
+            found = await pipe.execute()
         except UNREACHABLE:
             return False
+        if place is not None and done.card is not None:
+            seq = int(found[place])  # the view's when the record was written (-1: unknown)
+            if 0 <= seq <= int(done.card["payload"].get("seq") or 0):
+                self._current[done.key] = None  # no view newer than the card: nothing to check
+                while len(self._current) > REMEMBERED:
+                    self._current.popitem(last=False)
         return True
 
     async def _flush_marks(self) -> bool:

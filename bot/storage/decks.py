@@ -75,8 +75,10 @@ DECK_DICTIONARY = (
     '{"d":"","o":{"buttons":["resolve","escalate"],"seq":2},"q":{"state":"acknowledged"}}'
 ).encode()
 
-# KEYS: deck, the platform's old hash of records. ARGV: field, base, record against it,
-# this card's own payload as a base, record against that, the whole record, TTL.
+# KEYS: deck, the platform's old hash of records, its old view. ARGV: field, base, record
+# against it, this card's own payload as a base, record against that, the whole record, TTL.
+# Returns the seq of the deck's view (0: none), or -1 when a view written before decks is
+# there: whether a card just sent may show less than the view (``Decks.add``).
 _ADD = """
 local base = redis.call('HGET', KEYS[1], 'b')
 local record = ARGV[6]
@@ -89,7 +91,8 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], record)
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
-return 1
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+return tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 """
 
 # KEYS: deck, the platform's old view key. ARGV: seq, the view less what it shares with
@@ -279,12 +282,20 @@ class Decks:
         message_id: str,
         payload: dict[str, Any],
         fingerprint: str,
-    ) -> None:
-        """Queue, in ``pipe``, the record of a card sent as ``message_id`` in ``chat``."""
+    ) -> int:
+        """Queue, in ``pipe``, the record of a card sent as ``message_id`` in ``chat``.
+
+        Returns the place of its result among the pipeline's: the seq of the view stored
+        then (0: none; -1: a view written before decks), so that the sender checks the card
+        against the view only when one may be newer than what it shows (``viewed``). A view
+        stored later is followed by its edit entry, which reads this record.
+        """
         names, args = self._record(owner, card_field(chat, message_id), payload, fingerprint)
+        place = len(pipe)
         # EVAL, not EVALSHA: a pipeline holding a script asks SCRIPT EXISTS first, one more
         # round trip per card sent; Redis caches the compiled script by its body anyway.
         pipe.eval(_ADD, len(names), *names, *args)
+        return place
 
     async def replace(
         self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
@@ -306,7 +317,8 @@ class Decks:
             pack_record(diff(payload, own, fingerprint)),
             pack_record(diff(payload, None, fingerprint)), CARD_TTL,
         ]  # fmt: skip
-        return [keys.deck(owner), keys.ticket_cards(self.platform, owner)], args
+        names = [keys.deck(owner), keys.ticket_cards(self.platform, owner)]
+        return [*names, keys.card_view(self.platform, owner)], args
 
 
 def point(pipe: Pipeline, chat: str, message_id: str, ticket: str) -> None:
