@@ -29,7 +29,15 @@ from bot.core.cards import card_platforms, card_view
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import INTAKE_PLATFORMS, SYSTEM, Actor, IncomingMessage, Reply, Visibility
+from bot.core.models import (
+    INTAKE_PLATFORMS,
+    SYSTEM,
+    Actor,
+    IncomingMessage,
+    Reply,
+    Visibility,
+    platform_of,
+)
 from bot.core.notices import NOTICE_KIND, is_announcement
 from bot.core.org import (
     HANDLER_ROLES,
@@ -572,7 +580,13 @@ class Service:
             message,
             [
                 Reply(message.sender.account, template, params, lang),
-                Reply(message.chat, "replied_privately", {}, lang, reply_to=message.message_id),
+                Reply(
+                    message.chat,
+                    "replied_privately",
+                    {"platform": platform_of(message.chat)},
+                    lang,
+                    reply_to=message.message_id,
+                ),
             ],
         )
         return Handled("done", detail=template)

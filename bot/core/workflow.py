@@ -27,7 +27,15 @@ from bot.core.access import (
 from bot.core.cards import department_buttons, live_buttons
 from bot.core.classify import Match
 from bot.core.commands import Command, Verb, Via
-from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Visibility
+from bot.core.models import (
+    Actor,
+    IncomingMessage,
+    Lang,
+    Reply,
+    Severity,
+    Visibility,
+    platform_of,
+)
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -144,7 +152,7 @@ def open_ticket(
             Reply(
                 message.chat,
                 "replied_privately",
-                {},
+                {"platform": platform_of(message.chat)},
                 message.sender.lang,
                 reply_to=message.message_id,
             )
@@ -405,7 +413,7 @@ def _status(ctx: Context, ticket: Ticket, actor: Actor, chat: str, private: bool
         (),
         (
             Reply(actor.account, "status", params, actor.lang, ticket=ticket.id),
-            Reply(chat, "replied_privately", {}, actor.lang),
+            Reply(chat, "replied_privately", {"platform": platform_of(chat)}, actor.lang),
         ),
     )
 
