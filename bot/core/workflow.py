@@ -25,7 +25,7 @@ from bot.core.access import (
     staff_only,
 )
 from bot.core.cards import department_buttons, live_buttons
-from bot.core.classify import Match
+from bot.core.classify import BY_FLAG, Match
 from bot.core.commands import Command, Verb, Via
 from bot.core.models import (
     Actor,
@@ -142,8 +142,10 @@ def open_ticket(
         ),
     )
     ticket = evolve(None, event)
+    by_flag = match.rule == BY_FLAG
     replies = [
-        *_tell_reporters(ctx, ticket, category.reply_template, {}),
+        # After a flag the resident has had the emergency numbers: the notice refers to them.
+        *_tell_reporters(ctx, ticket, category.reply_template, {"numbers_given": by_flag}),
         *_cards(ctx, ticket, node, "card"),
     ]
     if ticket.visibility != Visibility.PUBLIC and not message.private:
