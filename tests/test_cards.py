@@ -473,6 +473,38 @@ async def test_a_department_card_asks_only_for_the_steps_still_to_press(
         assert len(re.findall(r"\d{1,2}:\d{2}", said_done)) == 2, text  # when each was done
 
 
+# A department has no 受理 button: the handler's 受理 deadline on its card read as its own. Its
+# card gives the lead's resolve deadline, worded as the lead's.
+LEAD_DEADLINE = {
+    Lang.ZH_HANS: ("前受理", "牵头方"),
+    Lang.ZH_HANT: ("前受理", "牽頭方"),
+    Lang.EN: ("Acknowledge by", "The lead is to resolve it by"),
+}
+
+
+async def test_a_department_card_gives_the_leads_deadline_as_the_leads(
+    client: TestClient,
+) -> None:
+    """Walked: the fire station's card said ⏰ … 前受理, … 前办结 with no 受理 button of its own."""
+    said = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = said["ticket"]
+    await until(client, "sim:D-fire", lambda ms: any(m.buttons for m in ms))
+    ticket = await parts(client).service.store.get(ticket_id)
+    assert ticket is not None and ticket.resolve_due is not None
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        handlers, lead = LEAD_DEADLINE[lang]
+        assert handlers not in text, text
+        (line,) = [line for line in text.splitlines() if line.startswith("⏰")]
+        assert lead in line, text
+        assert re.search(r"\d{1,2}:\d{2}", line), text  # the resolve deadline's time
+    # Acknowledged, the card (brought up to date) still words the deadline as the lead's.
+    await send(client, "p-pan-lijuan", "sim:G-02", f"受理 {ticket_id}")
+    await until(client, "sim:D-fire", lambda ms: any("处理中" in m.text for m in ms))
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        (line,) = [line for line in text.splitlines() if line.startswith("⏰")]
+        assert LEAD_DEADLINE[lang][1] in line, text
+
+
 async def handler_card_texts(client: TestClient, ticket_id: str, chat: str) -> dict[Lang, str]:
     """Return a handler's card in ``chat`` as last brought up to date, in every language."""
     redis = parts(client).service.store.redis
