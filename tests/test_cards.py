@@ -567,3 +567,58 @@ async def test_an_assignees_card_stops_saying_it_is_theirs_once_reassigned(
     for lang, text in (await handler_card_texts(client, ticket_id, mine)).items():
         was, now = ASSIGNED_WORDS[lang]
         assert was not in text and now in text, text
+
+
+SUPERSEDED_WORDS = {
+    Lang.ZH_HANS: "请在新卡片上操作",
+    Lang.ZH_HANT: "請在新卡片上操作",
+    Lang.EN: "use that one",
+}
+
+
+async def test_a_reopened_tickets_old_card_gives_its_buttons_to_the_new_one(
+    client: TestClient,
+) -> None:
+    """Walked: after 重开 the village's chat held the first card and the 🔁 card, both with
+    受理/办结/上报; only the newest card of a ticket in a chat offers the handler's buttons."""
+    resident, household, village = "p-chen-zhiqiang", "sim:H-01", "sim:V-01"
+    await send(client, resident, household, "楼下停水两天了")
+    first = (await until(client, village, lambda ms: any(m.buttons for m in ms)))[0]
+    await send(client, "p-yang-zixuan", village, "办结 1 水管已修好，恢复供水")
+
+    def data(m: ChatMessage) -> list[str]:
+        return [d for _, d in m.buttons]
+
+    messages = await until(client, household, lambda ms: any("reopen:1" in data(m) for m in ms))
+    resolved = next(m for m in messages if "reopen:1" in data(m))
+    await press(client, resident, household, resolved.id, "reopen:1")
+
+    def settled(ms: list[ChatMessage]) -> bool:
+        cards = [m for m in ms if "#1" in m.text and "📌" in m.text]
+        return len(cards) == 2 and all("已重开" in m.text for m in cards)
+
+    cards = [m for m in await until(client, village, settled) if "📌" in m.text]
+    old, new = (
+        next(m for m in cards if m.id == first.id),
+        next(m for m in cards if m.id != first.id),
+    )
+    assert "🔁" in new.text and data(new) == ["ack:1", "resolve:1", "escalate:1"]
+    assert data(old) == [], old.text
+    assert (
+        SUPERSEDED_WORDS[Lang.ZH_HANS] in old.text
+        and SUPERSEDED_WORDS[Lang.ZH_HANS] not in new.text
+    )
+    redis = parts(client).service.store.redis
+    records = [unpack(r) for r in (await redis.hgetall(keys.ticket_cards("sim", "1"))).values()]
+    (stale,) = [r for r in records if r["message_id"] == str(old.id)]
+    for lang in Lang:
+        text = Renderer().render(replace(payload_reply(stale["payload"]), lang=lang)).text
+        assert SUPERSEDED_WORDS[lang] in text, text
+    # The new card is the live one as the ticket moves on: acknowledged, it offers 办结/上报.
+    await send(client, "p-yang-zixuan", village, "受理 1")
+
+    def acked(ms: list[ChatMessage]) -> bool:
+        return any(m.id == new.id and data(m) == ["resolve:1", "escalate:1"] for m in ms)
+
+    after = await until(client, village, acked)
+    assert data(next(m for m in after if m.id == old.id)) == []
