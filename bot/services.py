@@ -54,7 +54,7 @@ from bot.core.org import (
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
 from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
-from bot.core.quiet import HELD_PLATFORM, held, summaries
+from bot.core.quiet import HELD_PLATFORM, held, stage_held, summaries
 from bot.core.resolution import asks_for_result
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
@@ -827,7 +827,9 @@ class Service:
     def _card_edits(self, ticket: Ticket, key: str, rank: int) -> list[OutboxEntry]:
         """Return, per platform that may hold a card of ``ticket``, the entry editing them."""
         ctx = self.config.context
-        view = card_view(ctx.tree, ticket, ticket_params(ctx, ticket, masked=True))
+        quiet = stage_held(ticket, ctx.policy.work_hours, ctx.policy.work_days, local_zone())
+        params = ticket_params(ctx, ticket, masked=True)
+        view = card_view(ctx.tree, ticket, params, renewed=not quiet)
         return [
             OutboxEntry(platform, key, {"edit_cards": ticket.id, "view": view}, rank)
             for platform in card_platforms(ctx.tree, ticket)

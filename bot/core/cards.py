@@ -84,12 +84,16 @@ def card_chats(node: Node, staff_only: bool) -> list[str]:
     return [*staff, *node.chats]
 
 
-def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str, Any]:
+def card_view(
+    tree: OrgTree, ticket: Ticket, params: dict[str, Any], renewed: bool = True
+) -> dict[str, Any]:
     """Return the view every card of the ticket is brought to.
 
     ``params`` are the ticket's template parameters (``workflow.ticket_params``); only
     the fields that change as the ticket moves are taken, so that a redacted card
-    stays redacted and a masked one masked.
+    stays redacted and a masked one masked. ``renewed`` is False when the current
+    stage's cards were held by quiet hours (``quiet.stage_held``): the older cards
+    are then the only ones with buttons in their chats.
     """
     changing = (
         "state", "assignee", "assignee_id", "reporters", "node", "node_name", "node_names",
@@ -102,7 +106,7 @@ def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str
         "seq": ticket.seq,
         "stage": ticket.stage,
         # the chats that got a card at this stage: their older cards' buttons go
-        "renewed": card_chats(node, staff_only) if node and not node.department else [],
+        "renewed": card_chats(node, staff_only) if renewed and node and not node.department else [],
         "params": {k: params[k] for k in changing},
         "buttons": list(live_buttons(tree, ticket)),
         "live": live_chats(tree, ticket),
