@@ -11,7 +11,11 @@ then measures, in one run:
   stream and rq's jobs are reported apart: they are drained and expire).
 ``--tickets N`` instead fills N tickets and prints MEMORY USAGE by key kind per ticket:
 open, then after every reply is delivered through the real sender (card records, pointers,
-sent markers), then after one acknowledgement each (the bytes of one more event).
+sent markers), then after one acknowledgement each (the bytes of one more event), its
+replies and card edits delivered too (the view, the edited records). The ticket with its
+indexes and the state of its delivered cards are summed apart. The edge numbers messages
+per chat, as Telegram does in a supergroup, leaving one id between two of the bot's for
+someone else's message.
 Deadline jobs are scheduled through the real rq scheduler adapter.
 Targets: >= 1,000 messages/s, p99 <= 20 ms at 200 messages/s, <= 1 KB per open ticket
 with its indexes and <= 100 B per event
@@ -199,6 +203,8 @@ def key_type(key: str) -> str:
         return ":".join([*parts[:2], "*", *parts[3:]][: 3 if parts[1] != "ticket" else 4])
     if parts[1] in ("msg", "reporter", "assignee", "pace", "same", "said", "update", "card"):
         return ":".join(parts[:2]) + ":*"
+    if parts[1] in ("deck", "cardsin"):
+        return ":".join(parts[:2]) + ":*"
     if parts[1] == "sent":
         return "lianhu:sent:*"
     return key
@@ -213,16 +219,33 @@ TRANSIENT = {
 }
 
 
+# The state of a ticket's delivered cards: their records, views and pointers, now and before.
+CARD_STATE = {
+    "lianhu:deck:*", "lianhu:cardsin:*",
+    "lianhu:cards:*", "lianhu:cardview:*", "lianhu:card:*",
+}  # fmt: skip
+
+
 class NullGateway:
-    """The platform's edge: accepts every message at once (what is measured is Redis)."""
+    """The platform's edge: accepts every message and edit at once (what is measured is Redis).
+
+    Message ids count per chat, as in a Telegram supergroup, two apart: someone else's
+    message between two of the bot's.
+    """
 
     def __init__(self, platform: str) -> None:
         self.platform = platform
         self.count = 0
+        self.ids: dict[str, int] = {}
+        self.edits = 0
 
     async def send(self, chat: str, message: object, reply_to: str | None) -> Sent:
         self.count += 1
-        return Sent(str(self.count))
+        self.ids[chat] = self.ids.get(chat, 0) + 2
+        return Sent(str(self.ids[chat]))
+
+    async def edit(self, chat: str, message_id: str, message: object) -> None:
+        self.edits += 1
 
 
 async def sizes(client: redis.asyncio.Redis) -> tuple[dict[str, list[int]], dict[str, int]]:
@@ -249,8 +272,16 @@ def table(by_kind: dict[str, list[int]], tickets: int, title: str) -> None:
     """Print bytes per ticket by key kind: the ticket with its indexes, then the rest."""
     hot = {k: v for k, v in by_kind.items() if k not in TRANSIENT and "outbox" not in k}
     print(f"{title} [load {os.getloadavg()[0]:.2f}]")
-    for kind, (size, n) in sorted(hot.items(), key=lambda kv: -kv[1][0]):
-        print(f"  {kind:<40} {size / tickets:8,.0f} B/ticket  ({n:,} keys)")
+    cards = {k: v for k, v in hot.items() if k in CARD_STATE}
+    for part, what in ((hot.keys() - cards.keys(), "its record and indexes"), (cards, "")):
+        if not part:
+            continue
+        rows = {k: hot[k] for k in part}
+        for kind, (size, n) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
+            print(f"  {kind:<40} {size / tickets:8,.0f} B/ticket  ({n:,} keys)")
+        size = sum(v[0] for v in rows.values())
+        what = what or "the state of its delivered cards (records, views, pointers)"
+        print(f"  = {size / tickets:,.0f} bytes per ticket: {what}")
     total = sum(v[0] for v in hot.values())
     print(f"  = {total / tickets:,.0f} bytes per ticket: its record, its indexes, its cards")
     rest = {k: v for k, v in by_kind.items() if k not in hot}
@@ -280,10 +311,8 @@ async def memory(
     table(by_kind, tickets, f"memory at {tickets:,} open tickets, each one event:")
 
     start = time.perf_counter()
-    for platform in ("telegram", "sim"):
-        sender = Sender(client, NullGateway(platform), render=None)
-        while (await sender.drain(count=500)).sent:
-            pass
+    gateways = {p: NullGateway(p) for p in ("telegram", "sim")}
+    await deliver(client, gateways)
     print(f"delivered every reply in {time.perf_counter() - start:,.0f} s")
     by_kind, records = await sizes(client)
     table(by_kind, tickets, "after delivery (sent markers, card pointers and records):")
@@ -315,8 +344,21 @@ async def memory(
         f"over {len(two):,} tickets; a ticket's record {sum(records.values()) / tickets:,.0f} B "
         f"with its opened event, {sum(after.values()) / tickets:,.0f} B with both"
     )
+    start = time.perf_counter()
+    await deliver(client, gateways)
+    edits = sum(g.edits for g in gateways.values())
+    print(f"delivered their replies and card edits ({edits:,} cards edited) "
+          f"in {time.perf_counter() - start:,.0f} s")  # fmt: skip
     by_kind, _ = await sizes(client)
-    table(by_kind, tickets, "after one acknowledgement each:")
+    table(by_kind, tickets, "after one acknowledgement each, delivered with its card edits:")
+
+
+async def deliver(client: redis.asyncio.Redis, gateways: dict[str, NullGateway]) -> None:
+    """Drain every platform's outbox through the real sender (cards edited at the edge)."""
+    for gateway in gateways.values():
+        sender = Sender(client, gateway, render=None)
+        while (await sender.drain(count=500)).sent:
+            pass
 
 
 def main() -> int:

@@ -1,10 +1,11 @@
 """Cards kept true: what the sender records of a sent card, and how a card meets its view.
 
-When a sender delivers a card it records it in ``keys.ticket_cards`` (with the
-sent marker, in one transaction): the chat, the message id, the payload it was
-rendered from and the version of the ticket it shows. A change of the ticket
-queues one edit entry per platform carrying the new view (``bot.core.cards``);
-the sender stores that view and edits every recorded card that shows an older
+When a sender delivers a card it records it in its ticket's deck (``bot.storage.decks``,
+with the sent marker, in one transaction): the chat, the message id, the payload it was
+rendered from (as its difference from what the ticket's cards share) and the version of
+the ticket it shows. A change of the ticket queues one edit entry per platform carrying
+the new view (``bot.core.cards``); the sender stores that view (once per ticket, only a
+newer one replacing it) and edits every recorded card that shows an older
 version. A card whose send is still pending is not recorded yet: when it is sent,
 the newest stored view is folded into it, and after it is recorded it is
 checked against the view once more, so that a view stored meanwhile is not
@@ -75,9 +76,9 @@ _PACKED = b"\x01"  # version 1: raw deflate with DICTIONARY (zlib streams begin 
 def pack(record: dict[str, Any]) -> bytes:
     """Return a card's record as stored: compact JSON, deflated with ``DICTIONARY``.
 
-    A card record holds the whole payload it was rendered from (the ticket's text, names
-    in three languages) and lives as long as the card may be edited: ~1,080 B of JSON,
-    ~340 B packed, so a ticket's records stay a small listpack.
+    A card record held the whole payload it was rendered from (the ticket's text, names
+    in three languages): ~1,080 B of JSON, ~340 B packed. A deck (``bot.storage.decks``)
+    packs its base, the payload its cards share, this way.
     """
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)

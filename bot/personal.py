@@ -155,9 +155,8 @@ class PersonalData:
                     # The records of sent cards (for editing them later) hold what they were
                     # rendered from, names included: the cards are no longer edited.
                     found = self.redis.scan_iter(match=keys.ticket_cards("*", ticket_id))
-                    stale = [key async for key in found]
-                    if stale:
-                        await self.redis.delete(*stale)
+                    stale = [keys.deck(ticket_id), *[key async for key in found]]
+                    await self.redis.delete(*stale)
                 return erasure.fields if erasure else 0
         raise ErasureConflict(ticket_id)
 

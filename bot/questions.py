@@ -237,10 +237,12 @@ def _card_edits(service: Service, step: Step, ticket: str | None) -> list[Outbox
     if prompt.answer is None and not step.replies:
         return []  # a flag nobody answered at the street: it stays open as it is
     view = question_view(ctx, prompt, ticket)
-    key = f"q:{prompt.id}:{prompt.seq}:cards"
+    key = f"q:{prompt.id}:{prompt.seq}"  # a key per platform, as a ticket's
     rank = URGENT if prompt.kind is PromptKind.DANGER else 0
     return [
-        OutboxEntry(platform, key, {"edit_cards": prompt.id, "view": view}, rank)
+        OutboxEntry(
+            platform, f"{key}:{platform}:cards", {"edit_cards": prompt.id, "view": view}, rank
+        )
         for platform in question_platforms(ctx, prompt)
     ]
 

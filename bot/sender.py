@@ -41,16 +41,16 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.card_edits import card_field, digest, newer, pack, subject, unpack, viewed
+from bot.card_edits import card_field, digest, subject, viewed
 from bot.ports import CardEditor, ChatGateway, Render, Rendered
 from bot.render import Renderer
 from bot.storage import keys
-from bot.storage.redis import dumps, payload_reply
+from bot.storage.decks import Decks, point, split_field
+from bot.storage.redis import payload_reply
 
 log = logging.getLogger(__name__)
 
 SENT_TTL = 7 * 24 * 3600
-CARD_TTL = 90 * 24 * 3600  # replies to a card are understood for three months
 REMEMBERED = 50_000  # delivered keys kept in memory: covers Redis losing its last writes
 BACKLOG_ALERT = 10_000  # undelivered entries before the sender logs an error
 BACKLOG_CHECK = 5.0  # seconds between looks at the backlog
@@ -103,6 +103,7 @@ class Sender:
         self.consumer = consumer
         self.render: Render = render if render is not None else Renderer()
         self.stream = keys.outbox(gateway.platform)
+        self.decks = Decks(redis, gateway.platform)
         self.retry_after = retry_after
         self.max_attempts = max_attempts
         self.backlog_alert = backlog_alert
@@ -241,19 +242,15 @@ class Sender:
         return viewed(payload, await self._view(owner))
 
     async def _view(self, ticket: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(keys.card_view(self.gateway.platform, ticket))
-        return json.loads(raw) if raw else None
+        return await self.decks.view(ticket)
 
     async def _edit_cards(self, payload: dict[str, Any]) -> None:
         """Store the view an edit entry carries (if newer) and bring every sent card to it."""
         ticket, view = str(payload["edit_cards"]), payload["view"]
-        if newer(view, await self._view(ticket)):
-            name = keys.card_view(self.gateway.platform, ticket)
-            await self.redis.set(name, dumps(view), ex=CARD_TTL)
+        await self.decks.store_view(ticket, view)
         if not isinstance(self.gateway, CardEditor):
             return  # this platform cannot edit what it sent (WeCom's webhook cards)
-        fields = await self.redis.hkeys(keys.ticket_cards(self.gateway.platform, ticket))
-        for field in sorted(_text(f) for f in fields):
+        for field in await self.decks.fields(ticket):
             await self._sync_card(ticket, field)
 
     async def _settle_edits(self, entry_id: str, key: str) -> None:
@@ -276,21 +273,18 @@ class Sender:
         if lock is None:
             lock = self._card_locks[field] = asyncio.Lock()
         async with lock:
-            name = keys.ticket_cards(self.gateway.platform, ticket)
-            raw = await self.redis.hget(name, field)
-            view = await self._view(ticket)
-            if raw is None or view is None:
+            found = await self.decks.card(ticket, field)
+            if found is None or found[2] is None:
                 return
-            record = unpack(raw)
-            payload = viewed(record["payload"], view)
-            if payload is record["payload"]:
+            shown, shows, view = found
+            payload = viewed(shown, view)
+            if payload is shown:
                 return  # it shows this version, or a later one
             message = self.render(payload_reply(payload))
             fingerprint = digest(message)
-            if fingerprint != record["digest"]:
-                await self._edit(record["payload"]["chat"], record["message_id"], message, payload)
-            record.update(payload=payload, digest=fingerprint)
-            await self.redis.hset(name, field, pack(record))
+            if not (shows and fingerprint.startswith(shows)):  # stored digests may be cut
+                await self._edit(shown["chat"], split_field(field)[1], message, payload)
+            await self.decks.replace(ticket, field, payload, fingerprint)
 
     async def _edit(
         self, chat: str, message_id: str, message: Rendered, payload: dict[str, Any]
@@ -329,11 +323,12 @@ class Sender:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(keys.sent(done.key), done.message_id, ex=SENT_TTL)
         if done.ticket:
-            pipe.set(keys.card(done.chat, done.message_id), done.ticket, ex=CARD_TTL)
+            point(pipe, done.chat, done.message_id, done.ticket)
         if done.card is not None and done.cards:
-            cards = keys.ticket_cards(self.gateway.platform, done.cards)
-            pipe.hset(cards, card_field(done.chat, done.message_id), pack(done.card))
-            pipe.expire(cards, CARD_TTL)
+            card = done.card
+            self.decks.add(
+                pipe, done.cards, done.chat, done.message_id, card["payload"], card["digest"]
+            )
         pipe.xack(self.stream, keys.OUTBOX_GROUP, entry_id)
         pipe.xdel(self.stream, entry_id)
         try:

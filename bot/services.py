@@ -821,17 +821,26 @@ class Service:
             if entry.payload.get("card") or subject(entry.payload):
                 entry.payload["seq"] = changed.seq
         if decision.events[0].seq > 1:  # cards were sent before: bring them to this version
-            entries += self._card_edits(changed, f"{prefix}:cards", priority(changed))
+            entries += self._card_edits(changed, prefix, priority(changed))
         return entries
 
-    def _card_edits(self, ticket: Ticket, key: str, rank: int) -> list[OutboxEntry]:
-        """Return, per platform that may hold a card of ``ticket``, the entry editing them."""
+    def _card_edits(self, ticket: Ticket, prefix: str, rank: int) -> list[OutboxEntry]:
+        """Return, per platform that may hold a card of ``ticket``, the entry editing them.
+
+        Each with a key of its own: the sent marker of one platform's entry would settle the
+        others' unsent (their cards were never edited).
+        """
         ctx = self.config.context
         quiet = stage_held(ticket, ctx.policy.work_hours, ctx.policy.work_days, local_zone())
         params = ticket_params(ctx, ticket, masked=True)
         view = card_view(ctx.tree, ticket, params, renewed=not quiet)
         return [
-            OutboxEntry(platform, key, {"edit_cards": ticket.id, "view": view}, rank)
+            OutboxEntry(
+                platform,
+                f"{prefix}:{platform}:cards",
+                {"edit_cards": ticket.id, "view": view},
+                rank,
+            )
             for platform in card_platforms(ctx.tree, ticket)
         ]
 

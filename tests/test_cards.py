@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 
-from bot.card_edits import unpack
 from bot.core.models import Lang, Reply
 from bot.ports import Rendered, Sent
 from bot.render import Renderer
 from bot.sender import Sender
 from bot.storage import keys
+from bot.storage.decks import Decks
 from bot.storage.redis import OutboxEntry, RedisStore, payload_reply, reply_payload
 from bot.web.directory import by_activity, rooms
 from bot.web.history import ChatMessage
@@ -195,7 +196,7 @@ async def test_the_card_in_the_group_follows_its_ticket(client: TestClient) -> N
     )
     assert next(m for m in final if m.id == street.id).buttons == ()
     assert (await shown())[1] == []
-    assert await history.redis.exists(keys.ticket_cards("sim", "1"))
+    assert await history.redis.exists(keys.deck("1"))
 
 
 async def test_notices_name_places_in_the_readers_script(client: TestClient) -> None:
@@ -425,14 +426,17 @@ DONE_WORDS = {
 }
 
 
+async def recorded_cards(client: TestClient, ticket_id: str) -> list[dict[str, Any]]:
+    """Return the payloads of a ticket's simulator cards as last brought up to date."""
+    decks = Decks(parts(client).service.store.redis, "sim")
+    found = [await decks.card(ticket_id, f) for f in await decks.fields(ticket_id)]
+    return [card[0] for card in found if card is not None]
+
+
 async def department_card_texts(client: TestClient, ticket_id: str) -> dict[Lang, str]:
     """Return the department's card as last brought up to date, rendered in every language."""
-    redis = parts(client).service.store.redis
-    records = [
-        unpack(r) for r in (await redis.hgetall(keys.ticket_cards("sim", ticket_id))).values()
-    ]
-    (record,) = [r for r in records if r["payload"]["chat"] == "sim:D-fire"]
-    reply = payload_reply(record["payload"])
+    (payload,) = [p for p in await recorded_cards(client, ticket_id) if p["chat"] == "sim:D-fire"]
+    reply = payload_reply(payload)
     return {lang: Renderer().render(replace(reply, lang=lang)).text for lang in Lang}
 
 
@@ -507,10 +511,8 @@ async def test_a_department_card_gives_the_leads_deadline_as_the_leads(
 
 async def handler_card_texts(client: TestClient, ticket_id: str, chat: str) -> dict[Lang, str]:
     """Return a handler's card in ``chat`` as last brought up to date, in every language."""
-    redis = parts(client).service.store.redis
-    found = (await redis.hgetall(keys.ticket_cards("sim", ticket_id))).values()
-    (record,) = [r for r in map(unpack, found) if r["payload"]["chat"] == chat]
-    reply = payload_reply(record["payload"])
+    (payload,) = [p for p in await recorded_cards(client, ticket_id) if p["chat"] == chat]
+    reply = payload_reply(payload)
     return {lang: Renderer().render(replace(reply, lang=lang)).text for lang in Lang}
 
 

@@ -443,7 +443,9 @@ def check_cards(sync: redis.Redis, fake: FakeBotApi) -> None:
         opened = stored_ticket(sync, ticket_id)[1][0].to_dict()
         assert opened["kind"] == "opened"
         recorded: dict[int, list[int]] = {}
-        for field_name in sync.hkeys(keys.ticket_cards("telegram", ticket_id)):
+        for field_name in sync.hkeys(keys.deck(ticket_id)):  # bot.storage.decks
+            if not field_name.startswith(b"telegram:"):
+                continue  # its base, its view
             chat, message_id = field_name.decode().rsplit(" ", 1)
             recorded.setdefault(int(chat.removeprefix("telegram:")), []).append(int(message_id))
         for chat in chats[opened["data"]["node"]]:

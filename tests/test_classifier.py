@@ -357,6 +357,39 @@ def test_the_real_e5_path_on_a_small_set(small: RuleSet, tmp_path: Path) -> None
     engine.close()
 
 
+def test_a_first_start_classifies_with_a_tfidf_model_while_the_full_one_trains(
+    small: RuleSet, tmp_path: Path
+) -> None:
+    """No model yet and the full one embeds: the TF-IDF model is trained first and used
+    meanwhile (the demo's first minutes were on the rails alone, 0.68-0.70 macro-F1); a start
+    that finds it cached but not the full model uses it at once."""
+    engine = Engine(small, tmp_path, seeds=[])
+    job = engine.start()
+    assert job is not None
+    job.result()
+    assert engine.interim.done(), "a first model classified before the full one"
+    assert engine.model is not None and engine.model.uses_embedding
+    first, full = engine.model_path(small, ""), engine.model_path(small)
+    assert first is not None and full is not None and first != full
+    assert first.is_file() and full.is_file()
+    engine.close()
+
+    full.unlink()  # stopped before the full model was saved
+    again = Engine(small, tmp_path, seeds=[], train=False)
+    assert again.start() is None
+    assert again.model is not None and not again.model.uses_embedding
+    verdicts = again.classify_many(["又停水了，洗不了澡"])
+    assert verdicts[0].category == "utilities"
+    again.close()
+
+    rules_only = Engine(small, tmp_path / "tfidf", embeddings=False)
+    job = rules_only.start()
+    assert job is not None
+    job.result()
+    assert not rules_only.interim.done(), "a TF-IDF engine has no interim model"
+    rules_only.close()
+
+
 def test_triage_asks_when_none_is_likely_but_not_on_top(small: RuleSet) -> None:
     probs = {"none": 0.35, "utilities": 0.6, "noise": 0.05}
     assert triage("水压有点低", small, probs, Thresholds(ask=0.5)).action is Action.TICKET

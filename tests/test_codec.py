@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from bot.card_edits import DICTIONARY, unpack
+from bot.card_edits import DICTIONARY, pack, unpack
 from bot.core.deadlines import Policy
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Person, Role
@@ -21,6 +21,7 @@ from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.storage import keys
 from bot.storage.codec import decode_event, decode_ticket, dumps, encode_event, encode_ticket
+from bot.storage.decks import is_card
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
 from tests.helpers import sent
@@ -178,15 +179,17 @@ async def test_a_ticket_and_its_delivered_cards_stay_compact(
     assert redis_sync.object("encoding", record) == b"listpack"
     assert (redis_sync.memory_usage(record) or 0) <= 450  # 1,046 B as a snapshot and a list
     gateway = await sent(redis_async)
-    cards = keys.ticket_cards("telegram", ticket_id)
-    stored = redis_sync.hgetall(cards)
+    deck = keys.deck(ticket_id)  # bot.storage.decks: a base, then each card's difference
+    stored = {f: v for f, v in redis_sync.hgetall(deck).items() if is_card(f.decode())}
     assert len(stored) == 2 == len([c for c in gateway.messages if c[1].buttons])  # 2 groups
-    assert redis_sync.object("encoding", cards) == b"listpack"  # was a hash table
+    assert redis_sync.object("encoding", deck) == b"listpack"  # was a hash table
     for field_name, raw in stored.items():
-        assert raw[:1] != b"{"  # compressed
-        card = unpack(raw)
-        assert field_name.decode().startswith(card["payload"]["chat"] + " ")
-        assert len(raw) < len(dumps(card).encode()) * 0.4
+        # compressed, and small: a diff (a department's card names its department and steps: 45 B)
+        assert raw[:1] != b"{" and len(raw) <= 48
+        assert field_name.decode().startswith("telegram:")
+    base = unpack(redis_sync.hget(deck, "b") or b"")
+    card = {"payload": {**base, "chat": "telegram:-1"}, "message_id": "1", "digest": "ab"}
+    assert unpack(pack(card)) == card and len(pack(card)) < len(dumps(card).encode()) * 0.4
     assert unpack(dumps(card)) == card  # records written before still read: plain JSON,
     assert unpack(zlib.compress(dumps(card).encode())) == card  # and zlib'd alone
     # Records packed with the preset dictionary need that very dictionary to be read.

@@ -131,11 +131,15 @@ def test_a_first_start_says_the_classifier_is_still_training(tmp_path: Path) -> 
 
 
 def test_ctrl_c_during_the_first_training_stops_at_once(tmp_path: Path) -> None:
-    """Training the model takes minutes on a new data folder; Ctrl-C must not wait for it."""
+    """Training the model takes minutes on a new data folder; a TF-IDF model classifies
+    from the first half minute, and Ctrl-C during the full model's training does not wait."""
     with demo(tmp_path / "data", env={"LIANHU_CLASSIFIER": "model"}) as (process, _):
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(3)]
         assert "the classifier is training" in lines[2], lines
+        lines += [process.stdout.readline() for _ in range(3)]
+        # a TF-IDF model first (half a minute idle): not the rails alone until the full one
+        assert "a first model (TF-IDF) classifies now" in lines[5], lines
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=STOP_TIMEOUT) == 0
 

@@ -147,12 +147,18 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
         )
         classifier = app[PARTS].service.classifier
         job = classifier.training if classifier is not None else None
-        if job is not None:
+        if classifier is not None and job is not None:
             print(
-                "  the classifier is training (the first start only, a few minutes): until it\n"
-                "  is ready the keyword rails alone classify, and plainly worded reports may\n"
-                "  meet silence",
+                "  the classifier is training (the first start only, a few minutes): for its\n"
+                "  first half minute the keyword rails alone classify, and plainly worded\n"
+                "  reports may meet silence",
                 flush=True,
+            )
+            classifier.interim.add_done_callback(
+                lambda _: print(
+                    "  a first model (TF-IDF) classifies now; the full one is still training",
+                    flush=True,
+                )
             )
             job.add_done_callback(lambda _: print("  the classifier is ready", flush=True))
 

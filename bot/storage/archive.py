@@ -13,16 +13,18 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.card_edits import CARD_FIELD_SEP
 from bot.core.ticket import Ticket
 from bot.storage import keys
+from bot.storage.decks import is_card, split_field
 from bot.storage.redis import deadline_members
 
-PLATFORMS = ("telegram", "wecom", "sim")  # whose card records a ticket may have
+PLATFORMS = ("telegram", "wecom", "sim")  # whose card records a ticket may have had
 
-# KEYS: record, old events list, archived bitmap, then indexes (ZREM id), then keys to DEL.
-# ARGV: history length when read, ticket id, its number (bit), how many indexes, members
-# of DEADLINES to drop (the last index is DEADLINES when there are any).
+# KEYS: record, old events list, archived bitmap, then indexes (ZREM id), then keys to DEL,
+# then hashes of card pointers (HDEL, one field each).
+# ARGV: history length when read, ticket id, its number (bit), how many indexes, how many
+# keys to DEL, how many members of DEADLINES to drop (the last index is DEADLINES when there
+# are any), those members, then the fields (message ids) of the hashes of card pointers.
 _UNHOT = """
 local record, n = KEYS[1], tonumber(ARGV[1])
 local kind = redis.call('TYPE', record)['ok']
@@ -34,11 +36,15 @@ elseif redis.call('HEXISTS', record, tostring(n + 1)) == 1
   return 'conflict'
 end
 redis.call('SETBIT', KEYS[3], tonumber(ARGV[3]), 1)
-local indexes = tonumber(ARGV[4])
+local indexes, doomed, owed = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 for i = 4, 3 + indexes do redis.call('ZREM', KEYS[i], ARGV[2]) end
-for i = 5, #ARGV do redis.call('ZREM', KEYS[3 + indexes], ARGV[i]) end
+for i = 7, 6 + owed do redis.call('ZREM', KEYS[3 + indexes], ARGV[i]) end
 redis.call('DEL', record, KEYS[2])
-for i = 4 + indexes, #KEYS do redis.call('DEL', KEYS[i]) end
+local first = 4 + indexes
+for i = first, first + doomed - 1 do redis.call('DEL', KEYS[i]) end
+for i = first + doomed, #KEYS do
+  redis.call('HDEL', KEYS[i], ARGV[7 + owed + i - first - doomed])
+end
 return 'ok'
 """
 
@@ -69,19 +75,28 @@ class ArchiveIndex:
         owed = list(deadline_members(ticket))
         if owed:
             indexes.append(keys.DEADLINES)
-        doomed = [keys.ticket_cards(p, ticket.id) for p in PLATFORMS]
+        # Its deck (bot.storage.decks), and the records and views written before it.
+        doomed = [keys.deck(ticket.id), *(keys.ticket_cards(p, ticket.id) for p in PLATFORMS)]
         doomed += [keys.card_view(p, ticket.id) for p in PLATFORMS]
         pipe = self.redis.pipeline(transaction=False)
-        for name in doomed[: len(PLATFORMS)]:
+        for name in doomed[: 1 + len(PLATFORMS)]:
             pipe.hkeys(name)
-        for fields in await pipe.execute():
-            for raw in fields:  # "chat message_id": the pointer from that card to the ticket
-                chat, _, message_id = _text(raw).rpartition(CARD_FIELD_SEP)
+        buckets, fields = [], []
+        for found in await pipe.execute():
+            for raw in found:  # "chat message_id": the pointer from that card to the ticket
+                if not is_card(_text(raw)):
+                    continue  # the deck's base or view
+                chat, message_id = split_field(_text(raw))
                 doomed.append(keys.card(chat, message_id))
+                bucket = keys.card_pointers(chat, message_id)
+                if bucket is not None:
+                    buckets.append(bucket)
+                    fields.append(message_id)
         names = [keys.ticket(ticket.id), keys.events(ticket.id), keys.ARCHIVED]
         names += indexes  # DEADLINES, when present, is the last index
-        args: list[Any] = [length, ticket.id, int(ticket.id), len(indexes), *owed]
-        status = await self._unhot(keys=[*names, *doomed], args=args)
+        args: list[Any] = [length, ticket.id, int(ticket.id), len(indexes), len(doomed)]
+        args += [len(owed), *owed, *fields]
+        status = await self._unhot(keys=[*names, *doomed, *buckets], args=args)
         return Unhot(_text(status))
 
 

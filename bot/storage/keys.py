@@ -64,18 +64,41 @@ def recent_version(village: str) -> str:
     return f"{PREFIX}:recent:{village}:version"
 
 
+# A HASH holds the pointers of this many consecutive message ids of a chat: it stays a small
+# listpack, and expires once the chat has moved past its ids (bot.storage.decks).
+POINTERS_PER_HASH = 100
+
+
 def card(chat: str, message_id: str) -> str:
-    """Return the pointer from a sent card or notice to its ticket."""
+    """Return the pointer from a sent card or notice to its ticket, for a message id that is
+    not a number (and as written before ``card_pointers``)."""
     return f"{PREFIX}:card:{chat}:{message_id}"
 
 
+def card_pointers(chat: str, message_id: str) -> str | None:
+    """Return the HASH (message id -> ticket) holding the pointer of a sent message.
+
+    None for a message id that is not a number: its pointer is ``card``.
+    """
+    if not (message_id.isascii() and message_id.isdigit()):
+        return None
+    return f"{PREFIX}:cardsin:{chat}:{int(message_id) // POINTERS_PER_HASH}"
+
+
+def deck(owner: str) -> str:
+    """Return the HASH of a ticket's (or question's) delivered cards on every platform, and
+    the view they are brought to (bot.storage.decks)."""
+    return f"{PREFIX}:deck:{owner}"
+
+
 def ticket_cards(platform: str, ticket_id: str) -> str:
-    """Return the HASH of a ticket's sent cards on a platform ("chat message_id" -> record)."""
+    """Return the HASH of a ticket's sent cards on a platform ("chat message_id" -> record),
+    as written before ``deck``."""
     return f"{PREFIX}:cards:{platform}:{ticket_id}"
 
 
 def card_view(platform: str, ticket_id: str) -> str:
-    """Return what a ticket's cards on a platform should show now (see bot.core.cards)."""
+    """Return what a ticket's cards on a platform should show now, as written before ``deck``."""
     return f"{PREFIX}:cardview:{platform}:{ticket_id}"
 
 

@@ -29,6 +29,7 @@ from bot.ports import ScheduledJob
 from bot.storage import keys
 from bot.storage.codec import decode_event, decode_ticket, encode_event
 from bot.storage.codec import dumps as dumps  # re-exported: one JSON form for every record
+from bot.storage.decks import pointed
 
 READ_BATCH = 500  # tickets per read script: a few ms of Redis's time, then others' turn
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
@@ -409,7 +410,7 @@ class RedisStore:
 
     async def card_ticket(self, chat: str, message_id: str) -> str | None:
         """Return the ticket of a card or notice the bot sent, or None."""
-        return _text(await self.redis.get(keys.card(chat, message_id)))
+        return await pointed(self.redis, chat, message_id)
 
     async def ids(self, key: str, limit: int = 50) -> list[str]:
         """Return the newest ids of a ticket index."""
