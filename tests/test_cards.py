@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 
+from bot.card_edits import card_field
 from bot.core.models import Lang, Reply
 from bot.ports import Rendered, Sent
 from bot.render import Renderer
@@ -610,11 +611,12 @@ async def test_a_reopened_tickets_old_card_gives_its_buttons_to_the_new_one(
         SUPERSEDED_WORDS[Lang.ZH_HANS] in old.text
         and SUPERSEDED_WORDS[Lang.ZH_HANS] not in new.text
     )
-    redis = parts(client).service.store.redis
-    records = [unpack(r) for r in (await redis.hgetall(keys.ticket_cards("sim", "1"))).values()]
-    (stale,) = [r for r in records if r["message_id"] == str(old.id)]
+    stale = await Decks(parts(client).service.store.redis, "sim").card(
+        "1", card_field(village, str(old.id))
+    )
+    assert stale is not None
     for lang in Lang:
-        text = Renderer().render(replace(payload_reply(stale["payload"]), lang=lang)).text
+        text = Renderer().render(replace(payload_reply(stale[0]), lang=lang)).text
         assert SUPERSEDED_WORDS[lang] in text, text
     # The new card is the live one as the ticket moves on: acknowledged, it offers 办结/上报.
     await send(client, "p-yang-zixuan", village, "受理 1")
