@@ -122,17 +122,31 @@ def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, An
     chat = payload["chat"]
     own = (view.get("chat_buttons") or {}).get(chat)  # a department's card: its own steps
     buttons = own if own is not None else view["buttons"] if chat in view["live"] else []
+    # A handler's card of an older stage, where the stage sent a new card: that one is live.
+    stale = own is None and not payload.get("prompt") and _superseded(payload, view)
+    if stale:
+        buttons = []
     # A department's card words the steps it still offers (``to_press``), never the pressed;
     # a question's card whether its reader may still answer (a climbed flag's grid card may).
     words: dict[str, Any] = {"to_press": list(own)} if own is not None else {}
     if payload.get("prompt"):
         words["answerable"] = bool(buttons)
+    if stale:
+        words["superseded"] = True
     return {
         **payload,
         "params": {**payload["params"], **view["params"], **words},
         "buttons": list(buttons),
         "seq": int(view["seq"]),
     }
+
+
+def _superseded(payload: dict[str, Any], view: dict[str, Any]) -> bool:
+    """Return whether a newer card of the ticket went to this card's chat (``bot.core.cards``)."""
+    shown = payload["params"].get("stage")
+    if shown is None or "stage" not in view:  # recorded or viewed before cards named a stage
+        return False
+    return payload["chat"] in view.get("renewed", ()) and int(shown) < int(view["stage"])
 
 
 def digest(message: Rendered) -> str:

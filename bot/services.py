@@ -29,7 +29,15 @@ from bot.core.cards import card_platforms, card_view
 from bot.core.classify import Match
 from bot.core.commands import TICKET_VERBS, BadCommand, Command, Verb, Via, parse
 from bot.core.digest import digest_replies, queue_order
-from bot.core.models import INTAKE_PLATFORMS, SYSTEM, Actor, IncomingMessage, Reply, Visibility
+from bot.core.models import (
+    INTAKE_PLATFORMS,
+    SYSTEM,
+    Actor,
+    IncomingMessage,
+    Reply,
+    Visibility,
+    platform_of,
+)
 from bot.core.notices import NOTICE_KIND, is_announcement
 from bot.core.org import (
     HANDLER_ROLES,
@@ -46,7 +54,7 @@ from bot.core.org import (
 from bot.core.pacing import Pacing, priority, same_answer, slow_down, to_sender
 from bot.core.privacy import mask
 from bot.core.prompts import PROMPT_KINDS, Said, press_of, typed_press
-from bot.core.quiet import HELD_PLATFORM, held, summaries
+from bot.core.quiet import HELD_PLATFORM, held, stage_held, summaries
 from bot.core.resolution import asks_for_result
 from bot.core.sameness import nearest
 from bot.core.stats import node_stats
@@ -572,7 +580,13 @@ class Service:
             message,
             [
                 Reply(message.sender.account, template, params, lang),
-                Reply(message.chat, "replied_privately", {}, lang, reply_to=message.message_id),
+                Reply(
+                    message.chat,
+                    "replied_privately",
+                    {"platform": platform_of(message.chat)},
+                    lang,
+                    reply_to=message.message_id,
+                ),
             ],
         )
         return Handled("done", detail=template)
@@ -817,7 +831,9 @@ class Service:
         others' unsent (their cards were never edited).
         """
         ctx = self.config.context
-        view = card_view(ctx.tree, ticket, ticket_params(ctx, ticket, masked=True))
+        quiet = stage_held(ticket, ctx.policy.work_hours, ctx.policy.work_days, local_zone())
+        params = ticket_params(ctx, ticket, masked=True)
+        view = card_view(ctx.tree, ticket, params, renewed=not quiet)
         return [
             OutboxEntry(
                 platform,

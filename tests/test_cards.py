@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio
 from aiohttp.test_utils import TestClient
 
+from bot.card_edits import card_field
 from bot.core.models import Lang, Reply
 from bot.ports import Rendered, Sent
 from bot.render import Renderer
@@ -477,6 +478,38 @@ async def test_a_department_card_asks_only_for_the_steps_still_to_press(
         assert len(re.findall(r"\d{1,2}:\d{2}", said_done)) == 2, text  # when each was done
 
 
+# A department has no 受理 button: the handler's 受理 deadline on its card read as its own. Its
+# card gives the lead's resolve deadline, worded as the lead's.
+LEAD_DEADLINE = {
+    Lang.ZH_HANS: ("前受理", "牵头方"),
+    Lang.ZH_HANT: ("前受理", "牽頭方"),
+    Lang.EN: ("Acknowledge by", "The lead is to resolve it by"),
+}
+
+
+async def test_a_department_card_gives_the_leads_deadline_as_the_leads(
+    client: TestClient,
+) -> None:
+    """Walked: the fire station's card said ⏰ … 前受理, … 前办结 with no 受理 button of its own."""
+    said = await send(client, "p-liang-guohua", "sim:H-04", "5栋楼梯间堆满了电动车在充电，很危险")
+    ticket_id = said["ticket"]
+    await until(client, "sim:D-fire", lambda ms: any(m.buttons for m in ms))
+    ticket = await parts(client).service.store.get(ticket_id)
+    assert ticket is not None and ticket.resolve_due is not None
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        handlers, lead = LEAD_DEADLINE[lang]
+        assert handlers not in text, text
+        (line,) = [line for line in text.splitlines() if line.startswith("⏰")]
+        assert lead in line, text
+        assert re.search(r"\d{1,2}:\d{2}", line), text  # the resolve deadline's time
+    # Acknowledged, the card (brought up to date) still words the deadline as the lead's.
+    await send(client, "p-pan-lijuan", "sim:G-02", f"受理 {ticket_id}")
+    await until(client, "sim:D-fire", lambda ms: any("处理中" in m.text for m in ms))
+    for lang, text in (await department_card_texts(client, ticket_id)).items():
+        (line,) = [line for line in text.splitlines() if line.startswith("⏰")]
+        assert LEAD_DEADLINE[lang][1] in line, text
+
+
 async def handler_card_texts(client: TestClient, ticket_id: str, chat: str) -> dict[Lang, str]:
     """Return a handler's card in ``chat`` as last brought up to date, in every language."""
     (payload,) = [p for p in await recorded_cards(client, ticket_id) if p["chat"] == chat]
@@ -537,3 +570,59 @@ async def test_an_assignees_card_stops_saying_it_is_theirs_once_reassigned(
     for lang, text in (await handler_card_texts(client, ticket_id, mine)).items():
         was, now = ASSIGNED_WORDS[lang]
         assert was not in text and now in text, text
+
+
+SUPERSEDED_WORDS = {
+    Lang.ZH_HANS: "请在新卡片上操作",
+    Lang.ZH_HANT: "請在新卡片上操作",
+    Lang.EN: "use that one",
+}
+
+
+async def test_a_reopened_tickets_old_card_gives_its_buttons_to_the_new_one(
+    client: TestClient,
+) -> None:
+    """Walked: after 重开 the village's chat held the first card and the 🔁 card, both with
+    受理/办结/上报; only the newest card of a ticket in a chat offers the handler's buttons."""
+    resident, household, village = "p-chen-zhiqiang", "sim:H-01", "sim:V-01"
+    await send(client, resident, household, "楼下停水两天了")
+    first = (await until(client, village, lambda ms: any(m.buttons for m in ms)))[0]
+    await send(client, "p-yang-zixuan", village, "办结 1 水管已修好，恢复供水")
+
+    def data(m: ChatMessage) -> list[str]:
+        return [d for _, d in m.buttons]
+
+    messages = await until(client, household, lambda ms: any("reopen:1" in data(m) for m in ms))
+    resolved = next(m for m in messages if "reopen:1" in data(m))
+    await press(client, resident, household, resolved.id, "reopen:1")
+
+    def settled(ms: list[ChatMessage]) -> bool:
+        cards = [m for m in ms if "#1" in m.text and "📌" in m.text]
+        return len(cards) == 2 and all("已重开" in m.text for m in cards)
+
+    cards = [m for m in await until(client, village, settled) if "📌" in m.text]
+    old, new = (
+        next(m for m in cards if m.id == first.id),
+        next(m for m in cards if m.id != first.id),
+    )
+    assert "🔁" in new.text and data(new) == ["ack:1", "resolve:1", "escalate:1"]
+    assert data(old) == [], old.text
+    assert (
+        SUPERSEDED_WORDS[Lang.ZH_HANS] in old.text
+        and SUPERSEDED_WORDS[Lang.ZH_HANS] not in new.text
+    )
+    stale = await Decks(parts(client).service.store.redis, "sim").card(
+        "1", card_field(village, str(old.id))
+    )
+    assert stale is not None
+    for lang in Lang:
+        text = Renderer().render(replace(payload_reply(stale[0]), lang=lang)).text
+        assert SUPERSEDED_WORDS[lang] in text, text
+    # The new card is the live one as the ticket moves on: acknowledged, it offers 办结/上报.
+    await send(client, "p-yang-zixuan", village, "受理 1")
+
+    def acked(ms: list[ChatMessage]) -> bool:
+        return any(m.id == new.id and data(m) == ["resolve:1", "escalate:1"] for m in ms)
+
+    after = await until(client, village, acked)
+    assert data(next(m for m in after if m.id == old.id)) == []

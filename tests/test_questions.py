@@ -191,6 +191,30 @@ async def test_confirming_opens_a_critical_emergency_at_the_street_for_the_resid
     assert [(e["source"], e["category"]) for e in examples] == [("flag_confirmed", "emergency")]
 
 
+NUMBERS = ("110", "119", "120")
+
+
+@pytest.mark.parametrize("lang", list(Lang))
+async def test_the_numbers_come_once_with_the_flag_and_the_ticket_notice_refers_to_them(
+    world: World, lang: Lang
+) -> None:
+    prompt = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
+    first = await world.outbox()
+    numbers = next(p for p in first if p["template"] == "danger_numbers")
+    said = RENDER(dataclasses.replace(payload_reply(numbers), lang=lang)).text
+    assert all(n in said.splitlines()[0] for n in NUMBERS)  # at once, on its first line
+    await press(world, (Role.GRID_WORKER, "G-01"), f"danger:{prompt}:yes", G01_STAFF)
+    later = (await world.outbox())[len(first) :]
+    (opened,) = [p for p in later if p["template"] == "emergency_opened"]
+    assert opened["chat"] == H01
+    text = RENDER(dataclasses.replace(payload_reply(opened), lang=lang)).text
+    assert not any(n in text for n in NUMBERS)  # not a second time
+    assert f"#{opened['ticket']}" in text
+    # It still says whom to call, briefly: the numbers given before.
+    referral = {Lang.ZH_HANS: "刚才提示", Lang.ZH_HANT: "剛才提示", Lang.EN: "numbers above"}
+    assert referral[lang] in text
+
+
 async def test_a_press_out_of_scope_is_refused_and_changes_nothing(world: World) -> None:
     prompt = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
     for who in [

@@ -12,6 +12,7 @@ import redis
 import redis.asyncio
 from pydantic import ValidationError
 
+from bot.card_edits import viewed
 from bot.core.deadlines import Policy
 from bot.core.org import Role
 from bot.core.quiet import HELD_PLATFORM, parse_hours
@@ -112,6 +113,31 @@ async def test_during_the_day_cards_go_at_once(world: World) -> None:
     await world.service.handle_message(world.message(resident, NOISE))
     assert any(p["card"] for p in await world.outbox())
     assert await world.redis.xlen(keys.outbox(HELD_PLATFORM)) == 0
+
+
+async def test_a_card_held_at_night_leaves_the_older_card_its_buttons(world: World) -> None:
+    """A reopened ticket's new card gives the handler's buttons to itself (bot.core.cards); held
+    by quiet hours it reaches the group only as a line of the morning summary, so the card
+    the group holds keeps them."""
+    world.clock.now = local(4, 10)  # a Friday
+    resident = world.person(Role.RESIDENT, "H-01")
+    handled = await world.service.handle_message(world.message(resident, NOISE))
+    ticket_id = handled.ticket or ""
+    grid = world.tree.nodes["G-01"]
+    (card,) = [p for p in await world.outbox() if p["card"] and p["chat"] == grid.chats[0]]
+    worker = world.person(Role.GRID_WORKER, "G-01")
+    await world.service.handle_message(world.message(worker, f"办结 {ticket_id} 已劝导"))
+    world.clock.now = local(4, 23)
+    await world.service.handle_message(world.message(resident, f"重开 {ticket_id} 又吵了"))
+    ticket = await world.store.get(ticket_id)
+    assert ticket is not None and ticket.state.value == "reopened"
+    assert await world.redis.xlen(keys.outbox(HELD_PLATFORM)) > 0  # the new card waits
+    rows = await world.redis.xrange(keys.outbox("telegram"))
+    edits = [json.loads(f[b"payload"]) for _, f in rows]
+    view = [p["view"] for p in edits if p.get("edit_cards") == ticket_id][-1]
+    shown = viewed(card, view)
+    assert shown["buttons"] == ["ack", "resolve", "escalate"]
+    assert not shown["params"].get("superseded")
 
 
 async def test_without_working_hours_nothing_is_held(

@@ -235,8 +235,9 @@ def street(ruleset: RuleSet, tree: OrgTree) -> Street:
     s.answer("p-luo-bingkun", "stats", {"rows": []})
     for role in ("resident", "handler", "admin"):
         s.answer("p-zhong-zhiwei", "help", {"role": role})
-    s.answer("p-chen-zhiqiang", "replied_privately", {"name": "陈志强"})
-    s.answer("p-chen-zhiqiang", "replied_privately", {})
+    for platform in ("telegram", "wecom", "sim"):
+        s.answer("p-chen-zhiqiang", "replied_privately", {"name": "陈志强", "platform": platform})
+        s.answer("p-chen-zhiqiang", "replied_privately", {"platform": platform})
     s.answer("p-chen-zhiqiang", "slow_down", {"name": "陈志强"})
     problems = [
         f"routing_rules/noise.yaml:{i}:5: rules.{i}.keywords: Input should be a valid list"
@@ -294,6 +295,41 @@ def test_emergency_gives_the_numbers_first(street: Street, renderer: Renderer, l
     text = renderer.render(replace(reply, lang=lang)).text
     head = "\n".join(text.splitlines()[:2])
     assert "110" in head and "119" in head and "120" in head
+
+
+# What to do when the private answer did not arrive differs by platform: only Telegram needs
+# /start; a WeCom robot answers once they write to it; the simulator's private chat is a list item.
+PRIVATE_ADVICE = {
+    "telegram": {Lang.ZH_HANS: "/start", Lang.ZH_HANT: "/start", Lang.EN: "/start"},
+    "wecom": {Lang.ZH_HANS: "企业微信", Lang.ZH_HANT: "企業微信", Lang.EN: "WeCom"},
+    "sim": {Lang.ZH_HANS: "「联户助手」", Lang.ZH_HANT: "「聯戶助手」", Lang.EN: '"Lianhu"'},
+}
+
+
+@pytest.mark.parametrize("lang", list(Lang))
+@pytest.mark.parametrize("platform", list(PRIVATE_ADVICE))
+def test_a_private_answer_tells_how_to_find_it_on_the_platform_of_the_group(
+    ruleset: RuleSet, tree: OrgTree, renderer: Renderer, platform: str, lang: Lang
+) -> None:
+    s = Street(ruleset, tree)
+    chat = f"{platform}:-1001000000131" if platform != "sim" else "sim:H-01"
+    resident = replace(s.actor("p-chen-zhiqiang"), lang=lang)
+    message = IncomingMessage(chat, "m1", resident, FAMILY, NOW)
+    match = classify(FAMILY, ruleset)
+    assert match is not None
+    decision = open_ticket(s.ctx, "41", message, match, tree.nodes["H-01"], NOW)
+    (reply,) = [r for r in decision.replies if r.template == "replied_privately"]
+    text = renderer.render(reply).text
+    assert PRIVATE_ADVICE[platform][lang] in text
+    if platform != "telegram":
+        assert "/start" not in text
+    # The same for a staff-only ticket's status asked in the group.
+    status = apply(
+        s.ctx, decision.ticket, Command(Verb.STATUS, "41"), resident, None, chat, NOW + 60
+    )
+    assert isinstance(status, Decision)
+    (reply,) = [r for r in status.replies if r.template == "replied_privately"]
+    assert PRIVATE_ADVICE[platform][lang] in renderer.render(reply).text
 
 
 @pytest.mark.parametrize("lang", list(Lang))

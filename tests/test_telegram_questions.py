@@ -42,7 +42,8 @@ async def test_a_flag_is_answered_by_the_grid_worker_and_opens_an_emergency(
     fake.push(fake.callback(GRID_WORKER_G01, card, "danger:p1:yes", name="钟志伟"))
     await wait_for(lambda: harness.sync.exists("lianhu:ticket:1") == 1, what="ticket")
     told = await next_sent(fake, n, H01, "the resident told of the emergency ticket")
-    assert "#1" in told.text and "110" in told.text
+    # The numbers came with the flag: the ticket's notice refers to them, not again.
+    assert "#1" in told.text and "110" not in told.text and "刚才提示" in told.text
     ticket = await bot.store.get("1")
     assert ticket is not None and (ticket.category, ticket.node) == ("emergency", "S-01")
     fake.push(fake.callback(GRID_WORKER_G01, card, "danger:p1:no", name="钟志伟"))

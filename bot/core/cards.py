@@ -6,13 +6,18 @@ When the ticket changes, every card already sent is edited to the ticket's
 buttons that still apply, and only where they apply (the chats of the node that
 handles the ticket now, and the assignee's private chat). A card at a tier the
 ticket has left, or of a settled ticket, keeps its text and loses its buttons.
+
+Each stage of a ticket (opened, reopened, moved to a node) sends the handling node a
+new card; an older card of the ticket in a chat that got one (``renewed``) keeps its
+text and loses its buttons, so that one card of a ticket per chat offers them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.core.org import OrgTree, ancestors, next_up
+from bot.core.models import Visibility
+from bot.core.org import Node, OrgTree, ancestors, next_up
 from bot.core.ticket import Ticket, TicketState
 
 # The buttons a handler's card offers in each state; a state not listed offers none.
@@ -72,20 +77,36 @@ def department_buttons(ticket: Ticket, department: str) -> tuple[str, ...]:
     return tuple(b for b in DEPARTMENT_BUTTONS if _STEP_OF[b] not in done)
 
 
-def card_view(tree: OrgTree, ticket: Ticket, params: dict[str, Any]) -> dict[str, Any]:
+def card_chats(node: Node, staff_only: bool) -> list[str]:
+    """Return the chats a node's cards of a ticket go to: its groups, and its staff chat
+    for a staff-only ticket."""
+    staff = [node.staff_chat] if staff_only and node.staff_chat else []
+    return [*staff, *node.chats]
+
+
+def card_view(
+    tree: OrgTree, ticket: Ticket, params: dict[str, Any], renewed: bool = True
+) -> dict[str, Any]:
     """Return the view every card of the ticket is brought to.
 
     ``params`` are the ticket's template parameters (``workflow.ticket_params``); only
     the fields that change as the ticket moves are taken, so that a redacted card
-    stays redacted and a masked one masked.
+    stays redacted and a masked one masked. ``renewed`` is False when the current
+    stage's cards were held by quiet hours (``quiet.stage_held``): the older cards
+    are then the only ones with buttons in their chats.
     """
     changing = (
         "state", "assignee", "assignee_id", "reporters", "node", "node_name", "node_names",
         "ack_due", "resolve_due", "escalations", "resolution", "flagged",
         "department_steps", "related",
     )  # fmt: skip
+    node = tree.nodes.get(ticket.node)
+    staff_only = ticket.visibility == Visibility.STAFF
     return {
         "seq": ticket.seq,
+        "stage": ticket.stage,
+        # the chats that got a card at this stage: their older cards' buttons go
+        "renewed": card_chats(node, staff_only) if renewed and node and not node.department else [],
         "params": {k: params[k] for k in changing},
         "buttons": list(live_buttons(tree, ticket)),
         "live": live_chats(tree, ticket),

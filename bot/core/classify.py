@@ -25,6 +25,10 @@ from bot.core.models import Severity, Tier
 from bot.core.rules import Rule, RuleSet
 from bot.core.text import normalise
 
+# The rule of a match a grid worker made by answering a danger flag: the resident was given
+# the emergency numbers with the flag already.
+BY_FLAG = "flag"
+
 
 class Match(NamedTuple):
     """The category a message belongs to, and why (a tuple: built on every message, fast)."""

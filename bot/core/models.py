@@ -60,6 +60,12 @@ class Lang(StrEnum):
 INTAKE_PLATFORMS = frozenset({"alert", "open311"})
 """Reporters that are no chat (data feeds, Open311 clients): nothing is sent to them."""
 
+
+def platform_of(chat: str) -> str:
+    """Return the platform of a chat or account: ``telegram`` for ``telegram:-1001234``."""
+    return chat.split(":", 1)[0]
+
+
 NONE_CATEGORY = "none"
 """The reserved category of messages that are not requests for help."""
 

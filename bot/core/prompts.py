@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.core import deadlines as dl
-from bot.core.classify import Match
+from bot.core.classify import BY_FLAG, Match
 from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Tier, Visibility
 from bot.core.org import HANDLER_ROLES, Node, OrgTree, Person, Role, ancestors, may_act, next_up
 from bot.core.privacy import mask
@@ -310,11 +310,11 @@ def _answer_flag(
     params = {**_flag_params(ctx, prompt, node, masked=True), "by": actor.name}
     notices = tuple(Reply(chat, template, params) for chat in _staff_chats(node))
     if press.choice == YES:
-        emergency = category_match(ctx, EMERGENCY, "flag")
+        emergency = category_match(ctx, EMERGENCY, BY_FLAG)
         return Step(after, event, notices, opens=emergency, urgent=True)
     opens = None
     if prompt.ticket is None and prompt.category in ctx.ruleset.categories:
-        opens = category_match(ctx, prompt.category, "flag")
+        opens = category_match(ctx, prompt.category, BY_FLAG)
     return Step(after, event, notices, opens=opens)
 
 

@@ -68,6 +68,18 @@ def held(
     )
 
 
+def stage_held(
+    ticket: Ticket, hours: tuple[int, int] | None, days: frozenset[int], zone: dt.tzinfo
+) -> bool:
+    """Return whether the cards the ticket's current stage sent to groups were held (they
+    come as a line of a summary, never as a card with buttons)."""
+    return (
+        ticket.severity in CALM
+        and not ticket.urgent
+        and not working(ticket.stage_started, hours, days, zone)
+    )
+
+
 def summaries(entries: Sequence[Mapping[str, Any]], current: Mapping[str, Ticket]) -> list[Reply]:
     """Return one summary per chat of the held cards ``entries`` (outbox payloads).
 

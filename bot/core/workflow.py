@@ -24,10 +24,18 @@ from bot.core.access import (
     may_view,
     staff_only,
 )
-from bot.core.cards import department_buttons, live_buttons
-from bot.core.classify import Match
+from bot.core.cards import card_chats, department_buttons, live_buttons
+from bot.core.classify import BY_FLAG, Match
 from bot.core.commands import Command, Verb, Via
-from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Visibility
+from bot.core.models import (
+    Actor,
+    IncomingMessage,
+    Lang,
+    Reply,
+    Severity,
+    Visibility,
+    platform_of,
+)
 from bot.core.org import (
     HANDLER_ROLES,
     Node,
@@ -134,8 +142,10 @@ def open_ticket(
         ),
     )
     ticket = evolve(None, event)
+    by_flag = match.rule == BY_FLAG
     replies = [
-        *_tell_reporters(ctx, ticket, category.reply_template, {}),
+        # After a flag the resident has had the emergency numbers: the notice refers to them.
+        *_tell_reporters(ctx, ticket, category.reply_template, {"numbers_given": by_flag}),
         *_cards(ctx, ticket, node, "card"),
     ]
     if ticket.visibility != Visibility.PUBLIC and not message.private:
@@ -144,7 +154,7 @@ def open_ticket(
             Reply(
                 message.chat,
                 "replied_privately",
-                {},
+                {"platform": platform_of(message.chat)},
                 message.sender.lang,
                 reply_to=message.message_id,
             )
@@ -405,7 +415,7 @@ def _status(ctx: Context, ticket: Ticket, actor: Actor, chat: str, private: bool
         (),
         (
             Reply(actor.account, "status", params, actor.lang, ticket=ticket.id),
-            Reply(chat, "replied_privately", {}, actor.lang),
+            Reply(chat, "replied_privately", {"platform": platform_of(chat)}, actor.lang),
         ),
     )
 
@@ -786,19 +796,11 @@ def _cards(
     else:  # only the handler's buttons that apply: no escalate at the top
         buttons = live_buttons(ctx.tree, ticket)
     out = []
-    if node.staff_chat and staff_only:
-        out.append(
-            Reply(
-                node.staff_chat,
-                template,
-                ticket_params(ctx, ticket, masked=False, **info),
-                ticket=ticket.id,
-                buttons=buttons,
-                card=True,
-            )
-        )
-    for chat in node.chats:
-        params = ticket_params(ctx, ticket, masked=True, redacted=staff_only, **info)
+    for chat in card_chats(node, staff_only):
+        if chat == node.staff_chat:
+            params = ticket_params(ctx, ticket, masked=False, **info)
+        else:
+            params = ticket_params(ctx, ticket, masked=True, redacted=staff_only, **info)
         out.append(Reply(chat, template, params, ticket=ticket.id, buttons=buttons, card=True))
     return out
 
@@ -855,6 +857,7 @@ def ticket_params(ctx: Context, ticket: Ticket, masked: bool = True, **info: Any
         "close_due": ticket.close_due,
         "created_at": ticket.created_at,
         "escalations": ticket.escalations,
+        "stage": ticket.stage,  # a card of an older stage in a chat with a newer one is stale
         "flagged": ticket.flagged,
         "assignee": ticket.assignee_name,
         "assignee_id": ticket.assignee,  # an assignee's own card tells whether it is still theirs
