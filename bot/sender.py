@@ -195,6 +195,7 @@ class Sender:
 
     async def _handle(self, entries: list[Any]) -> SenderStats:
         stats = SenderStats()
+        marked = await self._marked([_text(_field(f, "key")) for _, f in entries if f])
         for raw_id, fields in entries:
             entry_id = _text(raw_id)
             if not fields:
@@ -202,7 +203,7 @@ class Sender:
                 continue
             key = _text(_field(fields, "key"))
             payload = json.loads(_field(fields, "payload"))
-            if await self._done_before(entry_id, key):
+            if await self._done_before(entry_id, key, marked.get(key)):
                 stats = _add(stats, SenderStats(skipped=1))
                 continue
             try:
@@ -300,14 +301,31 @@ class Sender:
 
     # -- what was delivered: in memory first, then in Redis ------------------------------
 
-    async def _done_before(self, entry_id: str, key: str) -> bool:
-        """Return whether ``key`` was delivered already; if so, settle this entry of it."""
+    async def _marked(self, wanted: list[str]) -> dict[str, bool]:
+        """Return whether each key not remembered as delivered has a sent marker: one round
+        trip for a batch read at once, instead of one per entry (only the lease holder
+        writes markers, and what it sends in this batch it remembers)."""
+        unknown = [key for key in dict.fromkeys(wanted) if key not in self._delivered]
+        if not unknown:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for key in unknown:
+            pipe.exists(keys.sent(key))
+        return {key: bool(n) for key, n in zip(unknown, await pipe.execute(), strict=True)}
+
+    async def _done_before(self, entry_id: str, key: str, marked: bool | None = None) -> bool:
+        """Return whether ``key`` was delivered already; if so, settle this entry of it.
+
+        ``marked``: whether its sent marker was there when the batch was read (None: ask).
+        """
         known = self._delivered.get(key)
         if known is not None:
             if entry_id not in self._unmarked and not await self._mark(entry_id, known):
                 self._unmarked[entry_id] = known
             return True
-        if await self.redis.exists(keys.sent(key)):
+        if marked is None:
+            marked = bool(await self.redis.exists(keys.sent(key)))
+        if marked:
             await self._settle(entry_id)
             return True
         return False
