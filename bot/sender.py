@@ -33,7 +33,7 @@ import json
 import logging
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 SENT_TTL = 7 * 24 * 3600
 REMEMBERED = 50_000  # delivered keys kept in memory: covers Redis losing its last writes
+# the newest of them keep their card's record too (a payload is kilobytes in memory: 50,000
+# of them held 400 MB): a marker lost with Redis's last second is written again with it
+CARDS_REMEMBERED = 5_000
 BACKLOG_ALERT = 10_000  # undelivered entries before the sender logs an error
 BACKLOG_CHECK = 5.0  # seconds between looks at the backlog
 # Redis is away (stopped, restarting, loading its AOF, a replica now): wait and try again.
@@ -109,6 +112,7 @@ class Sender:
         self.backlog_alert = backlog_alert
         self._group_ready = False
         self._delivered: OrderedDict[str, Delivered] = OrderedDict()  # by key, oldest first
+        self._carded: OrderedDict[str, None] = OrderedDict()  # keys whose card is kept there
         self._unmarked: dict[str, Delivered] = {}  # by entry id: markers Redis has not taken yet
         # keys of cards just recorded when no newer view was stored: nothing to check after
         self._current: OrderedDict[str, None] = OrderedDict()
@@ -335,6 +339,13 @@ class Sender:
         self._delivered[done.key] = done
         while len(self._delivered) > REMEMBERED:
             self._delivered.popitem(last=False)  # unmarked ones are also in _unmarked
+        if done.card is not None:
+            self._carded[done.key] = None
+            while len(self._carded) > CARDS_REMEMBERED:
+                old, _ = self._carded.popitem(last=False)
+                kept = self._delivered.get(old)
+                if kept is not None and kept.card is not None:
+                    self._delivered[old] = replace(kept, card=None)  # its place kept
         if await self._mark(entry_id, done):
             return True
         self._unmarked[entry_id] = done

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis.asyncio
 from telegram import Bot
 
+import bot.sender as sender_module
 from bot.adapters.telegram import TelegramGateway
 from bot.ports import Rendered, Sent
 from bot.sender import Delivered, Sender
@@ -96,3 +98,22 @@ async def test_a_marker_owed_while_the_lease_is_checked_is_written_before_sends_
     assert sender._redis_up.is_set()
     assert sender._unmarked == {}
     assert await written(redis_async, 2) == ([True, True], 0)
+
+
+async def test_only_the_newest_delivered_cards_are_remembered_whole(
+    redis_async: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender remembers what it delivered (a marker Redis lost is written again), but a
+    card's payload is kilobytes: 50,000 of them held 400 MB in the soak. Past the newest
+    CARDS_REMEMBERED it keeps the key (never sent twice) and drops the card's record."""
+    monkeypatch.setattr(sender_module, "CARDS_REMEMBERED", 3)
+    ids = await pending(redis_async, 5)
+    sender = Sender(redis_async, Accepting())  # type: ignore[arg-type]
+    for i, entry_id in enumerate(ids):
+        card = {"payload": {"chat": "telegram:-100", "ticket": "7"}, "digest": "0" * 12}
+        done = Delivered(f"k{i}", "telegram:-100", str(100 + i), "7", card, "7")
+        assert await sender._delivered_now(entry_id, done)
+    kept = sender._delivered
+    assert list(kept) == [f"k{i}" for i in range(5)]  # every key remembered, in order
+    assert [kept[f"k{i}"].card is not None for i in range(5)] == [False, False, True, True, True]
+    assert kept["k0"].message_id == "100"  # what re-marking it needs is kept
