@@ -20,6 +20,7 @@ from bot.core.personal import ERASED, erase, ticket_export
 from bot.core.ticket import Ticket, TicketEvent
 from bot.ports import Clock
 from bot.storage import keys
+from bot.storage.archive import PLATFORMS
 from bot.storage.erasure import ErasureStore
 from bot.storage.redis import CommitStatus, RedisStore, dumps
 from bot.web import keys as sim_keys
@@ -153,9 +154,12 @@ class PersonalData:
             if status is CommitStatus.OK:
                 if erasure is not None and erasure.fields:
                     # The records of sent cards (for editing them later) hold what they were
-                    # rendered from, names included: the cards are no longer edited.
-                    found = self.redis.scan_iter(match=keys.ticket_cards("*", ticket_id))
-                    stale = [keys.deck(ticket_id), *[key async for key in found]]
+                    # rendered from, names included: the cards are no longer edited. (The
+                    # keys written before decks are named, not scanned for: a SCAN of the
+                    # whole keyspace for each ticket erased.)
+                    stale = [keys.deck(ticket_id)]
+                    stale += [keys.ticket_cards(p, ticket_id) for p in PLATFORMS]
+                    stale += [keys.card_view(p, ticket_id) for p in PLATFORMS]
                     await self.redis.delete(*stale)
                 return erasure.fields if erasure else 0
         raise ErasureConflict(ticket_id)

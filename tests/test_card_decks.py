@@ -252,9 +252,14 @@ async def test_archive_and_erasure_take_a_tickets_deck_and_pointers(
     assert (await service.handle_message(dismiss)).status == "done"
     await deliver(redis_async, Editor("telegram"), Editor("sim"))
     assert redis_sync.hexists(keys.deck(two), "v")
+    # Records and views written before decks hold names too (a hash and a view per platform).
+    redis_sync.hset(keys.ticket_cards("wecom", two), "wecom:g 1", pack({"payload": {}}))
+    redis_sync.set(keys.card_view("telegram", two), dumps({"seq": 9}))
     erased = await PersonalData(redis_async, lambda: NOW).erase_ticket(two, None, "test")
     assert erased
     assert not redis_sync.exists(keys.deck(two))
+    assert not redis_sync.exists(keys.ticket_cards("wecom", two))
+    assert not redis_sync.exists(keys.card_view("telegram", two))
 
 
 def test_records_and_views_read_back_as_they_were_written() -> None:
