@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -20,7 +19,6 @@ from bot.core.models import Actor, IncomingMessage, Lang, Reply
 from bot.core.org import Role
 from bot.live import LiveConfig
 from bot.personal import PersonalData
-from bot.ports import Rendered, Sent
 from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.sender import Sender
@@ -42,29 +40,18 @@ from bot.storage.decks import (
 )
 from bot.storage.redis import OutboxEntry, RedisStore, dumps, payload_reply, reply_payload
 from tests.conftest import ROOT, RULES_DIR
-from tests.test_cards import CARD, card_entry, edit_entry, view
+from tests.test_cards import CARD, Recorder, card_entry, edit_entry, view
 
 NOW = 1_700_000_000.0
 PHONE = "13812345678"
 
 
-@dataclass
-class Editor:
-    """A platform's edge that can edit what it sent: records sends and edits."""
-
-    platform: str = "telegram"
-    sent: list[tuple[str, Rendered]] = field(default_factory=list)
-    edits: list[tuple[str, str, Rendered]] = field(default_factory=list)
-
-    async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
-        self.sent.append((chat, message))
-        return Sent(str(1000 + len(self.sent)))
-
-    async def edit(self, chat: str, message_id: str, message: Rendered) -> None:
-        self.edits.append((chat, message_id, message))
+def editor(platform: str) -> Recorder:
+    """A platform's edge that can edit what it sent; its message ids from 1001."""
+    return Recorder(platform, first_id=1001)
 
 
-async def deliver(client: redis.asyncio.Redis, *gateways: Editor) -> None:
+async def deliver(client: redis.asyncio.Redis, *gateways: Recorder) -> None:
     for gateway in gateways:
         sender = Sender(client, gateway)
         while (await sender.drain(count=500)).sent:
@@ -95,7 +82,7 @@ async def test_a_tickets_delivered_cards_views_and_pointers_take_a_few_hundred_b
         said(service, Role.RESIDENT, "H-02", "楼下KTV每晚唱到凌晨三点，吵得睡不着", "1")
     )
     ticket = opened.ticket or ""
-    telegram, sim = Editor("telegram"), Editor("sim")
+    telegram, sim = editor("telegram"), editor("sim")
     await deliver(redis_async, telegram, sim)
     handled = await service.store.get(ticket)
     assert handled is not None
@@ -127,7 +114,7 @@ async def test_a_tickets_delivered_cards_views_and_pointers_take_a_few_hundred_b
 async def test_records_views_and_pointers_written_before_are_still_read(
     redis_async: redis.asyncio.Redis,
 ) -> None:
-    gateway = Editor("sim")
+    gateway = editor("sim")
     sender = Sender(redis_async, gateway)
     payload = {**reply_payload(card_reply("sim:V-01", CARD)), "seq": 1}
     shown = Renderer()(payload_reply(payload))
@@ -167,7 +154,7 @@ async def test_a_staff_chats_unmasked_text_survives_its_edits(
     redis_async: redis.asyncio.Redis,
 ) -> None:
     """The group's card is the deck's base (masked); the staff chat's keeps its own text."""
-    gateway = Editor("sim")
+    gateway = editor("sim")
     sender, store = Sender(redis_async, gateway), RedisStore(redis_async)
     masked = {**CARD, "text": "停水，电话138****5678"}
     full = {**CARD, "text": f"停水，电话{PHONE}"}
@@ -227,7 +214,7 @@ async def test_archive_and_erasure_take_a_tickets_deck_and_pointers(
     second = await service.handle_message(
         said(service, Role.RESIDENT, "H-01", "垃圾三天没人收，臭死了", "2")
     )
-    await deliver(redis_async, Editor("telegram"), Editor("sim"))
+    await deliver(redis_async, editor("telegram"), editor("sim"))
     one, two = first.ticket or "", second.ticket or ""
     fields = [f.decode() for f in redis_sync.hkeys(keys.deck(one)) if is_card(f.decode())]
     assert fields
@@ -250,7 +237,7 @@ async def test_archive_and_erasure_take_a_tickets_deck_and_pointers(
     assert unpack(redis_sync.hget(keys.deck(two), "b") or b"")["params"]["reporter"] == reporter
     dismiss = said(service, Role.VILLAGE_CADRE, "V-01", f"/dismiss {two} 重复", "3")
     assert (await service.handle_message(dismiss)).status == "done"
-    await deliver(redis_async, Editor("telegram"), Editor("sim"))
+    await deliver(redis_async, editor("telegram"), editor("sim"))
     assert redis_sync.hexists(keys.deck(two), "v")
     # Records and views written before decks hold names too (a hash and a view per platform).
     redis_sync.hset(keys.ticket_cards("wecom", two), "wecom:g 1", pack({"payload": {}}))

@@ -55,10 +55,11 @@ class Recorder:
     platform: str = "sim"
     sent: list[tuple[str, Rendered]] = field(default_factory=list)
     edits: list[tuple[str, str, Rendered]] = field(default_factory=list)
+    first_id: int = 1  # the message id of its first send; the next ones follow
 
     async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
         self.sent.append((chat, message))
-        return Sent(str(len(self.sent)))
+        return Sent(str(self.first_id - 1 + len(self.sent)))
 
     async def edit(self, chat: str, message_id: str, message: Rendered) -> None:
         self.edits.append((chat, message_id, message))
@@ -434,9 +435,9 @@ async def recorded_cards(client: TestClient, ticket_id: str) -> list[dict[str, A
     return [card[0] for card in found if card is not None]
 
 
-async def department_card_texts(client: TestClient, ticket_id: str) -> dict[Lang, str]:
-    """Return the department's card as last brought up to date, rendered in every language."""
-    (payload,) = [p for p in await recorded_cards(client, ticket_id) if p["chat"] == "sim:D-fire"]
+async def card_texts(client: TestClient, ticket_id: str, chat: str) -> dict[Lang, str]:
+    """Return a ticket's card in ``chat`` as last brought up to date, in every language."""
+    (payload,) = [p for p in await recorded_cards(client, ticket_id) if p["chat"] == chat]
     reply = payload_reply(payload)
     return {lang: Renderer().render(replace(reply, lang=lang)).text for lang in Lang}
 
@@ -456,13 +457,13 @@ async def test_a_department_card_asks_only_for_the_steps_still_to_press(
     def labels(ms: list) -> list[str]:
         return [label for label, _ in shown(ms).buttons]
 
-    for lang, text in (await department_card_texts(client, ticket_id)).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:D-fire")).items():
         for step in ("arrive", "assisted"):
             assert all(w.format(id=ticket_id) in text for w in STEP_WORDS[lang][step]), text
     await press(client, "p-li-jiaxin", "sim:D-fire", card.id, f"arrive:{ticket_id}")
     arrived = shown(await until(client, "sim:D-fire", lambda ms: labels(ms) == ["协办完成"]))
     assert "「到场」" not in arrived.text and "请点「协办完成」" in arrived.text, arrived.text
-    for lang, text in (await department_card_texts(client, ticket_id)).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:D-fire")).items():
         gone, left = STEP_WORDS[lang]["arrive"], STEP_WORDS[lang]["assisted"]
         assert not any(w.format(id=ticket_id) in text for w in gone), text
         assert all(w.format(id=ticket_id) in text for w in left), text
@@ -470,7 +471,7 @@ async def test_a_department_card_asks_only_for_the_steps_still_to_press(
     await press(client, "p-li-jiaxin", "sim:D-fire", card.id, f"assisted:{ticket_id}")
     done = shown(await until(client, "sim:D-fire", lambda ms: not shown(ms).buttons))
     assert "请点" not in done.text and "已协办完成" in done.text, done.text
-    for lang, text in (await department_card_texts(client, ticket_id)).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:D-fire")).items():
         for step in ("arrive", "assisted"):
             assert not any(w.format(id=ticket_id) in text for w in STEP_WORDS[lang][step]), text
         said_done = next(line for line in text.splitlines() if DONE_WORDS[lang][1] in line)
@@ -496,7 +497,7 @@ async def test_a_department_card_gives_the_leads_deadline_as_the_leads(
     await until(client, "sim:D-fire", lambda ms: any(m.buttons for m in ms))
     ticket = await parts(client).service.store.get(ticket_id)
     assert ticket is not None and ticket.resolve_due is not None
-    for lang, text in (await department_card_texts(client, ticket_id)).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:D-fire")).items():
         handlers, lead = LEAD_DEADLINE[lang]
         assert handlers not in text, text
         (line,) = [line for line in text.splitlines() if line.startswith("⏰")]
@@ -505,16 +506,9 @@ async def test_a_department_card_gives_the_leads_deadline_as_the_leads(
     # Acknowledged, the card (brought up to date) still words the deadline as the lead's.
     await send(client, "p-pan-lijuan", "sim:G-02", f"受理 {ticket_id}")
     await until(client, "sim:D-fire", lambda ms: any("处理中" in m.text for m in ms))
-    for lang, text in (await department_card_texts(client, ticket_id)).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:D-fire")).items():
         (line,) = [line for line in text.splitlines() if line.startswith("⏰")]
         assert LEAD_DEADLINE[lang][1] in line, text
-
-
-async def handler_card_texts(client: TestClient, ticket_id: str, chat: str) -> dict[Lang, str]:
-    """Return a handler's card in ``chat`` as last brought up to date, in every language."""
-    (payload,) = [p for p in await recorded_cards(client, ticket_id) if p["chat"] == chat]
-    reply = payload_reply(payload)
-    return {lang: Renderer().render(replace(reply, lang=lang)).text for lang in Lang}
 
 
 ESCALATED_WORDS = {
@@ -534,12 +528,12 @@ async def test_an_escalated_card_still_says_escalated_once_the_ticket_moves_on(
     await until(client, "sim:G-02", lambda ms: any(f"#{ticket_id}" in m.text for m in ms))
     await send(client, "p-pan-lijuan", "sim:G-02", f"上报 {ticket_id} 需要村里协调")
     await until(client, "sim:V-01", lambda ms: any(m.buttons for m in ms))
-    for lang, text in (await handler_card_texts(client, ticket_id, "sim:V-01")).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:V-01")).items():
         assert ESCALATED_WORDS[lang][0] in text, text
     await send(client, "p-yang-zixuan", "sim:V-01", f"驳回 {ticket_id} 已由物业处理")
     card = (await until(client, "sim:V-01", lambda ms: "已驳回" in ms[0].text))[0]  # edited
     assert "⏫ 由东联村第二网格上报" in card.text and "转派" not in card.text, card.text
-    for lang, text in (await handler_card_texts(client, ticket_id, "sim:V-01")).items():
+    for lang, text in (await card_texts(client, ticket_id, "sim:V-01")).items():
         present, absent = ESCALATED_WORDS[lang]
         assert present in text and absent not in text, text
 
@@ -562,12 +556,12 @@ async def test_an_assignees_card_stops_saying_it_is_theirs_once_reassigned(
     await send(client, "p-xian-jianhua", "sim:G-01", f"转派 {ticket_id} @钟志伟")
     mine = "sim:p-zhong-zhiwei"
     card = (await until(client, mine, lambda ms: any(m.buttons for m in ms)))[0]
-    for lang, text in (await handler_card_texts(client, ticket_id, mine)).items():
+    for lang, text in (await card_texts(client, ticket_id, mine)).items():
         assert ASSIGNED_WORDS[lang][0] in text, text
     await send(client, "p-xian-jianhua", "sim:G-01", f"转派 {ticket_id} @冼建华")
     shown = (await until(client, mine, lambda ms: not ms[0].buttons))[0]
     assert shown.id == card.id and "已指派给您" not in shown.text, shown.text
-    for lang, text in (await handler_card_texts(client, ticket_id, mine)).items():
+    for lang, text in (await card_texts(client, ticket_id, mine)).items():
         was, now = ASSIGNED_WORDS[lang]
         assert was not in text and now in text, text
 
