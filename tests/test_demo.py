@@ -130,6 +130,7 @@ def test_a_first_start_says_the_classifier_is_still_training(tmp_path: Path) -> 
         assert "the classifier is ready" in lines[5], lines
 
 
+@pytest.mark.timeout(300)  # the TF-IDF model trains: 30-45 s idle, 2-3x under load
 def test_ctrl_c_during_the_first_training_stops_at_once(tmp_path: Path) -> None:
     """Training the model takes minutes on a new data folder; a TF-IDF model classifies
     from the first half minute, and Ctrl-C during the full model's training does not wait."""
@@ -140,6 +141,15 @@ def test_ctrl_c_during_the_first_training_stops_at_once(tmp_path: Path) -> None:
         lines += [process.stdout.readline() for _ in range(3)]
         # a TF-IDF model first (half a minute idle): not the rails alone until the full one
         assert "a first model (TF-IDF) classifies now" in lines[5], lines
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STOP_TIMEOUT) == 0
+    # Started again: the TF-IDF model is cached, the full one is not; the first classifies at
+    # once (it said the rails alone classified for half a minute).
+    with demo(tmp_path / "data", env={"LIANHU_CLASSIFIER": "model"}) as (process, _):
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        assert "a first model (TF-IDF)" in lines[2] + lines[3], lines
+        assert "rails alone" not in "".join(lines), lines
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=STOP_TIMEOUT) == 0
 

@@ -148,18 +148,25 @@ async def _serve(settings: Settings, url: str, host: str, port: int) -> int:
         classifier = app[PARTS].service.classifier
         job = classifier.training if classifier is not None else None
         if classifier is not None and job is not None:
-            print(
-                "  the classifier is training (the first start only, a few minutes): for its\n"
-                "  first half minute the keyword rails alone classify, and plainly worded\n"
-                "  reports may meet silence",
-                flush=True,
-            )
-            classifier.interim.add_done_callback(
-                lambda _: print(
-                    "  a first model (TF-IDF) classifies now; the full one is still training",
+            if classifier.model is not None:  # its TF-IDF model was cached, not the full one
+                print(
+                    "  the classifier is training (a few minutes); a first model (TF-IDF)\n"
+                    "  classifies meanwhile",
                     flush=True,
                 )
-            )
+            else:
+                print(
+                    "  the classifier is training (the first start only, a few minutes): for\n"
+                    "  its first half minute the keyword rails alone classify, and plainly\n"
+                    "  worded reports may meet silence",
+                    flush=True,
+                )
+                classifier.interim.add_done_callback(
+                    lambda _: print(
+                        "  a first model (TF-IDF) classifies now; the full one is still training",
+                        flush=True,
+                    )
+                )
             job.add_done_callback(lambda _: print("  the classifier is ready", flush=True))
 
     return await serve_until_stopped(app, host, port, "lianhu demo", started, access_log=False)
