@@ -153,8 +153,3 @@ def digest(message: Rendered) -> str:
     """Return a short fingerprint of a rendered card: an edit to the same is skipped."""
     raw = repr((message.text, message.buttons)).encode()
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
-
-
-def newer(view: dict[str, Any] | None, stored: dict[str, Any] | None) -> bool:
-    """Return whether ``view`` is a later version than ``stored``."""
-    return view is not None and (stored is None or int(view["seq"]) > int(stored["seq"]))
