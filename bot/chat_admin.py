@@ -19,7 +19,7 @@ from bot.core.enrolment import (
     decide_invite,
     decide_revoke,
 )
-from bot.core.models import IncomingMessage, Reply
+from bot.core.models import IncomingMessage, Reply, platform_of
 from bot.core.org import node_of_chat, person_of_account
 from bot.core.workflow import node_params
 from bot.services import Service
@@ -91,7 +91,7 @@ class ChatAdmin:
         """End a chat enrolment at once, for every process; the file's people stay."""
         tree = self.config.context.tree
         person = person_of_account(tree, message.sender.account)
-        platform = message.chat.split(":", 1)[0]
+        platform = platform_of(message.chat)
         decided = decide_revoke(
             self.config.file_context.tree, person, message.private, command,
             self.config.enrolments, platform,
@@ -114,6 +114,6 @@ class ChatAdmin:
         reply = Reply(
             message.chat, template, params, message.sender.lang, reply_to=message.message_id
         )
-        platform = message.chat.split(":", 1)[0]
+        platform = platform_of(message.chat)
         entry = OutboxEntry(platform, f"m:{message.key}:0", reply_payload(reply))
         await self.service.store.commit(None, None, (), [entry], message.key)

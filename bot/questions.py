@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.core import deadlines as dl
-from bot.core.models import NONE_CATEGORY, IncomingMessage, Reply
+from bot.core.models import NONE_CATEGORY, IncomingMessage, Reply, platform_of
 from bot.core.org import Node, person_of_account
 from bot.core.pacing import URGENT
 from bot.core.privacy import mask
@@ -249,7 +249,7 @@ def _card_edits(service: Service, step: Step, ticket: str | None) -> list[Outbox
 
 def _urgent(reply: Reply, key: str) -> OutboxEntry:
     # The emergency numbers and danger cards always go, ahead of everything else waiting.
-    return OutboxEntry(reply.chat.split(":", 1)[0], key, reply_payload(reply), URGENT)
+    return OutboxEntry(platform_of(reply.chat), key, reply_payload(reply), URGENT)
 
 
 __all__: Sequence[str] = ("ask_resident", "deadline", "flag", "press")

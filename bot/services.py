@@ -862,11 +862,11 @@ class Service:
             paces = [pace if i == first else None for i, pace in enumerate(paces)]
         return [
             OutboxEntry(
-                reply.chat.split(":", 1)[0], f"{prefix}:{i}", reply_payload(reply), rank, paces[i]
+                platform_of(reply.chat), f"{prefix}:{i}", reply_payload(reply), rank, paces[i]
             )
             for i, reply in enumerate(replies)
             # A feed or an Open311 client reads its requests back; no chat to tell.
-            if reply.chat.split(":", 1)[0] not in INTAKE_PLATFORMS
+            if platform_of(reply.chat) not in INTAKE_PLATFORMS
         ]
 
     def _pace(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.models import Visibility
+from bot.core.models import Visibility, platform_of
 from bot.core.org import Node, OrgTree, ancestors, next_up
 from bot.core.ticket import Ticket, TicketState
 
@@ -128,7 +128,7 @@ def card_platforms(tree: OrgTree, ticket: Ticket) -> list[str]:
     chats = [c for node_id in nodes for c in _chats(tree, node_id)]
     person = tree.people.get(ticket.assignee) if ticket.assignee else None
     chats += list(person.accounts) if person else []
-    return sorted({c.split(":", 1)[0] for c in chats})
+    return sorted({platform_of(c) for c in chats})
 
 
 def _chats(tree: OrgTree, node_id: str) -> list[str]:

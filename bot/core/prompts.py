@@ -25,7 +25,16 @@ from typing import Any
 
 from bot.core import deadlines as dl
 from bot.core.classify import BY_FLAG, Match
-from bot.core.models import Actor, IncomingMessage, Lang, Reply, Severity, Tier, Visibility
+from bot.core.models import (
+    Actor,
+    IncomingMessage,
+    Lang,
+    Reply,
+    Severity,
+    Tier,
+    Visibility,
+    platform_of,
+)
 from bot.core.org import HANDLER_ROLES, Node, OrgTree, Person, Role, ancestors, may_act, next_up
 from bot.core.privacy import mask
 from bot.core.workflow import Context, Refusal, node_params
@@ -414,7 +423,7 @@ def _staff_chats(node: Node) -> list[str]:
 
 def _private(person: Person, chat: str) -> list[str]:
     """Return the person's private chat on the platform of ``chat``, if they have one."""
-    platform = chat.split(":", 1)[0] + ":"
+    platform = platform_of(chat) + ":"
     return [a for a in person.accounts if a.startswith(platform)][:1]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.models import platform_of
 from bot.core.org import ancestors
 from bot.core.privacy import mask
 from bot.core.prompts import NO, YES, Prompt, PromptKind, flag_cards, grid_of
@@ -52,7 +53,7 @@ def question_platforms(ctx: Context, prompt: Prompt) -> list[str]:
     """Return the platforms that may hold a message asking ``prompt`` (each gets an entry)."""
     path = ancestors(ctx.tree, prompt.origin) if prompt.origin in ctx.tree.nodes else ()
     chats = [prompt.said.chat, *(c for n in path for c in (*n.chats, n.staff_chat) if c)]
-    return sorted({c.split(":", 1)[0] for c in chats})
+    return sorted({platform_of(c) for c in chats})
 
 
 def _answered(ctx: Context, prompt: Prompt, ticket: str | None) -> dict[str, Any]:

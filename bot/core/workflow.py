@@ -828,7 +828,7 @@ def _private_accounts(person: Person, ticket: Ticket) -> list[str]:
     Their account on the platform the ticket was reported on (a ticket from the
     simulator reaches their simulator chat), else their first account.
     """
-    platform = ticket.reporter.chat.split(":", 1)[0] + ":"
+    platform = platform_of(ticket.reporter.chat) + ":"
     same = [a for a in person.accounts if a.startswith(platform)]
     return same[:1] or list(person.accounts[:1])
 
