@@ -62,9 +62,7 @@ def held(
     return (
         reply.card
         and reply.chat in tree.chats  # a node's group or staff chat, not a person
-        and ticket.severity in CALM
-        and not ticket.urgent
-        and not working(now, hours, days, zone)
+        and _waits(ticket, now, hours, days, zone)
     )
 
 
@@ -73,11 +71,14 @@ def stage_held(
 ) -> bool:
     """Return whether the cards the ticket's current stage sent to groups were held (they
     come as a line of a summary, never as a card with buttons)."""
-    return (
-        ticket.severity in CALM
-        and not ticket.urgent
-        and not working(ticket.stage_started, hours, days, zone)
-    )
+    return _waits(ticket, ticket.stage_started, hours, days, zone)
+
+
+def _waits(
+    ticket: Ticket, at: float, hours: tuple[int, int] | None, days: frozenset[int], zone: dt.tzinfo
+) -> bool:
+    """Return whether a card of ``ticket`` sent to a group at ``at`` waits for the working day."""
+    return ticket.severity in CALM and not ticket.urgent and not working(at, hours, days, zone)
 
 
 def summaries(entries: Sequence[Mapping[str, Any]], current: Mapping[str, Ticket]) -> list[Reply]:
