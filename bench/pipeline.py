@@ -199,6 +199,8 @@ async def run(args: argparse.Namespace) -> None:
 def key_type(key: str) -> str:
     """Return a key's kind: its name with ids, accounts and chats replaced by ``*``."""
     parts = key.split(":")
+    if parts[0] == "rq":  # a deadline's job, rq's schedule of them, its queue
+        return "rq:job:*" if parts[1] == "job" else key
     if parts[1] in ("ticket", "cards", "cardview"):
         return ":".join([*parts[:2], "*", *parts[3:]][: 3 if parts[1] != "ticket" else 4])
     if parts[1] in ("msg", "reporter", "assignee", "pace", "same", "said", "update", "card"):
@@ -216,6 +218,8 @@ TRANSIENT = {
     "lianhu:pace:*": "replies to one person this minute, 60 s",
     "lianhu:sent:*": "a delivered reply's marker, 7 days",
     "lianhu:classified": "masked log of classified messages, capped at 50,000",
+    "rq:job:*": "a deadline's rq job, until it runs: hours to days",
+    "rq:scheduled:lianhu": "rq's schedule of those jobs",
 }
 
 
@@ -252,6 +256,7 @@ async def sizes(client: redis.asyncio.Redis) -> tuple[dict[str, list[int]], dict
     """Return MEMORY USAGE summed by key kind (with key counts), and each ticket's size."""
     by_kind: dict[str, list[int]] = {}
     names = [k.decode() async for k in client.scan_iter("lianhu:*", count=1000)]
+    names += [k.decode() async for k in client.scan_iter("rq:*", count=1000)]
     records: dict[str, int] = {}
     for first in range(0, len(names), 5000):
         chunk = names[first : first + 5000]
@@ -270,7 +275,8 @@ async def sizes(client: redis.asyncio.Redis) -> tuple[dict[str, list[int]], dict
 
 def table(by_kind: dict[str, list[int]], tickets: int, title: str) -> None:
     """Print bytes per ticket by key kind: the ticket with its indexes, then the rest."""
-    hot = {k: v for k, v in by_kind.items() if k not in TRANSIENT and "outbox" not in k}
+    apart = ("lianhu:outbox", "rq:")  # drained by the sender; rq's jobs and queues
+    hot = {k: v for k, v in by_kind.items() if k not in TRANSIENT and not k.startswith(apart)}
     print(f"{title} [load {os.getloadavg()[0]:.2f}]")
     cards = {k: v for k, v in hot.items() if k in CARD_STATE}
     for part, what in ((hot.keys() - cards.keys(), "its record and indexes"), (cards, "")):
@@ -286,7 +292,7 @@ def table(by_kind: dict[str, list[int]], tickets: int, title: str) -> None:
     print(f"  = {total / tickets:,.0f} bytes per ticket: its record, its indexes, its cards")
     rest = {k: v for k, v in by_kind.items() if k not in hot}
     for kind, (size, n) in sorted(rest.items(), key=lambda kv: -kv[1][0]):
-        why = TRANSIENT.get(kind, "drained by the sender")
+        why = TRANSIENT.get(kind, "rq's own" if kind.startswith("rq:") else "drained by the sender")
         print(f"  + {kind:<38} {size / tickets:8,.0f} B/ticket  ({n:,} keys; {why})")
     everything = sum(v[0] for v in by_kind.values())
     print(f"  = {everything / tickets:,.0f} bytes per ticket with every key")
