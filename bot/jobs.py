@@ -44,8 +44,14 @@ async def worker_service(settings: Settings, clock: Clock = time.time) -> AsyncI
         sync.close()
 
 
+async def check_deadlines(second: int) -> int:
+    """Check every deadline due by ``second``; return how many (``bot.scheduling``)."""
+    async with worker_service(Settings()) as service:
+        return await service.check_due(second)
+
+
 async def check_deadline(ticket_id: str, stage: int, kind: str) -> str:
-    """Check one deadline of a ticket; escalate, flag or close it if it is really due."""
+    """Check one deadline of a ticket (a job of one deadline, as scheduled before)."""
     async with worker_service(Settings()) as service:
         outcome = await service.handle_deadline(ticket_id, stage, kind)
     return outcome.value

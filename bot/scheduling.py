@@ -1,4 +1,11 @@
-"""The Scheduler port on rq: one scheduled job per deadline, with a deterministic id.
+"""The Scheduler port on rq: one scheduled job per second that deadlines fall due in.
+
+A deadline is checked by the job of the first whole second not before it is due,
+``deadlines-<second>``, which checks every deadline the index holds as due by then
+(``bot.jobs.check_deadlines``): the tickets whose deadlines fall in one second share
+one job. At a district's rate (tickets opened every second, deadlines the same hours
+later) that is a job for hundreds of tickets, where each ticket's deadline had a job of
+its own (~460 B in Redis with its place in rq's schedule, as long as the deadline).
 
 The job is not written here: ``RqScheduler.job`` builds it with rq's own
 ``create_job`` and ``to_dict`` and returns the writes that rq's unique
@@ -8,11 +15,14 @@ commit as the ticket change that owes the deadline, only when no job of that
 id exists yet — so a ticket and its deadline job are stored together or not
 at all, in one round trip.
 
-Less than rq writes, though: a job waits in Redis as long as its deadline (hours, days),
-one per open ticket, so the fields rq writes empty (callbacks, start and end times,
-worker, group: rq reads a missing one as empty) are left out, and the description is
-one word where rq spells out the call (its id says which ticket and deadline). That is
-~200 of its ~540 bytes (``tests/test_rq_flow.py``).
+Less than rq writes, though: the fields rq writes empty (callbacks, start and end
+times, worker, group: rq reads a missing one as empty) are left out, and the
+description is one word where rq spells out the call (``tests/test_rq_flow.py``).
+
+A job that runs finds each deadline as the sweeper does and checks it as an atomic
+compare-and-set (``Service.check_due``): one found early (rq runs jobs up to a second
+early) gets the next second's job; one whose job was lost, the sweeper's. Jobs of one
+deadline each (``bot.jobs.check_deadline``, written before) still run.
 """
 
 from __future__ import annotations
@@ -26,28 +36,29 @@ from bot.ports import ScheduledJob
 
 JOB_TIMEOUT = 60
 FAILURE_TTL = 7 * 24 * 3600
-DESCRIPTION = "check_deadline"  # what rq's worker logs beside the job id
+DESCRIPTION = "check_deadlines"  # what rq's worker logs beside the job id
 
 
-def job_id(ticket_id: str, stage: int, kind: str, second: int) -> str:
-    """Return the rq job id of a deadline check (rq allows only [A-Za-z0-9_-])."""
-    return f"deadline-{ticket_id}-{stage}-{kind}-{second}"
+def job_id(second: int) -> str:
+    """Return the rq job id of the deadline checks of one second (rq allows [A-Za-z0-9_-])."""
+    return f"deadlines-{second}"
 
 
 class RqScheduler:
-    """Schedule deadline checks as rq jobs; the same deadline is never scheduled twice."""
+    """Schedule deadline checks as rq jobs, one a second; a second is never scheduled twice."""
 
     def __init__(self, connection: redis.Redis, queue: str = "lianhu") -> None:
         self.queue = Queue(queue, connection=connection)
         self._registry: str = self.queue.scheduled_job_registry.key
 
     def job(self, ticket_id: str, stage: int, kind: str, due: float) -> ScheduledJob:
-        """Return the job that checks the deadline at the first whole second not before ``due``."""
+        """Return the job that checks, at the first whole second not before ``due``, every
+        deadline due by then: this one (``kind`` of ``stage`` of ``ticket_id``) among them."""
         second = run_at(due)
         job = self.queue.create_job(
-            "bot.jobs.check_deadline",
-            args=(ticket_id, stage, kind),
-            job_id=job_id(ticket_id, stage, kind, second),
+            "bot.jobs.check_deadlines",
+            args=(second,),
+            job_id=job_id(second),
             timeout=JOB_TIMEOUT,
             result_ttl=0,  # finished checks leave nothing behind
             failure_ttl=FAILURE_TTL,

@@ -742,7 +742,13 @@ class Service:
         in one sweep, not 500 per sweep. Several workers may sweep at once: each deadline is
         an atomic compare-and-set, so it fires once whoever gets there first.
         """
-        due = await self.store.due(self.clock() - grace, limit=SWEEP_LIMIT)
+        return await self.check_due(self.clock() - grace)
+
+    async def check_due(self, until: float) -> int:
+        """Check every deadline due by ``until``, oldest first; return how many: the work of
+        a second's deadline job (``bot.scheduling``) and of the sweeper. One found early
+        (rq runs a job up to a second early) gets the next second's job."""
+        due = await self.store.due(until, limit=SWEEP_LIMIT)
         for start in range(0, len(due), SWEEP_BATCH):
             batch = due[start : start + SWEEP_BATCH]
             done = await asyncio.gather(

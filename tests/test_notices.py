@@ -14,7 +14,7 @@ from rq.registry import ScheduledJobRegistry
 
 from bot import notices as shell
 from bot.core.classify import Match
-from bot.core.deadlines import Outcome, Policy
+from bot.core.deadlines import Outcome, Policy, run_at
 from bot.core.models import Lang, Reply, Severity, Tier
 from bot.core.notices import (
     Notice,
@@ -29,7 +29,7 @@ from bot.core.org import Role
 from bot.core.triage import Action, Source, Verdict
 from bot.live import LiveConfig
 from bot.render import Renderer, local_zone
-from bot.scheduling import RqScheduler
+from bot.scheduling import RqScheduler, job_id
 from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
@@ -268,7 +268,9 @@ async def test_a_water_outage_notice_answers_reports_without_a_ticket(world: Wor
     # The window closes itself: a deadline in the index and its rq job.
     member = keys.deadline_member("n1", 0, "notice")
     assert await world.redis.zscore(keys.DEADLINES, member) == local(4, 12)
-    assert [j.rsplit("-", 1)[0] for j in world.schedules.stored()] == ["deadline-n1-0-notice"]
+    asked = [c for c in world.schedules.calls if c[2] == "notice"]
+    assert [c[:2] for c in asked] == [("n1", 0)] and asked[0][3] >= local(4, 12)
+    assert world.schedules.stored() == [job_id(run_at(asked[0][3]))]
 
     world.clock.now = local(4, 9, 30)
     before = len(await world.outbox())

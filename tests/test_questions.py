@@ -421,9 +421,11 @@ async def test_an_unanswered_flag_climbs_through_an_rq_worker(
     world = World(service, service.store, redis_async, Clock(), service.scheduler, config.tree)  # type: ignore[arg-type]
     prompt = await flagged(world, "几个小孩在河里玩水，水流很急", "none", Action.IGNORE)
     scheduled = ScheduledJobRegistry(queue=Queue("lianhu", connection=redis_sync)).get_job_ids()
-    assert [j.rsplit("-", 1)[0] for j in scheduled] == [f"deadline-{prompt}-0-danger"]
     stored = await service.prompts.get(prompt)
     assert stored is not None and stored.due is not None
+    # The job of the second its answer is due in (or the next, with a moment's grace).
+    [second] = [int(j.removeprefix("deadlines-")) for j in scheduled]
+    assert stored.due <= second <= stored.due + 60
     await asyncio.sleep(max(0.0, stored.due + 1.2 - time.time()))
     result = await asyncio.to_thread(helpers.run_worker, redis_url, scale)
     assert result.returncode == 0, result.stderr

@@ -15,12 +15,12 @@ import redis.asyncio
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from bot.core.deadlines import Policy
+from bot.core.deadlines import Policy, run_at
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Role
 from bot.core.ticket import EventKind, TicketState
 from bot.live import LiveConfig
-from bot.scheduling import RqScheduler
+from bot.scheduling import RqScheduler, job_id
 from bot.services import Service
 from bot.storage.redis import RedisStore
 from tests import helpers
@@ -56,7 +56,7 @@ async def test_a_missed_deadline_escalates_through_rq(
         ticket = await service.store.get(opened.ticket or "")
         assert ticket is not None and ticket.ack_due is not None
         scheduled = ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids()
-        assert [j.rsplit("-", 1)[0] for j in scheduled] == [f"deadline-{ticket.id}-1-ack"]
+        assert scheduled == [job_id(run_at(ticket.ack_due))]  # the job of its due second
         # Nothing is due yet: a burst changes nothing.
         assert run_worker(redis_url).returncode == 0
         assert (await service.store.get(ticket.id)) == ticket
@@ -90,9 +90,7 @@ def test_worker_needs_redis_url() -> None:
 
 @pytest.mark.parametrize("second", [0, 1_800_000_000])
 def test_job_ids_use_only_allowed_characters(second: int) -> None:
-    from bot.scheduling import job_id
-
-    assert all(c.isalnum() or c in "-_" for c in job_id("42", 3, "resolve", second))
+    assert all(c.isalnum() or c in "-_" for c in job_id(second))
 
 
 async def test_a_deadline_job_is_stored_as_rq_itself_schedules_it(
@@ -109,17 +107,23 @@ async def test_a_deadline_job_is_stored_as_rq_itself_schedules_it(
     assert when.timestamp() == ours.at
     assert scheduler.queue.key.encode() in redis_sync.smembers(Queue.redis_queues_keys)
     fetched = scheduler.queue.fetch_job(ours.id)
-    assert fetched is not None and fetched.args == ("7", 1, "ack")
+    assert fetched is not None and fetched.args == (1_900_000_001,)
+    assert fetched.func_name == "bot.jobs.check_deadlines"
     assert fetched.get_status() == "scheduled"
-    # Storing it again changes nothing (rq's unique=True: a job id is scheduled once).
+    # Storing it again changes nothing (rq's unique=True: a job id is scheduled once), nor
+    # does another deadline due in the same second: its job is this one.
     await RedisStore(redis_async).commit(None, None, jobs=(scheduler.job("7", 1, "ack", 1.9e9),))
+    assert redis_sync.hgetall(ours.key) == stored
+    other = scheduler.job("8", 2, "resolve", 1_900_000_000.9)
+    assert other.id == ours.id
+    await RedisStore(redis_async).commit(None, None, jobs=(other,))
     assert redis_sync.hgetall(ours.key) == stored
     # rq's own schedule_job(unique=True) of the same job writes the same fields, and some
     # more: those it writes empty, which it reads back as when they are missing.
     ours_bytes = redis_sync.memory_usage(ours.key, samples=0)
     redis_sync.flushdb()
     same = scheduler.queue.create_job(
-        "bot.jobs.check_deadline", args=("7", 1, "ack"), job_id=ours.id, timeout=60,
+        "bot.jobs.check_deadlines", args=(1_900_000_001,), job_id=ours.id, timeout=60,
         result_ttl=0, failure_ttl=7 * 24 * 3600,
     )  # fmt: skip
     scheduler.queue.schedule_job(same, when, unique=True)

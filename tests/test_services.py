@@ -128,7 +128,7 @@ async def test_a_report_opens_a_ticket_with_a_card_and_deadlines(world: World) -
     # One job per ticket at a time, and one index member: the earliest owed deadline.
     assert [(c[2], c[1]) for c in world.schedules.calls] == [("ack", 1)]
     second = run_at(world.schedules.calls[0][3])
-    assert world.schedules.stored() == [job_id(ticket.id, 1, "ack", second)]  # stored with it
+    assert world.schedules.stored() == [job_id(second)]  # stored with it
     assert await world.redis.zrange(keys.DEADLINES, 0, -1) == [f"{ticket.id}:1:ack".encode()]
 
 
@@ -228,7 +228,7 @@ async def test_an_early_deadline_reschedules_itself(world: World) -> None:
     world.schedules.calls.clear()
     assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.EARLY
     assert world.schedules.calls == [(ticket.id, 1, "ack", ticket.ack_due + 1.0)]
-    assert job_id(ticket.id, 1, "ack", run_at(ticket.ack_due + 1.0)) in world.schedules.stored()
+    assert job_id(run_at(ticket.ack_due + 1.0)) in world.schedules.stored()
     assert (await world.store.get(ticket.id)) == ticket
 
 
@@ -242,6 +242,30 @@ async def test_the_sweeper_recovers_a_lost_deadline_job(world: World) -> None:
     after = await world.store.get(ticket.id)
     assert after is not None and after.state is TicketState.ESCALATED
     assert await world.service.sweep() == 0
+
+
+async def test_deadlines_due_in_one_second_share_one_job_that_checks_them_all(
+    world: World,
+) -> None:
+    """Tickets opened together owe their deadlines in the same second: one rq job, which
+    checks every deadline due by its second (and leaves the later ones alone)."""
+    resident = world.person(Role.RESIDENT, "H-01")
+    first = await world.service.handle_message(world.message(resident, REPORT))
+    other = world.person(Role.RESIDENT, "H-06")  # another grid's: not joined to the first
+    second = await world.service.handle_message(world.message(other, REPORT))
+    tickets = await world.store.get_many([first.ticket or "", second.ticket or ""])
+    assert len(tickets) == 2 and tickets[0].ack_due == tickets[1].ack_due
+    world.clock.now += 1.0
+    later = await world.service.handle_message(
+        world.message(world.person(Role.RESIDENT, "H-04"), REPORT)
+    )
+    assert [c[0] for c in world.schedules.calls] == [t.id for t in tickets] + [later.ticket]
+    due = run_at(tickets[0].ack_due or 0.0)
+    assert world.schedules.stored() == [job_id(due), job_id(due + 1)]
+    world.clock.now = due + 0.5
+    assert await world.service.check_due(due) == 2  # what the job of that second does
+    after = await world.store.get_many([t.id for t in tickets] + [later.ticket or ""])
+    assert [t.state for t in after] == [TicketState.ESCALATED] * 2 + [TicketState.OPEN]
 
 
 async def test_a_crash_before_the_commit_leaves_nothing_and_the_retry_completes(
