@@ -87,12 +87,39 @@ async def act_as(page: Page, person: str) -> None:
 async def open_chat(page: Page, chat: str) -> None:
     await page.locator(f'.room[data-chat="{chat}"]').click()
     await expect(page.locator(f'.room.active[data-chat="{chat}"]')).to_be_visible()
+    await expect(page.locator(f'#messages[data-chat="{chat}"]')).to_be_attached(timeout=WAIT)
 
 
 async def say(page: Page, text: str) -> None:
     await page.fill("#text", text)
     await page.press("#text", "Enter")
     await expect(page.locator(".msg.mine .bubble", has_text=text).last).to_be_visible(timeout=WAIT)
+
+
+async def goto_chat(page: Page, base: str, person: str, chat: str) -> None:
+    """Open the simulator as a person on a chat and wait until its messages are in."""
+    await page.goto(f"{base}/sim?as={person}&chat={chat}")
+    await expect(page.locator(f'#messages[data-chat="{chat}"]')).to_be_attached(timeout=WAIT)
+
+
+async def sign_in_by_link(page: Page, base: str, person: str) -> None:
+    """Ask the bot for a link in the simulator's private chat, open it and press 登录.
+
+    The link used is the one the bot has just sent, not one an earlier test asked for
+    (those are spent)."""
+    await goto_chat(page, base, person, f"sim:{person}")
+    links = page.locator(".msg.bot .bubble", has_text="/login/")
+    before = set(await links.all_inner_texts())
+    await page.fill("#text", "登录后台")
+    await page.locator("#send").click()
+    await expect(links).to_have_count(len(before) + 1, timeout=WAIT)
+    new = [text for text in await links.all_inner_texts() if text not in before]
+    found = re.search(r"https?://\S+/login/[A-Za-z0-9_-]+", new[0] if new else "")
+    assert found is not None, new
+    await page.goto(found[0])
+    async with page.expect_navigation():
+        await page.locator("#login-go").click()
+    await expect(page.locator("#logout")).to_be_visible()
 
 
 async def console_as(page: Page, base: str, person: str) -> None:
@@ -137,7 +164,7 @@ async def test_a_water_outage_from_report_to_confirmation(
     tag = f"{case.name}-desktop"
 
     # A resident reports the outage in the household group; the reply gives the ticket id.
-    await page.goto(f"{running.base}/sim?as={case.resident}&chat={case.household}")
+    await goto_chat(page, running.base, case.resident, case.household)
     await say(page, case.text)
     reply = page.locator(".msg.bot .bubble", has_text=re.compile(r"#\d+")).last
     await expect(reply).to_be_visible(timeout=WAIT)
@@ -218,7 +245,7 @@ async def test_chatter_gets_no_reply_and_opens_no_ticket(
 ) -> None:
     context = await browser.new_context(viewport=DESKTOP)
     page = await context.new_page()
-    await page.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await goto_chat(page, running.base, "p-chen-zhiqiang", "sim:H-01")
     await say(page, "大家早晨")
     # A question after it is answered; the Sender delivers in order, so once that answer is
     # here, an answer to the greeting would be here too.
@@ -271,7 +298,7 @@ async def test_on_a_phone_the_list_and_the_chat_are_two_screens(
     await page.locator("#back").tap()
     await expect(page.locator("#rooms")).to_be_visible()
     await shot(page, "phone-3-back")
-    await page.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:V-01")
+    await goto_chat(page, running.base, "p-yang-zixuan", "sim:V-01")
     await expect(page.locator(".card").last).to_be_visible(timeout=WAIT)
     await shot(page, "phone-4-card")
     await console_as(page, running.base, "p-yang-zixuan")
@@ -284,11 +311,11 @@ async def test_unread_counts_and_live_messages_in_a_second_browser(
     running: Running, browser: Browser
 ) -> None:
     cadre = await (await browser.new_context(viewport=DESKTOP)).new_page()
-    await cadre.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:G-01")
+    await goto_chat(cadre, running.base, "p-yang-zixuan", "sim:G-01")
     village_badge = cadre.locator('.room[data-chat="sim:V-01"] .badge')
     await expect(village_badge).to_be_hidden()
     resident = await (await browser.new_context(viewport=DESKTOP)).new_page()
-    await resident.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await goto_chat(resident, running.base, "p-chen-zhiqiang", "sim:H-01")
     await say(resident, "楼下停水两天了")
     # The cadre's open page learns of the card without a reload.
     await expect(village_badge).to_have_text("1", timeout=WAIT)
@@ -320,11 +347,11 @@ async def test_a_card_follows_its_ticket_and_a_refused_press_is_a_toast(
     await expect(resident.locator('.room.active[data-chat="sim:H-01"]')).to_be_visible()
     await say(resident, "楼下停水两天了")
     cadre = await browser.new_page(viewport=DESKTOP)
-    await cadre.goto(f"{running.base}/sim?as=p-yang-zixuan&chat=sim:V-01")
+    await goto_chat(cadre, running.base, "p-yang-zixuan", "sim:V-01")
     card = cadre.locator(".card").last
     await expect(card.locator("button")).to_have_count(3, timeout=WAIT)
     worker = await browser.new_page(viewport=DESKTOP)
-    await worker.goto(f"{running.base}/sim?as=p-zhong-zhiwei&chat=sim:V-01")
+    await goto_chat(worker, running.base, "p-zhong-zhiwei", "sim:V-01")
     # The grid worker's press is refused to them alone; the group hears nothing of it.
     before = await cadre.locator(".msg").count()
     await worker.locator(".card").last.get_by_role("button", name="受理").click()
@@ -352,7 +379,7 @@ async def test_ticket_numbers_link_only_when_visible_and_shift_enter_is_a_new_li
     theirs, mine = other.handled.ticket, own.handled.ticket
     assert theirs and mine and theirs != mine
     page = await (await browser.new_context(viewport=DESKTOP)).new_page()
-    await page.goto(f"{running.base}/sim?as=p-chen-zhiqiang&chat=sim:H-01")
+    await goto_chat(page, running.base, "p-chen-zhiqiang", "sim:H-01")
     await page.fill("#text", f"看 #{mine}")
     await page.press("#text", "Shift+Enter")
     await page.keyboard.type(f"和 #{theirs} 还有 #999")

@@ -13,31 +13,14 @@ from playwright.async_api import Browser, Page, expect
 from bot.core.ticket import TicketState
 from bot.web.app import PARTS
 from tests import test_browser
-from tests.test_browser import DESKTOP, PHONE, WAIT, Running, shot
+from tests.test_browser import DESKTOP, PHONE, WAIT, Running, shot, sign_in_by_link
 
 running = test_browser.running  # the simulator's fixtures: the real app, Debian's Chromium
 browser = test_browser.browser
 
 
-async def sign_in_by_link(page: Page, base: str, person: str) -> None:
-    """Ask the bot for a link in the simulator's private chat, open it and press 登录."""
-    await page.goto(f"{base}/sim?as={person}&chat=sim:{person}")
-    links = page.locator(".msg.bot .bubble", has_text="/login/")
-    before = await links.count()
-    await page.fill("#text", "登录后台")
-    await page.locator("#send").click()
-    await expect(links).to_have_count(before + 1, timeout=WAIT)
-    link = links.last
-    found = re.search(r"https?://\S+/login/[A-Za-z0-9_-]+", await link.inner_text())
-    assert found is not None
-    await page.goto(found[0])
-    async with page.expect_navigation():
-        await page.locator("#login-go").click()
-    await expect(page.locator("#logout")).to_be_visible()
-
-
 async def report(page: Page, base: str, person: str, chat: str, text: str) -> str:
-    await page.goto(f"{base}/sim?as={person}&chat={chat}")
+    await test_browser.goto_chat(page, base, person, chat)
     await test_browser.say(page, text)
     reply = page.locator(".msg.bot .bubble", has_text=re.compile(r"#\d+")).last
     await expect(reply).to_be_visible(timeout=WAIT)

@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import ROOT
+from tests.test_browser import sign_in_by_link
 from tests.test_demo import demo
 
 CHROMIUM = "/usr/bin/chromium"
@@ -66,22 +67,6 @@ async def overflow(page: Page) -> list[str]:
     )
 
 
-async def sign_in_from_chat(page: Page, base: str, person: str) -> None:
-    """Send 登录后台 to the bot in the person's private chat, open its link and press 登录."""
-    await page.goto(f"{base}/sim?as={person}&chat=sim:{person}")
-    links = page.locator(".msg.bot .bubble", has_text="/login/")
-    before = await links.count()
-    await page.fill("#text", "登录后台")
-    await page.locator("#send").click()
-    await expect(links).to_have_count(before + 1, timeout=WAIT)
-    found = re.search(r"https?://\S+/login/[A-Za-z0-9_-]+", await links.last.inner_text())
-    assert found is not None
-    await page.goto(found[0])
-    async with page.expect_navigation():
-        await page.locator("#login-go").click()
-    await expect(page.locator("#logout")).to_be_visible()
-
-
 async def tile(page: Page, name: str) -> int:
     return int(await page.locator(f"#tile-{name} .tile-num").inner_text())
 
@@ -91,7 +76,7 @@ async def test_a_street_official_signs_in_reads_the_charts_finds_exports_and_act
 ) -> None:
     context = await browser.new_context(viewport=DESKTOP, accept_downloads=True)
     page = await context.new_page()
-    await sign_in_from_chat(page, base, STREET_STAFF)
+    await sign_in_by_link(page, base, STREET_STAFF)
     assert page.url.endswith("/dashboard")  # where street staff land
     # ...and one click from any console page.
     await page.locator("#nav-tickets").click()
@@ -148,7 +133,7 @@ async def test_a_street_official_signs_in_reads_the_charts_finds_exports_and_act
 async def test_a_grid_worker_on_a_phone_sees_only_their_grid(base: str, browser: Browser) -> None:
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = await context.new_page()
-    await sign_in_from_chat(page, base, GRID_WORKER)
+    await sign_in_by_link(page, base, GRID_WORKER)
     for lang in ("zh-Hans", "zh-Hant", "en"):
         await page.goto(f"{base}/dashboard?lang={lang}")
         rows = page.locator("#ranking tbody tr[data-node]")
@@ -169,7 +154,7 @@ async def test_a_grid_worker_on_a_phone_sees_only_their_grid(base: str, browser:
     # A ticket of another grid (the fire in 5栋, G-04's) is "not found" to them.
     street = await browser.new_context(viewport=DESKTOP)
     official = await street.new_page()
-    await sign_in_from_chat(official, base, STREET_STAFF)
+    await sign_in_by_link(official, base, STREET_STAFF)
     await official.goto(f"{base}/tickets?state=all&q=着火")
     other = await official.locator("#tickets tr[data-id]").first.get_attribute("data-id")
     await street.close()
@@ -183,7 +168,7 @@ async def test_the_printed_page_drops_the_controls_and_keeps_the_charts(
 ) -> None:
     context = await browser.new_context(viewport={"width": 794, "height": 1123})
     page = await context.new_page()
-    await sign_in_from_chat(page, base, STREET_STAFF)
+    await sign_in_by_link(page, base, STREET_STAFF)
     await page.goto(f"{base}/dashboard")
     await page.emulate_media(media="print")
     await expect(page.locator(".topbar")).to_be_hidden()

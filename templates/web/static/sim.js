@@ -193,6 +193,7 @@
     app.dataset.view = "chat";
     composer.hidden = false;
     list.replaceChildren();
+    delete list.dataset.chat;  // set again once the chat's messages are in
     if (push) history.pushState({ chat: c }, "", `/sim?as=${encodeURIComponent(me.id)}&chat=${encodeURIComponent(c)}`);
     const res = await fetch(`/sim/api/messages?as=${encodeURIComponent(me.id)}&chat=${encodeURIComponent(c)}`);
     const data = await res.json();
@@ -200,6 +201,7 @@
     if (!data.messages.length) list.append(el("p", "placeholder empty", BOOT.empty));
     data.messages.forEach((m) => render(m));
     oldest = data.messages.length ? data.messages[0].id : null;
+    list.dataset.chat = c;
     toBottom();
   }
 
