@@ -67,7 +67,7 @@ from bot.redis_server import EmbeddedRedis  # noqa: E402
 from bot.scheduling import RqScheduler  # noqa: E402
 from bot.sender import Sender  # noqa: E402
 from bot.services import Service  # noqa: E402
-from bot.storage import keys  # noqa: E402
+from bot.storage import indexes, keys  # noqa: E402
 from bot.storage.redis import RedisStore  # noqa: E402
 
 PLATFORM = "bench"  # the inbox the receivers read
@@ -268,16 +268,16 @@ async def sweep(url: str, target: int) -> None:
     now = [time.time()]
     service = Service(RedisStore(client), cfg, RqScheduler(sync), clock=lambda: now[0])
     made = 0
-    while await client.zcard(keys.DEADLINES) < target:
+    while await indexes.deadline_count(client) < target:
         batch = [incoming(p) for p in payloads(cfg, 500, f"s{made}-")]
         await asyncio.gather(*(service.handle_message(m) for m in batch))
         made += len(batch)
-    owed = await client.zcard(keys.DEADLINES)
+    owed = await indexes.deadline_count(client)
     now[0] += 30 * 86400  # a month on: every one of them overdue
     start = time.perf_counter()
     found = await service.sweep()
     took = time.perf_counter() - start
-    left = await client.zcount(keys.DEADLINES, "-inf", now[0] - 5)
+    left = await indexes.deadline_count(client, now[0] - 5)
     print(f"sweep: {found:,} overdue deadlines of {made:,} tickets ({owed:,} owed) checked in "
           f"{took:.1f} s = {found / took:,.0f}/s; overdue left after: {left} "
           f"[load {os.getloadavg()[0]:.2f}]")  # fmt: skip
@@ -433,7 +433,7 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
         window = [ms for _, ms in rows[seen:]]
         seen = len(rows)
         used = int((await client.info("memory"))["used_memory"])
-        tickets = await client.zcard(keys.TICKETS)
+        tickets = await indexes.ticket_count(client)
         in_left, out_left = await waiting()
         jobs = await client.zcard("rq:scheduled:lianhu")
         per = (used - base) / tickets if tickets else 0.0
@@ -457,7 +457,7 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
     await asyncio.to_thread(drain.join, 30)
     await fleet.stop(client)
     pending = await client.xpending(keys.inbox(PLATFORM), keys.INBOX_GROUP)
-    tickets = await client.zcard(keys.TICKETS)
+    tickets = await indexes.ticket_count(client)
     warm = [s for s in samples if s[0] > 60]
     middle = samples[len(samples) // 2]
     in_left, out_left = await waiting()

@@ -32,7 +32,6 @@ from bot.core.open311 import (
     services,
 )
 from bot.render import local_zone
-from bot.storage import keys
 
 if TYPE_CHECKING:
     from bot.services import Service
@@ -125,7 +124,7 @@ class Open311:
         client = self.client(request.query.get("api_key"))
         query = read_query(request.query)
         service = self.service()
-        ids = await service.store.ids(keys.by_reporter(f"{PLATFORM}:{client.name}"), MAX_LISTED)
+        ids = await service.store.reported(f"{PLATFORM}:{client.name}", MAX_LISTED)
         tickets = [t for t in await service.store.get_many(ids) if selected(t, query)]
         return [self._view(service, t, client) for t in tickets]
 

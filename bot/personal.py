@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from bot.core.personal import ERASED, erase, ticket_export
 from bot.core.ticket import Ticket, TicketEvent
 from bot.ports import Clock
-from bot.storage import keys
+from bot.storage import indexes, keys
 from bot.storage.archive import PLATFORMS
 from bot.storage.erasure import ErasureStore
 from bot.storage.redis import CommitStatus, RedisStore, dumps
@@ -69,13 +69,7 @@ class PersonalData:
 
     async def reported(self, accounts: Collection[str]) -> list[str]:
         """Return the tickets any of ``accounts`` reported or joined, oldest first."""
-        pipe = self.redis.pipeline(transaction=False)
-        for account in accounts:
-            pipe.zrange(keys.by_reporter(account), 0, -1, withscores=True)
-        found: dict[str, float] = {}
-        for rows in await pipe.execute():
-            found.update({_text(m): float(s) for m, s in rows})
-        return sorted(found, key=lambda i: (found[i], int(i) if i.isdigit() else 0, i))
+        return await indexes.reported(self.redis, accounts)
 
     async def read(self, ticket_id: str) -> tuple[Ticket | None, list[TicketEvent]]:
         """Return a ticket and its history, read together (one script)."""
@@ -149,7 +143,8 @@ class PersonalData:
                 erasure = erase(ticket, history, accounts, self.clock(), by)
                 reporters = [r.account for r in ticket.reporters if r.account != ERASED]
                 targets = list(reporters if accounts is None else accounts)
-            unindex = [keys.by_reporter(a) for a in targets] + ([keys.CLOSED] if expired else [])
+            unindex = [indexes.reporter(a, ticket_id) for a in targets]
+            unindex += [indexes.entry(keys.CLOSED, ticket_id)] if expired else []
             status = await self.erasures.commit(ticket_id, ticket.seq, erasure, unindex)
             if status is CommitStatus.OK:
                 if erasure is not None and erasure.fields:

@@ -488,7 +488,7 @@ class Service:
         if verb is Verb.MY or verb is Verb.MINE:
             ids: list[str] = []
             if verb is Verb.MY:
-                ids += await self.store.ids(keys.by_reporter(message.sender.account))
+                ids += await self.store.reported(message.sender.account)
             if person is not None and (verb is Verb.MINE or handler):
                 ids += await self.store.ids(keys.by_assignee(person.id))
             return await self._list(ctx, message, verb.value, list(dict.fromkeys(ids)))

@@ -120,3 +120,24 @@ def printed_address(process: subprocess.Popen[str], prefix: str, timeout: float)
         if line.startswith(prefix):
             return line.removeprefix(prefix).split()[0].rstrip("/")
     raise AssertionError(f"no address printed: {lines}")
+
+
+def stored_ids(client: Any) -> list[str]:
+    """Return every ticket id in Redis, oldest first, read with a synchronous redis client:
+    the index of every ticket, in its buckets and as written before (bot.storage.indexes)."""
+    from bot.storage import keys
+    from bot.storage.indexes import id_order
+
+    names = [keys.TICKETS]
+    names += [keys.tickets_in(int(b)) for b in client.zrange(keys.TICKET_BUCKETS, 0, -1)]
+    found: dict[str, float] = {}
+    for name in names:
+        found.update({m.decode(): s for m, s in client.zrange(name, 0, -1, withscores=True)})
+    return sorted(found, key=lambda i: (found[i], id_order(i)))
+
+
+async def owed(redis: Any) -> list[tuple[str, float]]:
+    """Return every deadline in the sweeper's index ("id:stage:kind", due), earliest first."""
+    from bot.storage import indexes
+
+    return await indexes.due(redis, float("inf"), 1_000_000)

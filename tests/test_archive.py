@@ -53,12 +53,15 @@ async def hot_keys(world: World, ticket_id: str) -> list[str]:
     found = []
     if await world.redis.exists(keys.ticket(ticket_id)):
         found.append("record")
-    for index in (keys.TICKETS, keys.CLOSED):
-        if await world.redis.zscore(index, ticket_id) is not None:
-            found.append(index)
-    async for key in world.redis.scan_iter(match=keys.by_reporter("*")):
-        if await world.redis.zscore(key, ticket_id) is not None:
-            found.append(key.decode())
+    if ticket_id in await world.store.all_ids():
+        found.append(keys.TICKETS)
+    if await world.redis.zscore(keys.CLOSED, ticket_id) is not None:
+        found.append(keys.CLOSED)
+    for pattern in (keys.by_reporter("*"), keys.reporters("*").rsplit(":", 1)[0] + ":*"):
+        async for key in world.redis.scan_iter(match=pattern):
+            for member in await world.redis.zrange(key, 0, -1):
+                if ticket_id in (member.decode(), keys.parse_reporter_member(member.decode())[1]):
+                    found.append(key.decode())
     return found
 
 

@@ -61,7 +61,7 @@ from bot.redis_server import EmbeddedRedis
 from bot.storage import keys
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, FakeBotApi, wait_for
-from tests.helpers import stored_ticket
+from tests.helpers import stored_ids, stored_ticket
 from tests.telegram_fixtures import ORG
 
 T = TypeVar("T")
@@ -368,7 +368,7 @@ async def chaos(fake_server: FakeInThread, server: EmbeddedRedis, tmp_path: Path
 
 def check_tickets(sync: redis.Redis, burst: Burst) -> None:
     """Every report's message is in exactly one ticket, once; the marker names that ticket."""
-    ids = [i.decode() for i in sync.zrange(keys.TICKETS, 0, -1)]
+    ids = stored_ids(sync)
     where: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
     for ticket_id in ids:
         for stored in stored_ticket(sync, ticket_id)[1]:
@@ -439,7 +439,7 @@ def check_cards(sync: redis.Redis, fake: FakeBotApi) -> None:
     chats = node_chats()
     delivered = Counter((c.chat, c.result["message_id"]) for c in fake.sent)
     missing = []
-    for ticket_id in (i.decode() for i in sync.zrange(keys.TICKETS, 0, -1)):
+    for ticket_id in stored_ids(sync):
         opened = stored_ticket(sync, ticket_id)[1][0].to_dict()
         assert opened["kind"] == "opened"
         recorded: dict[int, list[int]] = {}

@@ -53,7 +53,7 @@ from bot.redis_clients import sync_client
 from bot.storage import keys
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, wait_for
-from tests.helpers import stored_ticket
+from tests.helpers import stored_ids, stored_ticket
 from tests.telegram_fixtures import ORG, SECRET
 from tests.test_chaos import (
     LIMIT_SCALE,
@@ -377,8 +377,7 @@ async def chaos(fake_server: FakeInThread, servers: Servers, tmp_path: Path) -> 
 def dump_cards(sync: redis.Redis, fake: Any, path: Path) -> None:
     """Write, for each ticket, its events and what was sent about it (for a post-mortem)."""
     out = {}
-    for raw_id in sync.zrange(keys.TICKETS, 0, -1):
-        ticket_id = raw_id.decode()
+    for ticket_id in stored_ids(sync):
         events = [e.to_dict() for e in stored_ticket(sync, ticket_id)[1]]
         calls = [
             [c.at, c.chat, c.buttons, c.text[:60]]

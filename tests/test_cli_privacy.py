@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bot.core.personal import ERASED
-from bot.storage import keys
+from bot.storage import indexes
 from tests.test_cli_invite import lianhu
 from tests.test_personal_data import LAMP, LAMP_AGAIN, PHONE, raw_events, two_reporters
 from tests.test_services import ORG, World
@@ -67,4 +67,4 @@ async def test_an_unknown_person_is_refused_and_nothing_changes(
         assert refused.returncode == 1 and not refused.stdout
         assert "'p-nobody' is no person id" in refused.stderr and "nothing was" in refused.stderr
     assert await raw_events(world, ticket_id) == before
-    assert await world.redis.zrange(keys.by_reporter(chen.accounts[0]), 0, -1) == [b"1"]
+    assert await indexes.reported(world.redis, chen.accounts[:1]) == ["1"]

@@ -22,7 +22,7 @@ from bot.services import Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore, reply_payload
 from tests.conftest import ROOT, RULES_DIR
-from tests.helpers import Gateway, NoJobs, resident_message
+from tests.helpers import Gateway, NoJobs, owed, resident_message
 
 ORG = ROOT / "org" / "sample_street.yaml"
 
@@ -40,7 +40,7 @@ async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Pa
             for i, t in enumerate(texts)
         ]
         before = {t: await service.store.history(t) for t in await service.store.all_ids()}
-        deadlines = await client.zrange(keys.DEADLINES, 0, -1, withscores=True)
+        deadlines = await owed(client)
         jobs = sorted(ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids())
         await client.aclose()
         sync.close()
@@ -54,7 +54,7 @@ async def test_a_killed_redis_keeps_every_ticket_event_and_deadline(tmp_path: Pa
         store = RedisStore(client)
         assert {t: await store.history(t) for t in await store.all_ids()} == before
         assert [h.ticket for h in opened] == sorted(before, key=int)
-        assert await client.zrange(keys.DEADLINES, 0, -1, withscores=True) == deadlines
+        assert await owed(client) == deadlines
         assert (
             sorted(ScheduledJobRegistry(queue=Queue("lianhu", connection=sync)).get_job_ids())
             == jobs

@@ -28,7 +28,7 @@ from bot.services import Handled, Service
 from bot.storage import keys
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
-from tests.helpers import Gateway, run_worker, sent
+from tests.helpers import Gateway, owed, run_worker, sent
 
 ORG = ROOT / "org" / "sample_street.yaml"
 SCALE = 2.5e-4  # a water outage: 4 h to acknowledge -> 3.6 s, 24 h to resolve -> 21.6 s (room for
@@ -162,7 +162,7 @@ async def test_report_ack_escalate_resolve_confirm(street: Street) -> None:
         EventKind.OPENED, EventKind.ACKNOWLEDGED, EventKind.ESCALATED, EventKind.ACKNOWLEDGED,
         EventKind.RESOLVED, EventKind.CONFIRMED,
     ]  # fmt: skip
-    assert await street.redis.zcard(keys.DEADLINES) == 0
+    assert await owed(street.redis) == []
     street.run_worker()  # whatever job is left finds nothing to do
     assert (await street.ticket(ticket_id)) == ticket
 
@@ -230,4 +230,4 @@ async def test_a_duplicate_report_joins_then_assign_and_dismiss(street: Street) 
     await until(ticket.created_at + 4 * 3600 * SCALE + 1.1)
     street.run_worker()
     assert await street.ticket(ticket_id) == ticket
-    assert await street.redis.zcard(keys.DEADLINES) == 0
+    assert await owed(street.redis) == []

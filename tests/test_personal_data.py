@@ -12,7 +12,7 @@ from bot.core.org import Person, Role
 from bot.core.personal import ERASED, erase
 from bot.core.ticket import EventKind, TicketState
 from bot.personal import DAY, PersonalData
-from bot.storage import keys
+from bot.storage import indexes, keys
 from bot.storage.erasure import ErasureStore
 from bot.storage.redis import CommitStatus, RedisStore
 from bot.web.history import ChatHistory
@@ -126,7 +126,7 @@ async def test_forget_erases_text_name_and_account_and_keeps_every_event(world: 
     assert ticket is not None and ticket.text == ERASED and ticket.seq == len(after)
     assert [r.account for r in ticket.reporters] == [ERASED, huang.accounts[0]]
     assert ticket.state is TicketState.ACKNOWLEDGED
-    assert await world.redis.exists(keys.by_reporter(chen.accounts[0])) == 0
+    assert await indexes.reported(world.redis, chen.accounts[:1]) == []
 
     again = await data.forget(chen.accounts, apply=True)
     assert again.empty and await raw_events(world, ticket_id) == after  # nothing appended

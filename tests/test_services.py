@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.storage import keys
 from bot.storage.redis import RedisStore, payload_reply
 from tests.conftest import ROOT, RULES_DIR
+from tests.helpers import owed
 
 ORG = ROOT / "org" / "sample_street.yaml"
 RENDER = Renderer()
@@ -129,7 +130,7 @@ async def test_a_report_opens_a_ticket_with_a_card_and_deadlines(world: World) -
     assert [(c[2], c[1]) for c in world.schedules.calls] == [("ack", 1)]
     second = run_at(world.schedules.calls[0][3])
     assert world.schedules.stored() == [job_id(second)]  # stored with it
-    assert await world.redis.zrange(keys.DEADLINES, 0, -1) == [f"{ticket.id}:1:ack".encode()]
+    assert [m for m, _ in await owed(world.redis)] == [f"{ticket.id}:1:ack"]
 
 
 async def test_chatter_gets_no_answer_and_is_kept_only_for_a_while(world: World) -> None:
@@ -215,7 +216,7 @@ async def test_acknowledge_escalate_resolve_confirm(world: World) -> None:
         EventKind.OPENED, EventKind.ESCALATED, EventKind.ACKNOWLEDGED, EventKind.RESOLVED,
         EventKind.CONFIRMED,
     ]  # fmt: skip
-    assert await world.redis.zcard(keys.DEADLINES) == 0  # nothing left owed
+    assert await owed(world.redis) == []  # nothing left owed
     assert await world.redis.zcard(keys.active_at("S-01")) == 0
 
 
@@ -359,7 +360,7 @@ async def test_dismiss_with_a_reason(world: World) -> None:
     ticket = await world.store.get(ticket_id)
     assert ticket is not None and ticket.state is TicketState.DISMISSED
     assert await world.redis.zcard(keys.active_at("G-01")) == 0
-    assert await world.redis.zcard(keys.DEADLINES) == 0
+    assert await owed(world.redis) == []
 
 
 async def test_assign_a_colleague_and_hand_to_a_department(world: World) -> None:

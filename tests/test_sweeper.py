@@ -11,8 +11,8 @@ from bot.core.deadlines import Outcome
 from bot.core.org import Role
 from bot.core.ticket import EventKind, TicketState
 from bot.settings import Settings
-from bot.storage import keys
 from tests.conftest import RULES_DIR
+from tests.helpers import owed
 from tests.test_services import ORG, World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
 
@@ -28,7 +28,7 @@ async def test_a_flag_at_the_street_leaves_no_deadline_for_the_sweeper(world: Wo
     assert await world.service.handle_deadline(ticket.id, 1, "ack") is Outcome.FLAG
     flagged = await world.store.get(ticket.id)
     assert flagged is not None and flagged.flagged and flagged.state is TicketState.OPEN
-    assert await world.redis.zrange(keys.DEADLINES, 0, -1) == []
+    assert await owed(world.redis) == []
     world.clock.now += 3600
     assert await world.service.sweep() == 0  # was 1: the flagged ack looked lost
 
@@ -55,18 +55,15 @@ async def test_the_index_holds_the_earliest_deadline_and_the_next_one_once_settl
     opened = await world.service.handle_message(world.message(resident, "村口的路灯坏了半个月"))
     ticket = await world.store.get(opened.ticket or "")
     assert ticket is not None and ticket.ack_due is not None and ticket.resolve_due is not None
-    rows = await world.redis.zrange(keys.DEADLINES, 0, -1, withscores=True)
-    assert rows == [(f"{ticket.id}:1:ack".encode(), ticket.ack_due)]
+    assert await owed(world.redis) == [(f"{ticket.id}:1:ack", ticket.ack_due)]
     acked = await world.service.handle_message(world.message(cadre, f"/ack {ticket.id}"))
     assert acked.status == "done", acked
-    rows = await world.redis.zrange(keys.DEADLINES, 0, -1, withscores=True)
-    assert rows == [(f"{ticket.id}:1:resolve".encode(), ticket.resolve_due)]
+    assert await owed(world.redis) == [(f"{ticket.id}:1:resolve", ticket.resolve_due)]
     world.clock.now = ticket.resolve_due + 60  # the resolution's job never ran
     assert await world.service.sweep() == 1
     moved = await world.store.get(ticket.id)
     assert moved is not None and moved.escalations == 1 and moved.stage == 2
-    rows = await world.redis.zrange(keys.DEADLINES, 0, -1, withscores=True)
-    assert rows == [(f"{ticket.id}:2:ack".encode(), moved.ack_due)]
+    assert await owed(world.redis) == [(f"{ticket.id}:2:ack", moved.ack_due)]
 
 
 async def test_the_worker_warns_only_of_a_deadline_whose_job_really_was_lost(

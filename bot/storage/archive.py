@@ -14,18 +14,20 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.core.ticket import Ticket
-from bot.storage import keys
+from bot.storage import indexes, keys
+from bot.storage.codec import dumps
 from bot.storage.decks import is_card, split_field
 from bot.storage.redis import deadline_members
 
 PLATFORMS = ("telegram", "wecom", "sim")  # whose card records a ticket may have had
 
-# KEYS: record, old events list, archived bitmap, then indexes (ZREM id), then keys to DEL,
-# then hashes of card pointers (HDEL, one field each).
-# ARGV: history length when read, ticket id, its number (bit), how many indexes, how many
-# keys to DEL, how many members of DEADLINES to drop (the last index is DEADLINES when there
-# are any), those members, then the fields (message ids) of the hashes of card pointers.
-_UNHOT = """
+# KEYS: record, old events list, archived bitmap, then the other keys the spec names.
+# ARGV: history length when read, ticket id, its number (bit), then the JSON spec: "unindex",
+# the arguments of each index_rem (bot.storage.indexes); "del", keys to DEL; "hdel", (hash,
+# field) pairs of card pointers.
+_UNHOT = (
+    indexes.LUA
+    + """
 local record, n = KEYS[1], tonumber(ARGV[1])
 local kind = redis.call('TYPE', record)['ok']
 if kind == 'none' then return 'gone' end
@@ -36,17 +38,14 @@ elseif redis.call('HEXISTS', record, tostring(n + 1)) == 1
   return 'conflict'
 end
 redis.call('SETBIT', KEYS[3], tonumber(ARGV[3]), 1)
-local indexes, doomed, owed = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-for i = 4, 3 + indexes do redis.call('ZREM', KEYS[i], ARGV[2]) end
-for i = 7, 6 + owed do redis.call('ZREM', KEYS[3 + indexes], ARGV[i]) end
+local spec = cjson.decode(ARGV[4])
+for _, r in ipairs(spec.unindex) do index_rem(KEYS[r[1]], r[2], KEYS[r[3]], r[4], r[5]) end
 redis.call('DEL', record, KEYS[2])
-local first = 4 + indexes
-for i = first, first + doomed - 1 do redis.call('DEL', KEYS[i]) end
-for i = first + doomed, #KEYS do
-  redis.call('HDEL', KEYS[i], ARGV[7 + owed + i - first - doomed])
-end
+for _, k in ipairs(spec.del) do redis.call('DEL', KEYS[k]) end
+for _, h in ipairs(spec.hdel) do redis.call('HDEL', KEYS[h[1]], h[2]) end
 return 'ok'
 """
+)
 
 
 class Unhot(StrEnum):
@@ -68,35 +67,39 @@ class ArchiveIndex:
         """Remove an archived ticket from Redis if it still has ``length`` events."""
         if not ticket.id.isdigit() or len(ticket.id) > 9:
             raise ValueError(f"ticket id {ticket.id!r} is not a number: cannot mark it archived")
-        indexes = [keys.TICKETS, keys.CLOSED, keys.active_at(ticket.node)]
-        indexes += [keys.by_reporter(r.account) for r in ticket.reporters]
-        if ticket.assignee:
-            indexes.append(keys.by_assignee(ticket.assignee))
-        owed = list(deadline_members(ticket))
-        if owed:
-            indexes.append(keys.DEADLINES)
+        found = [indexes.ticket(ticket.id), *map(indexes.deadline, deadline_members(ticket))]
+        found += [indexes.reporter(r.account, ticket.id) for r in ticket.reporters]
+        plain = [keys.CLOSED, keys.active_at(ticket.node)]
+        plain += [keys.by_assignee(ticket.assignee)] if ticket.assignee else []
+        found += [indexes.entry(key, ticket.id) for key in plain]
         # Its deck (bot.storage.decks), and the records and views written before it.
         doomed = [keys.deck(ticket.id), *(keys.ticket_cards(p, ticket.id) for p in PLATFORMS)]
         doomed += [keys.card_view(p, ticket.id) for p in PLATFORMS]
         pipe = self.redis.pipeline(transaction=False)
         for name in doomed[: 1 + len(PLATFORMS)]:
             pipe.hkeys(name)
-        buckets, fields = [], []
-        for found in await pipe.execute():
-            for raw in found:  # "chat message_id": the pointer from that card to the ticket
+        pointers: list[tuple[str, str]] = []
+        for hash_fields in await pipe.execute():
+            for raw in hash_fields:  # "chat message_id": the pointer from that card to the ticket
                 if not is_card(_text(raw)):
                     continue  # the deck's base or view
                 chat, message_id = split_field(_text(raw))
                 doomed.append(keys.card(chat, message_id))
                 bucket = keys.card_pointers(chat, message_id)
                 if bucket is not None:
-                    buckets.append(bucket)
-                    fields.append(message_id)
-        names = [keys.ticket(ticket.id), keys.events(ticket.id), keys.ARCHIVED]
-        names += indexes  # DEADLINES, when present, is the last index
-        args: list[Any] = [length, ticket.id, int(ticket.id), len(indexes), len(doomed)]
-        args += [len(owed), *owed, *fields]
-        status = await self._unhot(keys=[*names, *doomed, *buckets], args=args)
+                    pointers.append((bucket, message_id))
+        names = {keys.ticket(ticket.id): 1, keys.events(ticket.id): 2, keys.ARCHIVED: 3}
+
+        def key(name: str) -> int:
+            return names.setdefault(name, len(names) + 1)
+
+        spec = {
+            "unindex": [r for e in found for r in indexes.remove_specs(e, key)],
+            "del": [key(name) for name in doomed],
+            "hdel": [[key(bucket), field] for bucket, field in pointers],
+        }
+        args: list[str | int] = [length, ticket.id, int(ticket.id), dumps(spec)]
+        status = await self._unhot(keys=list(names), args=args)
         return Unhot(_text(status))
 
 

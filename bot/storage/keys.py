@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import zlib
+
 PREFIX = "lianhu"
 
 TICKET_SEQ = f"{PREFIX}:seq:ticket"  # INCR: the next short ticket id
-TICKETS = f"{PREFIX}:tickets"  # ZSET id -> created_at: every ticket
-DEADLINES = f"{PREFIX}:deadlines"  # ZSET "id:stage:kind" -> due: our own index, for the sweeper
+# Indexes of every ticket are split in buckets of BUCKET consecutive ids (bot.storage.indexes):
+# a ZSET of at most 128 entries (zset-max-listpack-entries) is one listpack, ~10-20 B an entry,
+# where one big ZSET is a skiplist and a hash table, ~100 B an entry.
+BUCKET = 128
+TICKETS = f"{PREFIX}:tickets"  # ZSET id -> created_at: every ticket, as written before buckets
+TICKET_BUCKETS = f"{PREFIX}:tickets:buckets"  # ZSET bucket -> newest created_at added to it
+# ZSET "id:stage:kind" -> due, for the sweeper: deadlines of questions and notices (ids not
+# numbers), and of tickets as written before buckets
+DEADLINES = f"{PREFIX}:deadlines"
+DEADLINE_BUCKETS = f"{PREFIX}:deadlines:buckets"  # ZSET bucket -> earliest due in it
+# Tickets by reporter: this many ZSETs, an account's entries in the one its name hashes to.
+# (A ZSET per account costs ~100 B of key and header for one or two entries.)
+REPORTER_BUCKETS = 1024
 # ZSET id -> closed_at: closed and dismissed tickets still in Redis (archived, then erased)
 CLOSED = f"{PREFIX}:closed"
 # BITMAP: bit N set when ticket N left Redis for the archive files (bot.archive)
@@ -45,8 +58,53 @@ def active_at(node: str) -> str:
 
 
 def by_reporter(account: str) -> str:
-    """Return the ZSET of tickets an account reported or joined."""
+    """Return the ZSET of tickets an account reported or joined, as written before
+    ``reporters``."""
     return f"{PREFIX}:reporter:{account}"
+
+
+def ticket_bucket(ticket_id: str) -> int | None:
+    """Return the bucket of a ticket id's index entries; None for an id that is not a number
+    (its entries stay in the key written before buckets)."""
+    if not (ticket_id.isascii() and ticket_id.isdigit()):
+        return None
+    return int(ticket_id) // BUCKET
+
+
+def tickets_in(bucket: int) -> str:
+    """Return the ZSET (id -> created_at) of the tickets of one bucket of ids."""
+    return f"{TICKETS}:{bucket}"
+
+
+def deadlines_in(bucket: int) -> str:
+    """Return the ZSET ("id:stage:kind" -> due) of the deadlines of one bucket of ticket ids."""
+    return f"{DEADLINES}:{bucket}"
+
+
+def reporters(account: str) -> str:
+    """Return the ZSET holding an account's ``reporter_member`` entries (among others')."""
+    return f"{PREFIX}:reporters:{zlib.crc32(account.encode()) % REPORTER_BUCKETS}"
+
+
+def reporter_member(account: str, ticket_id: str) -> str:
+    """Return the member of ``reporters(account)`` naming a ticket the account reported or
+    joined: the account, NUL, the id's length as one character, the id.
+
+    Every member has the score 0, so an account's members are a lexical range (ZRANGEBYLEX
+    from "account NUL"), in the order of their ids (the length first: "9" before "10").
+    """
+    return f"{account}\0{chr(48 + len(ticket_id))}{ticket_id}"
+
+
+def reporter_range(account: str) -> tuple[str, str]:
+    """Return the ZRANGEBYLEX bounds of an account's members of ``reporters(account)``."""
+    return f"[{account}\0", f"({account}\x01"
+
+
+def parse_reporter_member(member: str) -> tuple[str, str]:
+    """Return (account, ticket id) of a ``reporters`` member."""
+    account, _, rest = member.partition("\0")
+    return account, rest[1:]
 
 
 def by_assignee(person: str) -> str:

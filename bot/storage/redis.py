@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from bot.core.models import Lang, Reply
 from bot.core.ticket import Ticket, TicketEvent, TicketState, evolve
 from bot.ports import ScheduledJob
-from bot.storage import keys
+from bot.storage import indexes, keys
 from bot.storage.codec import decode_event, decode_ticket, encode_event
 from bot.storage.codec import dumps as dumps  # re-exported: one JSON form for every record
 from bot.storage.decks import pointed
@@ -34,7 +34,9 @@ from bot.storage.decks import pointed
 READ_BATCH = 500  # tickets per read script: a few ms of Redis's time, then others' turn
 PROCESSED_TTL = 7 * 24 * 3600  # Telegram keeps an update 24 h; a week is ample to see a retry
 
-_COMMIT = """
+_COMMIT = (
+    indexes.LUA
+    + """
 local spec = cjson.decode(ARGV[1])
 for _, m in ipairs(spec.moves) do  -- a ticket in the old layout: into one hash, unchanged
   local ticket, events = KEYS[m[1]], KEYS[m[2]]
@@ -77,6 +79,8 @@ for _, op in ipairs(spec.ops) do
     redis.call('RPUSH', key, unpack(values))
   elseif name == 'zadd' then redis.call('ZADD', key, op[3], op[4])
   elseif name == 'zrem' then redis.call('ZREM', key, op[3])
+  elseif name == 'ixadd' then index_add(key, op[3], op[4], KEYS[op[5]], op[6], op[7])
+  elseif name == 'ixrem' then index_rem(key, op[3], KEYS[op[4]], op[5], op[6])
   elseif name == 'zremrangebyscore' then redis.call('ZREMRANGEBYSCORE', key, op[3], op[4])
   elseif name == 'incr' then redis.call('INCR', key)
   elseif name == 'expire' then redis.call('EXPIRE', key, op[3])
@@ -114,6 +118,7 @@ for _, op in ipairs(spec.ops) do
 end
 return {'ok', ''}
 """
+)
 
 
 # A handled message wins; else the candidates a report may join, their version, and how many
@@ -273,6 +278,19 @@ class _Ops:
 
     def op(self, name: str, key: str, *args: Any) -> None:
         self.ops.append([name, self.key(key), *args])
+
+    def index(self, entry: indexes.Entry, score: float | None, moved: bool = False) -> None:
+        """Add ``entry`` to its index with ``score``; None: drop it, and as written before.
+
+        ``moved``: a new score of an entry that may have been written before buckets, dropped
+        from there (else the old key would still hold it with its old score).
+        """
+        if score is None:
+            self.ops += [["ixrem", *spec] for spec in indexes.remove_specs(entry, self.key)]
+            return
+        self.ops.append(["ixadd", *indexes.add_spec(entry, score, self.key)])
+        if moved and entry.before is not None:
+            self.op("zrem", *entry.before)
 
 
 def reply_payload(reply: Reply) -> dict[str, Any]:
@@ -435,24 +453,26 @@ class RedisStore:
         rows = await pipe.execute()
         return {n: [_text(m) or "" for m in found] for n, found in zip(nodes, rows, strict=True)}
 
+    async def reported(self, account: str, limit: int = 50) -> list[str]:
+        """Return the newest tickets an account reported or joined, newest first."""
+        return await indexes.newest_reported(self.redis, account, limit)
+
     async def all_ids(self, since: float = 0.0) -> list[str]:
-        """Return every ticket created since ``since``."""
-        return [_text(i) or "" for i in await self.redis.zrangebyscore(keys.TICKETS, since, "+inf")]
+        """Return every ticket created since ``since``, oldest first."""
+        return await indexes.ticket_ids(self.redis, since)
 
     async def due(self, until: float, limit: int = 500) -> list[tuple[str, int, str, float]]:
-        """Return deadlines due by ``until``: (ticket, stage, kind, due)."""
-        rows: Any = await self.redis.zrangebyscore(
-            keys.DEADLINES, "-inf", until, 0, limit, withscores=True
-        )
+        """Return deadlines due by ``until``, earliest first: (ticket, stage, kind, due)."""
         out = []
-        for member, score in rows:
-            ticket_id, stage, kind = keys.parse_deadline_member(_text(member) or "")
-            out.append((ticket_id, stage, kind, float(score)))
+        for member, due in await indexes.due(self.redis, until, limit):
+            ticket_id, stage, kind = keys.parse_deadline_member(member)
+            out.append((ticket_id, stage, kind, due))
         return out
 
     async def forget_deadline(self, ticket_id: str, stage: int, kind: str) -> None:
-        """Drop a deadline the ticket no longer owes from the index."""
-        await self.redis.zrem(keys.DEADLINES, keys.deadline_member(ticket_id, stage, kind))
+        """Drop a deadline the ticket (or question, or notice) no longer owes from the index."""
+        member = keys.deadline_member(ticket_id, stage, kind)
+        await self.commit(None, None, extra=Extra(deadlines={member: None}))
 
     async def commit(
         self,
@@ -530,7 +550,7 @@ class RedisStore:
     @staticmethod
     def _indexes(ops: _Ops, before: Ticket | None, after: Ticket) -> None:
         if before is None:
-            ops.op("zadd", keys.TICKETS, after.created_at, after.id)
+            ops.index(indexes.ticket(after.id), after.created_at)
         if (
             before is not None
             and before.state.active
@@ -546,7 +566,7 @@ class RedisStore:
         known = {r.account for r in before.reporters} if before else set()
         for reporter in after.reporters:
             if reporter.account not in known:
-                ops.op("zadd", keys.by_reporter(reporter.account), after.created_at, after.id)
+                ops.index(indexes.reporter(reporter.account, after.id), 0)
         old = before.assignee if before else None
         if old and old != after.assignee:
             ops.op("zrem", keys.by_assignee(old), after.id)
@@ -554,10 +574,10 @@ class RedisStore:
             ops.op("zadd", keys.by_assignee(after.assignee), after.created_at, after.id)
         was, now = deadline_members(before), deadline_members(after)
         for member in was.keys() - now.keys():
-            ops.op("zrem", keys.DEADLINES, member)
+            ops.index(indexes.deadline(member), None)
         for member, due in now.items():
             if was.get(member) != due:
-                ops.op("zadd", keys.DEADLINES, due, member)
+                ops.index(indexes.deadline(member), due, moved=member in was)
 
 
 def _extra(ops: _Ops, extra: Extra) -> None:
@@ -586,10 +606,7 @@ def _extra(ops: _Ops, extra: Extra) -> None:
         else:
             ops.op("zadd", key, score, member)
     for member, due in extra.deadlines.items():
-        if due is None:
-            ops.op("zrem", keys.DEADLINES, member)
-        else:
-            ops.op("zadd", keys.DEADLINES, due, member)
+        ops.index(indexes.deadline(member), due, moved=True)
 
 
 def _text(value: Any) -> str | None:
