@@ -205,7 +205,7 @@ def key_type(key: str) -> str:
         return ":".join([*parts[:2], "*", *parts[3:]][: 3 if parts[1] != "ticket" else 4])
     if parts[1] in ("msg", "reporter", "assignee", "pace", "same", "said", "update", "card"):
         return ":".join(parts[:2]) + ":*"
-    if parts[1] in ("reporters", "tickets", "deadlines") and len(parts) > 2:  # their buckets
+    if parts[1] in ("reporters", "tickets", "deadlines", "queued", "queues") and len(parts) > 2:
         return ":".join(parts[:2]) + ":*"
     if parts[1] in ("deck", "cardsin"):
         return ":".join(parts[:2]) + ":*"

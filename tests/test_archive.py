@@ -60,7 +60,7 @@ async def hot_keys(world: World, ticket_id: str) -> list[str]:
     for pattern in (keys.by_reporter("*"), keys.reporters("*").rsplit(":", 1)[0] + ":*"):
         async for key in world.redis.scan_iter(match=pattern):
             for member in await world.redis.zrange(key, 0, -1):
-                if ticket_id in (member.decode(), keys.parse_reporter_member(member.decode())[1]):
+                if ticket_id in (member.decode(), keys.parse_pair_member(member.decode())[1]):
                     found.append(key.decode())
     return found
 

@@ -98,7 +98,7 @@ async def test_an_accounts_tickets_are_found_in_its_bucket_and_its_key_written_b
     )
     await world.redis.zadd(
         keys.reporters(account),
-        {keys.reporter_member(longer, "5"): 0, keys.reporter_member(other, "7"): 0},
+        {keys.pair_member(longer, "5"): 0, keys.pair_member(other, "7"): 0},
     )
     assert await indexes.reported(world.redis, [account]) == ids
     assert await world.store.reported(account) == ids[::-1]  # newest first
@@ -166,13 +166,57 @@ async def test_erasure_drops_a_persons_entries_everywhere(world: World) -> None:
     other = next(
         f"x:{n}" for n in range(100_000) if keys.reporters(f"x:{n}") == keys.reporters(account)
     )
-    await world.redis.zadd(keys.reporters(account), {keys.reporter_member(other, "7"): 0})
+    await world.redis.zadd(keys.reporters(account), {keys.pair_member(other, "7"): 0})
     chen = world.person(Role.RESIDENT, "H-01")
     done = await PersonalData(world.redis, world.clock).forget(chen.accounts, apply=True)
     assert sorted(done.tickets, key=int) == ids
     assert await indexes.reported(world.redis, chen.accounts) == []
     assert not await world.redis.exists(keys.by_reporter(account))
     assert await world.redis.zrange(keys.reporters(account), 0, -1) == [
-        keys.reporter_member(other, "7").encode()
+        keys.pair_member(other, "7").encode()
     ]
     assert await world.store.all_ids() == ids  # the tickets stay, without their names
+
+
+async def test_a_nodes_open_tickets_are_found_across_buckets_and_the_key_written_before(
+    world: World,
+) -> None:
+    _, ids = await three_tickets(world)
+    tickets = await world.store.get_many(ids)
+    first = tickets[0]
+    old = indexes.queued(first.node, first.id)
+    assert await world.redis.zrem(old.key, old.member) == 1  # written before buckets:
+    await world.redis.zadd(keys.active_at(first.node), {first.id: first.created_at})
+    await world.redis.zrem(keys.queues(first.node), 0)  # its only entry in bucket 0
+    nodes = sorted({t.node for t in tickets})
+    assert await world.store.active_at(nodes) == ids
+    assert await world.store.active_at(nodes, limit=2) == ids[:2]
+    assert await world.store.queues(nodes) == {
+        n: [t.id for t in tickets if t.node == n] for n in nodes
+    }
+
+    cadre = world.person(Role.VILLAGE_CADRE, "V-01")
+    for ticket_id in ids[:2]:  # the one written before, and one in a bucket
+        handled = await world.service.handle_message(
+            world.message(cadre, f"/dismiss {ticket_id} 重复")
+        )
+        assert handled.status == "done", handled
+    assert await world.store.active_at(nodes) == ids[2:]
+    assert not await world.redis.exists(keys.active_at(first.node))
+    for node in nodes:  # a node's list names the buckets with its open tickets, no other
+        listed = {int(b) for b in await world.redis.zrange(keys.queues(node), 0, -1)}
+        assert listed == ({int(ids[2]) // keys.BUCKET} if node == tickets[2].node else set())
+
+
+async def test_a_node_with_tickets_in_many_buckets_lists_its_oldest_first(world: World) -> None:
+    chen = world.person(Role.RESIDENT, "H-01")
+    ids = []
+    for n in range(3):  # the same report in three buckets, too far apart to be joined
+        await world.redis.set(keys.TICKET_SEQ, n * keys.BUCKET + 5)
+        ids.append(await report(world, chen, LAMP))
+        world.clock.now += 60 * 86400
+    assert ids == ["6", "134", "262"]
+    [node] = {t.node for t in await world.store.get_many(ids)}
+    assert await world.redis.zrange(keys.queues(node), 0, -1) == [b"0", b"1", b"2"]
+    assert await world.store.queues([node], limit=2) == {node: ids[:2]}
+    assert await world.store.queues([node]) == {node: ids}

@@ -69,8 +69,8 @@ class ArchiveIndex:
             raise ValueError(f"ticket id {ticket.id!r} is not a number: cannot mark it archived")
         found = [indexes.ticket(ticket.id), *map(indexes.deadline, deadline_members(ticket))]
         found += [indexes.reporter(r.account, ticket.id) for r in ticket.reporters]
-        plain = [keys.CLOSED, keys.active_at(ticket.node)]
-        plain += [keys.by_assignee(ticket.assignee)] if ticket.assignee else []
+        found.append(indexes.queued(ticket.node, ticket.id))
+        plain = [keys.CLOSED, *([keys.by_assignee(ticket.assignee)] if ticket.assignee else [])]
         found += [indexes.entry(key, ticket.id) for key in plain]
         # Its deck (bot.storage.decks), and the records and views written before it.
         doomed = [keys.deck(ticket.id), *(keys.ticket_cards(p, ticket.id) for p in PLATFORMS)]

@@ -53,7 +53,8 @@ def processed(message_key: str) -> str:
 
 
 def active_at(node: str) -> str:
-    """Return the ZSET of tickets handlers still owe work on, at one node."""
+    """Return the ZSET of tickets handlers still owe work on, at one node, as written before
+    ``queued``."""
     return f"{PREFIX}:active:{node}"
 
 
@@ -82,29 +83,40 @@ def deadlines_in(bucket: int) -> str:
 
 
 def reporters(account: str) -> str:
-    """Return the ZSET holding an account's ``reporter_member`` entries (among others')."""
+    """Return the ZSET holding an account's ``pair_member`` entries (among others')."""
     return f"{PREFIX}:reporters:{zlib.crc32(account.encode()) % REPORTER_BUCKETS}"
 
 
-def reporter_member(account: str, ticket_id: str) -> str:
-    """Return the member of ``reporters(account)`` naming a ticket the account reported or
-    joined: the account, NUL, the id's length as one character, the id.
+def pair_member(owner: str, ticket_id: str) -> str:
+    """Return the member naming a ticket of an owner (an account in ``reporters``, a node in
+    ``queued``): the owner, NUL, the id's length as one character, the id.
 
-    Every member has the score 0, so an account's members are a lexical range (ZRANGEBYLEX
-    from "account NUL"), in the order of their ids (the length first: "9" before "10").
+    Every such member has the score 0, so an owner's members are a lexical range (ZRANGEBYLEX
+    from "owner NUL"), in the order of their ids (the length first: "9" before "10").
     """
-    return f"{account}\0{chr(48 + len(ticket_id))}{ticket_id}"
+    return f"{owner}\0{chr(48 + len(ticket_id))}{ticket_id}"
 
 
-def reporter_range(account: str) -> tuple[str, str]:
-    """Return the ZRANGEBYLEX bounds of an account's members of ``reporters(account)``."""
-    return f"[{account}\0", f"({account}\x01"
+def pair_range(owner: str) -> tuple[str, str]:
+    """Return the ZRANGEBYLEX bounds of an owner's ``pair_member`` members."""
+    return f"[{owner}\0", f"({owner}\x01"
 
 
-def parse_reporter_member(member: str) -> tuple[str, str]:
-    """Return (account, ticket id) of a ``reporters`` member."""
-    account, _, rest = member.partition("\0")
-    return account, rest[1:]
+def parse_pair_member(member: str) -> tuple[str, str]:
+    """Return (owner, ticket id) of a ``pair_member`` member."""
+    owner, _, rest = member.partition("\0")
+    return owner, rest[1:]
+
+
+def queued(bucket: int) -> str:
+    """Return the ZSET of ``pair_member`` (node, ticket) entries of the tickets of one bucket
+    of ids that handlers still owe work on, at any node."""
+    return f"{PREFIX}:queued:{bucket}"
+
+
+def queues(node: str) -> str:
+    """Return the ZSET of the buckets (score: the bucket) holding a node's ``queued`` entries."""
+    return f"{PREFIX}:queues:{node}"
 
 
 def by_assignee(person: str) -> str:

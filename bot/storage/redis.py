@@ -436,22 +436,13 @@ class RedisStore:
 
     async def active_at(self, nodes: Iterable[str], limit: int = 50) -> list[str]:
         """Return tickets handlers owe work on at any of ``nodes``, oldest first."""
-        pipe = self.redis.pipeline(transaction=False)
-        for node in nodes:
-            pipe.zrange(keys.active_at(node), 0, limit - 1, withscores=True)
-        found: dict[str, float] = {}
-        for rows in await pipe.execute():
-            found.update({_text(m) or "": s for m, s in rows})
-        return sorted(found, key=lambda i: found[i])[:limit]
+        queues = await indexes.queues(self.redis, nodes, limit)
+        found = {i for ids in queues.values() for i in ids}
+        return sorted(found, key=indexes.id_order)[:limit]
 
     async def queues(self, nodes: Iterable[str], limit: int = 500) -> dict[str, list[str]]:
         """Return, per node, the tickets handlers owe work on there, oldest first."""
-        nodes = list(nodes)
-        pipe = self.redis.pipeline(transaction=False)
-        for node in nodes:
-            pipe.zrange(keys.active_at(node), 0, limit - 1)
-        rows = await pipe.execute()
-        return {n: [_text(m) or "" for m in found] for n, found in zip(nodes, rows, strict=True)}
+        return await indexes.queues(self.redis, nodes, limit)
 
     async def reported(self, account: str, limit: int = 50) -> list[str]:
         """Return the newest tickets an account reported or joined, newest first."""
@@ -556,9 +547,9 @@ class RedisStore:
             and before.state.active
             and (before.node != after.node or not after.state.active)
         ):
-            ops.op("zrem", keys.active_at(before.node), after.id)
+            ops.index(indexes.queued(before.node, after.id), None)
         if after.state.active:
-            ops.op("zadd", keys.active_at(after.node), after.created_at, after.id)
+            ops.index(indexes.queued(after.node, after.id), after.created_at)
         if after.state.final and not (before and before.state.final):
             ops.op("zadd", keys.CLOSED, after.closed_at or after.updated_at, after.id)
         elif before is not None and before.state.final and not after.state.final:
