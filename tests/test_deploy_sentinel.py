@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
 
 from bot.cli import build_parser
 from bot.redis_clients import parse_sentinel, sync_client
+from tests import compose_local
 from tests.conftest import ROOT
 from tests.test_deploy import subcommands, variables
 from tests.test_sentinel import free_port
@@ -40,45 +40,14 @@ ENV = {
     "LIANHU_REDIS_PASSWORD": "m4ster-pw", "LIANHU_SENTINEL_PASSWORD": "s3ntinel-pw",
     "LIANHU_WEBHOOK_URL": "https://bot.example.org/telegram",
 }  # fmt: skip
-VARIABLE = re.compile(r"\$\{(\w+)(?::\?[^}]*)?\}")
-
-
-def interpolate(value: Any, env: dict[str, str], used: set[str]) -> Any:
-    """Replace ``${NAME}`` and ``${NAME:?why}`` as Compose does, noting each name used."""
-    if isinstance(value, str):
-
-        def one(found: re.Match[str]) -> str:
-            used.add(found[1])
-            return env[found[1]]
-
-        return VARIABLE.sub(one, value)
-    if isinstance(value, list):
-        return [interpolate(v, env, used) for v in value]
-    if isinstance(value, dict):
-        return {k: interpolate(v, env, used) for k, v in value.items()}
-    return value
 
 
 def merged(env: dict[str, str] = ENV, used: set[str] | None = None) -> dict[str, Any]:
-    """Return the services of the base file with the override applied, as Compose merges."""
-    base = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    over = yaml.safe_load((DEPLOY / "docker-compose.sentinel.yml").read_text())
-    services: dict[str, Any] = base["services"]
-    for name, extra in over["services"].items():
-        service = services.setdefault(name, {})
-        for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(service.get(key), dict):
-                service[key] = {**service[key], **value}
-            elif key in ("depends_on", "volumes") and isinstance(service.get(key), list):
-                service[key] = service[key] + [v for v in value if v not in service[key]]
-            else:
-                service[key] = value  # command, entrypoint: replaced
-    assert set(over["volumes"]).isdisjoint(base["volumes"])
-    volumes = {**base["volumes"], **over["volumes"]}
-    return {
-        name: interpolate(service, env, used if used is not None else set())
-        for name, service in services.items()
-    } | {"<volumes>": volumes}
+    """Return the merged services (and the named volumes under "<volumes>")."""
+    found = compose_local.merged(env)
+    if used is not None:
+        used |= found.used
+    return found.services | {"<volumes>": found.volumes}
 
 
 def config_of(service: dict[str, Any]) -> tuple[str, str]:
