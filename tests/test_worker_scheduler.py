@@ -93,7 +93,8 @@ def retried(call: Callable[[], T], seconds: float = 10.0) -> T:
 
 
 def schedule_and_wait(connection: redis.Redis, worker: WorkerProcess) -> float:
-    """Schedule a job due in DUE_IN seconds; return how long after its time rq finished it."""
+    """Schedule a job due in DUE_IN seconds; return how long after its time rq finished it
+    (rq schedules to the whole second, so a job may run up to a second early)."""
     due = datetime.now(UTC) + timedelta(seconds=DUE_IN)
     queue = Queue("lianhu", connection=connection)
     job = retried(lambda: queue.enqueue_at(due, "time.sleep", 0, result_ttl=600))
@@ -153,7 +154,7 @@ def test_the_scheduler_comes_back_after_a_sentinel_failover(
             assert time.monotonic() < end, "the sentinel promoted no replica within 30 s"
             time.sleep(0.1)
         late = schedule_and_wait(connection, worker)
-        assert worker.said(STARTED) == 2
+        assert worker.said(STARTED) >= 2  # started again (twice if it met no master again)
         print(f"after a failover: ran {late:.1f} s after its time")
     finally:
         connection.close()
