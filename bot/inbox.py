@@ -8,7 +8,9 @@ once. Only after ``put`` returns does the webhook answer 200 or the poller ask
 for the next offset. ``run`` reads the stream through a consumer group and
 acknowledges (and deletes) an entry only after its handler returned, that is
 after the ticket work was committed; an entry whose handler failed stays
-pending and is claimed again after ``claim_idle`` seconds. After
+pending and its receiver tries it again after ``retry_first`` seconds, twice as
+long after each failure, at most ``claim_idle`` (when the receiver itself is
+gone, another claims the entry after ``claim_idle``). After
 ``max_attempts`` deliveries it is moved to a dead-letter list and logged, never
 retried forever (an update that crashes its handler every time must not block
 or loop).
@@ -49,6 +51,11 @@ return 0
 
 DEAD_AFTER = 10.0  # seconds a consumer may be silent before its pending entries are taken
 FORGET_AFTER = 3600.0  # seconds before a silent consumer with nothing pending is removed
+# Seconds before a failed update is tried again: a handler fails mostly because Redis was
+# away (a failover), and waiting for the claim of idle entries (a minute) held such an
+# update for 60-90 s after Redis was back. Doubled on each failure, so an update that
+# breaks its handler every time is still tried only max_attempts times over minutes.
+RETRY_FIRST = 1.0
 
 Handler = Callable[[str], Awaitable[None]]
 
@@ -71,6 +78,7 @@ class Inbox:
         dead_after: float = DEAD_AFTER,
         concurrency: int = 32,
         max_attempts: int = 8,
+        retry_first: float = RETRY_FIRST,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
@@ -82,10 +90,12 @@ class Inbox:
         self.dead_after = dead_after
         self.concurrency = concurrency
         self.max_attempts = max_attempts
+        self.retry_first = retry_first
         self.dead = keys.inbox_dead(platform)
         self.dead_at = keys.inbox_dead_at(platform)
         self._put = redis.register_script(_PUT)
         self._inflight: set[str] = set()
+        self._retry: dict[str, float] = {}  # failed entry -> when (loop time) to try it again
 
     async def put(self, update_id: int | str, raw: str) -> bool:
         """Store an update unless its id was seen or it is too old; return whether it was new."""
@@ -126,12 +136,21 @@ class Inbox:
                 if loop.time() - last_beat > self.dead_after / 4:
                     await self.beat()
                     last_beat = loop.time()
+                due: list[Any] = [i for i, at in self._retry.items() if at <= loop.time()]
                 if own is not None:
                     rows: Any = await self.redis.xreadgroup(
                         keys.INBOX_GROUP, self.consumer, {self.stream: own}, count=100
                     )
                     entries = rows[0][1] if rows else []
                     own = _text(entries[-1][0]) if entries else None
+                elif due:
+                    # XCLAIM counts a delivery, as a read does; an entry handled meanwhile
+                    # (acknowledged) is no longer pending and does not come back.
+                    entries = await self.redis.xclaim(
+                        self.stream, keys.INBOX_GROUP, self.consumer, 0, due
+                    )
+                    for entry_id in due:
+                        del self._retry[entry_id]
                 elif loop.time() - last_reap > self.dead_after / 2:
                     last_reap = loop.time()
                     entries = await self.reap()
@@ -219,6 +238,7 @@ class Inbox:
             )
             attempts = int(rows[0]["times_delivered"]) if rows else 1
             if attempts < self.max_attempts:
+                self._try_again(entry_id, attempts)
                 return
             log.error("inbox %s: update %s dead-lettered after %d attempts",
                       self.stream, entry_id, attempts)  # fmt: skip
@@ -229,8 +249,13 @@ class Inbox:
             pipe.xack(self.stream, keys.INBOX_GROUP, entry_id)
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
-        except Exception:  # Redis away: the entry stays pending and is claimed again
+        except Exception:  # Redis away: the entry stays pending and is tried again
             log.exception("inbox %s: could not settle failed update %s", self.stream, entry_id)
+            self._try_again(entry_id, 1)
+
+    def _try_again(self, entry_id: str, attempts: int) -> None:
+        delay = min(self.claim_idle, self.retry_first * 2 ** (attempts - 1))
+        self._retry[entry_id] = asyncio.get_running_loop().time() + delay
 
     async def _done(self, entry_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -3,7 +3,9 @@
 Two ``lianhu run --webhook`` receivers (subprocesses, each its own port) and two
 ``lianhu worker`` processes run on a master, a replica and a sentinel the test
 starts (``tests/test_sentinel.py``'s ``Servers``), through a ``redis+sentinel://``
-URL. The test is the load balancer: it posts each update to a receiver picked at
+URL. Their commands and variables are the compose set-up's (deploy/docker-compose.yml
+with docker-compose.sentinel.yml, ``--scale bot=2 --scale worker=2``), mapped to this
+machine by ``tests/compose_local.py``: loopback ports, the test's Redis and folders. The test is the load balancer: it posts each update to a receiver picked at
 random and, when that one does not answer 200 (killed, or Redis has no master for a
 moment), to the other, again and again, as Telegram redelivers. Reports of several
 kinds at numbered buildings, some the same problem twice (joins), some updates
@@ -51,6 +53,7 @@ import redis
 
 from bot.redis_clients import sync_client
 from bot.storage import keys
+from tests import compose_local
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, wait_for
 from tests.helpers import stored_ids, stored_ticket
@@ -73,6 +76,12 @@ KILLS = 3 if LONG else 1  # of each kind of process: receiver, worker
 FAILOVERS = 2 if LONG else 1
 DEADLINE_SCALE = 1e-4  # a day is 8.6 s: workers escalate while the burst goes on
 LOSS_WINDOW = 1.0  # seconds before the master's death in which a write may be lost
+# What compose fills in from lianhu.env: the webhook's path is the balancer's; the passwords
+# are in the compose URL only, which the test's Redis URL replaces.
+COMPOSE_ENV = {
+    "LIANHU_WEBHOOK_URL": "https://bot.example.org/tg", "LIANHU_REDIS_PASSWORD": "unused",
+    "LIANHU_SENTINEL_PASSWORD": "unused",
+}  # fmt: skip
 
 
 @dataclass
@@ -86,6 +95,9 @@ class Fleet:
     receivers: list[subprocess.Popen[bytes] | None] = field(default_factory=lambda: [None, None])
     workers: list[subprocess.Popen[bytes] | None] = field(default_factory=lambda: [None, None])
     restarts: Counter[str] = field(default_factory=Counter)
+    compose: dict[str, Any] = field(
+        default_factory=lambda: compose_local.merged(COMPOSE_ENV).services
+    )
 
     def env(self) -> dict[str, str]:
         return {
@@ -96,17 +108,17 @@ class Fleet:
             "LIANHU_TELEGRAM_LIMIT_SCALE": str(LIMIT_SCALE), "LIANHU_WEBHOOK_SECRET": SECRET,
         }  # fmt: skip
 
-    def _start(self, log: str, *args: str) -> subprocess.Popen[bytes]:
+    def _start(self, log: str, service: str, port: int | None = None) -> subprocess.Popen[bytes]:
+        """Start a replica of a compose service as a local process."""
+        found = compose_local.local(self.compose[service], self.redis_url, self.logs, port)
         with (self.logs / f"{log}.log").open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "bot", *args], env=self.env(), cwd=ROOT,
-                stdout=out, stderr=out, start_new_session=True,
+                [sys.executable, "-m", "bot", *found.args], env=self.env() | found.env,
+                cwd=ROOT, stdout=out, stderr=out, start_new_session=True,
             )  # fmt: skip
 
     def start_receiver(self, i: int) -> None:
-        port = str(self.ports[i])
-        webhook = "https://bot.example.org/tg"  # the balancer's address; each listens on its own
-        self.receivers[i] = self._start(f"receiver{i}", "run", "--webhook", webhook, "--port", port)
+        self.receivers[i] = self._start(f"receiver{i}", "bot", self.ports[i])
 
     def start_worker(self, i: int) -> None:
         self.workers[i] = self._start(f"worker{i}", "worker")
@@ -222,7 +234,14 @@ async def kill_receiver(fleet: Fleet, i: int, server: FakeInThread, sync: redis.
     """SIGKILL receiver ``i`` while no send is between accepted and marked; start it again."""
     fake = server.api
     await server.call(fake.hold)
-    await wait_for(lambda: sent_markers(sync) == len(fake.sent), 30, "markers caught up")
+
+    def caught_up() -> bool:
+        try:
+            return sent_markers(sync) == len(fake.sent)
+        except redis.RedisError:  # no master for a moment: the sentinel's down-after is 0.4 s
+            return False
+
+    await wait_for(caught_up, 30, "markers caught up")
     fleet.kill(fleet.receivers[i])
     await server.release()
     fleet.start_receiver(i)

@@ -57,7 +57,7 @@ def test_the_example_environment_names_only_real_settings() -> None:
     for line in (DEPLOY / "lianhu.env.example").read_text().splitlines():
         if line and not line.startswith("#"):
             names.add(line.split("=", 1)[0])
-    extra = {"LIANHU_WEBHOOK_URL", "LIANHU_REDIS_PASSWORD"}  # for compose and units
+    extra = {"LIANHU_WEBHOOK_URL", "LIANHU_REDIS_PASSWORD", "LIANHU_SENTINEL_PASSWORD"}
     assert names - extra <= variables()
     assert {"LIANHU_TELEGRAM_TOKEN", "LIANHU_WEBHOOK_SECRET"} <= names
 

@@ -59,6 +59,36 @@ async def test_an_update_is_stored_once_and_retried_after_a_failure(
     assert await redis_async.llen(inbox.dead) == 0
 
 
+async def test_a_failed_update_is_tried_again_soon_not_after_the_minute_of_the_idle_claim(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    """Found in the scaled chaos run: updates whose handling failed in a failover waited for
+    the claim of idle entries (60-90 s) on a receiver that was alive all along."""
+    inbox = Inbox(redis_async, "telegram", "t1", claim_idle=60.0, retry_first=0.1)
+    updates = [json.dumps({"update_id": i}) for i in range(3)]
+    for i, update in enumerate(updates):
+        await inbox.put(i, update)
+    seen: list[str] = []
+
+    async def flaky(raw: str) -> None:
+        seen.append(raw)
+        if seen.count(raw) < 3:  # fails twice: tried again after 0.1 s, then 0.2 s
+            raise ConnectionError("injected: no master for a moment")
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with running(inbox, flaky):
+
+        async def emptied() -> bool:
+            return await inbox.pending() == 0
+
+        await until(emptied, seconds=5)
+    assert loop.time() - started < 3
+    assert sorted(seen) == sorted(updates * 3)
+    rows = await redis_async.xpending(inbox.stream, keys.INBOX_GROUP)
+    assert rows["pending"] == 0 and await redis_async.llen(inbox.dead) == 0
+
+
 async def test_an_update_that_always_fails_is_dead_lettered_not_retried_forever(
     redis_async: redis.asyncio.Redis,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -11,7 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from rq import Queue, SimpleWorker, Worker
+from rq.worker import BaseWorker
 
 from bot.archive import Archive, ArchiveFiles
 from bot.jobs import worker_service
@@ -26,6 +29,10 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 30.0
+# rq's scheduler is a child process that exits on its first Redis error (a failover, a
+# restart), and rq starts it again only at its maintenance, every 10 minutes: until then no
+# scheduled job (a deadline) is queued. Our workers look every few seconds instead.
+SCHEDULER_CHECK_EVERY = 2.0
 # Said only when a deadline's job really did not run: a ticket that owes no more checks (closed,
 # or flagged at the top) leaves the deadline index, so it is never counted here.
 LOST = "sweeper: %d overdue deadlines had lost their jobs"
@@ -56,15 +63,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     setup_logging(secrets=settings.secret_values())
     connection = sync_client(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
-    kind = SimpleWorker if args.simple else Worker
+    worker = (KeptSimpleWorker if args.simple else KeptWorker)([queue], connection=connection)
     stop = threading.Event()
-    sweeper = threading.Thread(target=_sweep_forever, args=(settings, stop), daemon=True)
     if not args.burst:
-        sweeper.start()
+        threading.Thread(target=_sweep_forever, args=(settings, stop), daemon=True).start()
+        threading.Thread(target=worker.watch_scheduler, daemon=True).start()
     try:
-        kind([queue], connection=connection).work(
-            burst=args.burst, with_scheduler=True, logging_level=args.log_level
-        )
+        worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
         if args.burst:
             lost = asyncio.run(sweep(settings))
             if lost:
@@ -73,6 +78,55 @@ def cmd_worker(args: argparse.Namespace) -> int:
         stop.set()
         connection.close()
     return 0
+
+
+class KeptScheduler(BaseWorker):
+    """A worker whose ``watch_scheduler`` restarts its dead rq scheduler within seconds.
+
+    The same look takes the scheduling over from another worker that died: its lock expires
+    (in 61 s) and the first worker to look then takes it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = threading.Lock()  # the watch, or rq's maintenance or teardown, at a time
+        self._stopping = False
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        with self._guard:
+            super()._start_scheduler(*args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        with self._guard:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+
+    def teardown(self) -> None:
+        with self._guard:  # a scheduler started after this would outlive the worker
+            self._stopping = True
+            super().teardown()  # type: ignore[no-untyped-call]
+
+    def watch_scheduler(self) -> None:
+        """Every few seconds, start the scheduler again if it died and its lock is free or
+        ours; return when the worker stops."""
+        while True:
+            time.sleep(SCHEDULER_CHECK_EVERY)
+            with self._guard:
+                if self._stopping:
+                    return
+                scheduler = self.scheduler  # set by work(with_scheduler=True)
+                process = scheduler._process if scheduler else None
+                if scheduler is None or (process is not None and process.is_alive()):
+                    continue
+                with contextlib.suppress(redis.exceptions.RedisError):  # Redis still away
+                    scheduler.acquire_locks(auto_start=True)  # type: ignore[no-untyped-call]
+
+
+class KeptWorker(KeptScheduler, Worker):
+    """rq's Worker (a work horse forked per job) whose scheduler is kept running."""
+
+
+class KeptSimpleWorker(KeptScheduler, SimpleWorker):
+    """rq's SimpleWorker (jobs in this process) whose scheduler is kept running."""
 
 
 async def sweep(settings: Settings) -> int:

@@ -1,0 +1,161 @@
+"""A ``lianhu worker`` keeps rq's scheduler running when Redis goes away and comes back.
+
+rq's scheduler is a child process of the worker that exits on its first Redis error, and rq
+starts it again only at its maintenance, every 10 minutes: until then no scheduled job (a
+deadline) is queued, and only our sweeper (every 30 s) catches the overdue deadlines. The
+worker looks every few seconds instead. Each test runs a real worker process on a real
+redis-server, breaks the server (a restart; a Sentinel failover), schedules a job due in two
+seconds and waits for rq to run it: the job is no deadline, so only rq can.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import JobStatus
+
+from bot.redis_clients import sync_client
+from bot.redis_server import EmbeddedRedis
+from tests.conftest import ROOT, RULES_DIR
+from tests.telegram_fixtures import ORG
+from tests.test_sentinel import Servers
+
+STARTED = "Scheduler for lianhu started"
+DIED = "raised an exception"
+DUE_IN = 2.0
+# The job must run this soon after it is due: rq's own restart would come after 10 minutes,
+# the sweeper never runs it. The worker retries Redis with a growing pause (1, 2, 4 s).
+RAN_WITHIN = 8.0
+T = TypeVar("T")
+
+
+class WorkerProcess:
+    """``lianhu worker`` as a subprocess, logging to a file."""
+
+    def __init__(self, redis_url: str, log: Path) -> None:
+        self.log = log
+        env = {
+            **os.environ, "REDIS_URL": redis_url, "LIANHU_RULES_DIR": str(RULES_DIR),
+            "LIANHU_ORG_FILE": str(ORG), "LIANHU_DIGEST_AT": "",
+        }  # fmt: skip
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "worker"], env=env, cwd=ROOT,
+                stdout=out, stderr=out, start_new_session=True,
+            )  # fmt: skip
+
+    def said(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+    def wait_said(self, text: str, times: int, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while self.said(text) < times:
+            assert self.proc.poll() is None, self.log.read_text(errors="replace")
+            assert time.monotonic() < end, f"no {text!r} x{times}:\n" + self.log.read_text()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture
+def worker_log(tmp_path: Path) -> Path:
+    return tmp_path / "worker.log"
+
+
+def retried(call: Callable[[], T], seconds: float = 10.0) -> T:
+    """Return what ``call`` returns once Redis answers (a new master may take a moment)."""
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except (redis.exceptions.ConnectionError, redis.exceptions.ReadOnlyError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def schedule_and_wait(connection: redis.Redis, worker: WorkerProcess) -> float:
+    """Schedule a job due in DUE_IN seconds; return how long after its time rq finished it
+    (rq schedules to the whole second, so a job may run up to a second early)."""
+    due = datetime.now(UTC) + timedelta(seconds=DUE_IN)
+    queue = Queue("lianhu", connection=connection)
+    job = retried(lambda: queue.enqueue_at(due, "time.sleep", 0, result_ttl=600))
+    end = time.monotonic() + DUE_IN + RAN_WITHIN
+    while retried(lambda: job.get_status(refresh=True)) != JobStatus.FINISHED:
+        assert time.monotonic() < end, (
+            f"rq did not run a job due {DUE_IN} s after Redis came back within {RAN_WITHIN} s "
+            f"of its time (status {job.get_status()}):\n" + worker.log.read_text()
+        )
+        assert worker.proc.poll() is None, worker.log.read_text()
+        time.sleep(0.1)
+    return (datetime.now(UTC) - due).total_seconds()
+
+
+def test_the_scheduler_comes_back_after_a_redis_restart(
+    restartable_redis: EmbeddedRedis, worker_log: Path
+) -> None:
+    worker = WorkerProcess(restartable_redis.url, worker_log)
+    try:
+        worker.wait_said(STARTED, 1, 60)
+        restartable_redis.stop()  # the AOF keeps rq's keys, the scheduler's lock among them
+        worker.wait_said(DIED, 1, 20)  # its next beat (every second) finds no Redis
+        restartable_redis.start()
+        connection = redis.Redis.from_url(restartable_redis.url)
+        try:
+            late = schedule_and_wait(connection, worker)
+        finally:
+            connection.close()
+        assert worker.said(STARTED) == 2
+        print(f"after a restart: ran {late:.1f} s after its time")
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    found = Servers(tmp_path)
+    try:
+        found.start()
+        yield found
+    finally:
+        found.stop()
+
+
+def test_the_scheduler_comes_back_after_a_sentinel_failover(
+    servers: Servers, worker_log: Path
+) -> None:
+    worker = WorkerProcess(servers.url, worker_log)
+    connection = sync_client(servers.url)
+    try:
+        worker.wait_said(STARTED, 1, 60)
+        assert connection.execute_command("WAIT", 1, 5000) == 1  # the lock is on the replica
+        servers.kill("master")
+        worker.wait_said(DIED, 1, 20)
+        end = time.monotonic() + 30
+        while servers.master_port() != servers.ports["replica"]:
+            assert time.monotonic() < end, "the sentinel promoted no replica within 30 s"
+            time.sleep(0.1)
+        late = schedule_and_wait(connection, worker)
+        assert worker.said(STARTED) >= 2  # started again (twice if it met no master again)
+        print(f"after a failover: ran {late:.1f} s after its time")
+    finally:
+        connection.close()
+        worker.stop()
