@@ -287,7 +287,7 @@ def test_records_and_views_read_back_as_they_were_written() -> None:
     pinned = {
         DECK_DICTIONARY: "35b5ac57ec2b49a9aefaca7eb654f0ab3b1dc0a5267b9bad32b51577f69ad4fb",
         BASE_DICTIONARY: "0be36dc90cf862886f37971ffe65a63eac37776f634f0f82d3aa57bdfb14e200",
-        RECORD_DICTIONARY: "17d8c964223b3a6e536fc75f74b80cd9e41900fbb0fae21f63ec247365fe8648",
+        RECORD_DICTIONARY: "e67f537c1032e3ed4d72b50f34ea22f555ef7a78ef90759286c01d2ab4072ef0",
     }
     assert {d: hashlib.sha256(d).hexdigest() for d in pinned} == pinned
 
