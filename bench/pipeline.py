@@ -227,7 +227,7 @@ TRANSIENT = {
 
 # The state of a ticket's delivered cards: their records, views and pointers, now and before.
 CARD_STATE = {
-    "lianhu:deck:*", "lianhu:cardsin:*",
+    "lianhu:deck:*", "lianhu:cardsin:*", "lianhu:names",
     "lianhu:cards:*", "lianhu:cardview:*", "lianhu:card:*",
 }  # fmt: skip
 

@@ -99,9 +99,44 @@ def unpack(raw: bytes | str) -> dict[str, Any]:
     return found
 
 
+# A card's field names its chat short (``short_chat``): a Telegram supergroup's -100 and each
+# platform's name in one letter; a sim chat bare. Read back by ``long_chat``.
+_SHORT = (("telegram:-100", "T"), ("telegram:", "t"), ("wecom:", "W"), ("sim:", ""))
+
+
 def card_field(chat: str, message_id: str) -> str:
-    """Return the field of a card in its ticket's hash of cards."""
-    return f"{chat}{CARD_FIELD_SEP}{message_id}"
+    """Return the field of a card in its ticket's deck: "T1000000123 2" (``split_field``)."""
+    return f"{short_chat(chat)}{CARD_FIELD_SEP}{message_id}"
+
+
+def split_field(field: str) -> tuple[str, str]:
+    """Return the chat and message id of a card's field, short (``card_field``) or long."""
+    chat, _, message_id = field.rpartition(CARD_FIELD_SEP)
+    return long_chat(chat), message_id
+
+
+def short_chat(chat: str) -> str:
+    """Return a chat as a card's field names it; the chat itself where that would mislead.
+
+    ``telegram:-1001000000123`` -> ``T1000000123``, ``sim:SG-03`` -> ``SG-03``; a chat whose
+    short form would read back as another (``sim:T12``: ``T12`` is a supergroup) keeps its
+    ``platform:`` and so reads back as itself.
+    """
+    for long, short in _SHORT:
+        if chat.startswith(long):
+            found = short + chat[len(long) :]
+            return found if long_chat(found) == chat else chat
+    return chat
+
+
+def long_chat(chat: str) -> str:
+    """Return the chat a card's field names (``short_chat``), whichever form it is in."""
+    if ":" in chat:
+        return chat  # a long form: written before, or kept where a short one would mislead
+    for long, short in _SHORT:
+        if chat.startswith(short) and (short or chat[:1] not in "TtW"):
+            return long + chat[len(short) :]
+    return chat
 
 
 def viewed(payload: dict[str, Any], view: dict[str, Any] | None) -> dict[str, Any]:

@@ -41,11 +41,11 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.card_edits import card_field, digest, subject, viewed
+from bot.card_edits import card_field, digest, split_field, subject, viewed
 from bot.ports import CardEditor, ChatGateway, Render, Rendered
 from bot.render import Renderer
 from bot.storage import keys
-from bot.storage.decks import Decks, point, split_field
+from bot.storage.decks import Decks, point
 from bot.storage.redis import payload_reply
 
 log = logging.getLogger(__name__)
@@ -354,6 +354,11 @@ class Sender:
 
     async def _mark(self, entry_id: str, done: Delivered) -> bool:
         """Write the sent marker, card pointer, XACK and XDEL at once; False if Redis is away."""
+        if done.card is not None and done.cards:
+            try:  # its names, stored once for every deck (nothing to do once they are)
+                await self.decks.learn(done.card["payload"])
+            except UNREACHABLE:
+                return False
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(keys.sent(done.key), done.message_id, ex=SENT_TTL)
         if done.ticket:

@@ -13,9 +13,9 @@ from pathlib import Path
 import redis
 import redis.asyncio
 
-from bot.card_edits import card_field, digest, pack, unpack
+from bot.card_edits import card_field, digest, pack, split_field
 from bot.core.deadlines import Policy
-from bot.core.models import Actor, IncomingMessage, Lang, Reply
+from bot.core.models import Actor, IncomingMessage, Lang, Reply, platform_of
 from bot.core.org import Role
 from bot.live import LiveConfig
 from bot.personal import PersonalData
@@ -25,19 +25,22 @@ from bot.sender import Sender
 from bot.services import Service
 from bot.storage import keys
 from bot.storage.archive import ArchiveIndex, Unhot
-from bot.storage.decks import (
-    CARD_TTL,
+from bot.storage.card_names import fill
+from bot.storage.deck_codec import (
+    BASE_DICTIONARY,
     DECK_DICTIONARY,
-    Decks,
+    RECORD_DICTIONARY,
     diff,
     full_view,
-    is_card,
+    pack_base,
     pack_record,
+    pack_view,
     slim_view,
-    split_field,
     undiff,
+    unpack_base,
     unpack_record,
 )
+from bot.storage.decks import CARD_TTL, Decks, is_card
 from bot.storage.redis import OutboxEntry, RedisStore, dumps, payload_reply, reply_payload
 from tests.conftest import ROOT, RULES_DIR
 from tests.test_cards import CARD, Recorder, card_entry, edit_entry, view
@@ -95,7 +98,7 @@ async def test_a_tickets_delivered_cards_views_and_pointers_take_a_few_hundred_b
 
     deck = keys.deck(ticket)
     cards = [f for f in redis_sync.hkeys(deck) if is_card(f.decode())]
-    assert {f.decode().split(":", 1)[0] for f in cards} == {"telegram", "sim"}
+    assert {platform_of(split_field(f.decode())[0]) for f in cards} == {"telegram", "sim"}
     assert redis_sync.object("encoding", deck) == b"listpack"
     # A card's own record: what sets it apart from the deck's base (was ~340 B, a whole
     # payload); a department's card also names its department and the steps left (44 B).
@@ -105,7 +108,7 @@ async def test_a_tickets_delivered_cards_views_and_pointers_take_a_few_hundred_b
     old = [k for k in redis_sync.scan_iter("lianhu:card*") if not k.startswith(b"lianhu:cardsin")]
     assert old == []  # no record, view or pointer of the old kinds
     state = redis_sync.memory_usage(deck) or 0
-    assert state <= 850, state  # one deck on two platforms, its view included (824 B)
+    assert state <= 460, state  # one deck on two platforms, its view included (440 B; was 824)
     buckets = list(redis_sync.scan_iter(f"{keys.PREFIX}:cardsin:*"))
     assert buckets and all(redis_sync.ttl(b) > 89 * 24 * 3600 for b in buckets)  # 90 days
     assert 0 < redis_sync.ttl(deck) <= 90 * 24 * 3600
@@ -187,7 +190,7 @@ async def test_two_platforms_storing_views_out_of_order_never_go_back(
     # Two senders that both read seq 2 before either wrote: the script itself refuses the
     # older one (what a sender checks first cannot see the other's write in between).
     names = [keys.deck("7"), keys.card_view("sim", "7")]
-    late = pack_record(view(2, "open", ["ack"]))
+    late = pack_view(view(2, "open", ["ack"]), {})
     assert await sim._view(keys=names, args=[2, b"", CARD_TTL, b"", late]) == 0
     found = await sim.view("7")
     assert found is not None and found["seq"] == 3
@@ -234,7 +237,9 @@ async def test_archive_and_erasure_take_a_tickets_deck_and_pointers(
         assert await service.store.card_ticket(*split_field(name)) == two
     # Erasure: the deck held the reporter's name (in its base); it is deleted.
     reporter = (await service.store.get(two)).reporter.name  # type: ignore[union-attr]
-    assert unpack(redis_sync.hget(keys.deck(two), "b") or b"")["params"]["reporter"] == reporter
+    assert (
+        unpack_base(redis_sync.hget(keys.deck(two), "b") or b"")["params"]["reporter"] == reporter
+    )
     dismiss = said(service, Role.VILLAGE_CADRE, "V-01", f"/dismiss {two} 重复", "3")
     assert (await service.handle_message(dismiss)).status == "done"
     await deliver(redis_async, editor("telegram"), editor("sim"))
@@ -250,24 +255,41 @@ async def test_archive_and_erasure_take_a_tickets_deck_and_pointers(
 
 
 def test_records_and_views_read_back_as_they_were_written() -> None:
-    """A record is its payload's difference from the base; a view, less what the base holds."""
+    """A record is its payload's difference from the base; a view, less what the base holds;
+    each less the names the shared hash holds (``card_names``), which come back when read."""
     base = {**reply_payload(card_reply("sim:V-01", CARD)), "seq": 1}
     own = {k: v for k, v in base.items() if k != "chat"}
     staff = {**base, "chat": "sim:staff", "params": {**CARD, "text": PHONE}, "prompt": "p3"}
     del staff["params"]["photos"], staff["reply_to"]
-    for payload in (base, staff):
-        for against in (own, None):
-            record = unpack_record(pack_record(diff(payload, against, "0123456789abcdef")))
-            assert record["d"] == "0123456789ab"
-            assert undiff(record, own, payload["chat"]) == payload
+    known = {"n:V-01": ["东联村", {}], "n:H-01": ["一组", {}], "c:water": {}}
+    for names in (known, {}):
+        for payload in (base, staff):
+            for against in (own, None):
+                raw = pack_record(diff(payload, against, "0123456789abcdef"), names)
+                assert raw[:1] == b"\x05" and raw[1:7] == bytes.fromhex("0123456789ab")
+                record = unpack_record(raw)
+                assert record["d"] == "0123456789ab"  # 6 bytes, read as the 12 hex digits
+                if "q" in record:
+                    record["q"] = fill(record["q"], lambda field, _: known[field])
+                assert undiff(record, own, payload["chat"]) == payload
+    stored = unpack_base(pack_base(own, known))
+    assert "node_name" not in stored["params"] and stored["params"]["~"] == [
+        "node",
+        "origin",
+        "category",
+    ]
+    assert {**stored, "params": fill(stored["params"], lambda f, _: known[f])} == own
     shown = view(2, "acknowledged", ["resolve"])
     slim = slim_view(shown, own)
     assert set(slim["="]) == set(shown["params"]) - {"state"}  # all the base holds
-    assert full_view(unpack_record(pack_record(slim)), own) == shown
-    # Records packed with the preset dictionary need that very dictionary to be read.
-    assert hashlib.sha256(DECK_DICTIONARY).hexdigest() == (
-        "35b5ac57ec2b49a9aefaca7eb654f0ab3b1dc0a5267b9bad32b51577f69ad4fb"
-    )
+    assert full_view(unpack_record(pack_view(slim, known)), own) == shown
+    # What is packed with a preset dictionary needs that very dictionary to be read.
+    pinned = {
+        DECK_DICTIONARY: "35b5ac57ec2b49a9aefaca7eb654f0ab3b1dc0a5267b9bad32b51577f69ad4fb",
+        BASE_DICTIONARY: "0be36dc90cf862886f37971ffe65a63eac37776f634f0f82d3aa57bdfb14e200",
+        RECORD_DICTIONARY: "e67f537c1032e3ed4d72b50f34ea22f555ef7a78ef90759286c01d2ab4072ef0",
+    }
+    assert {d: hashlib.sha256(d).hexdigest() for d in pinned} == pinned
 
 
 async def test_a_record_diffed_against_a_base_no_longer_there_is_stored_whole(

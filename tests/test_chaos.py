@@ -57,8 +57,10 @@ import pytest
 import redis
 import yaml
 
+from bot.card_edits import split_field
 from bot.redis_server import EmbeddedRedis
 from bot.storage import keys
+from bot.storage.decks import is_card
 from tests.conftest import ROOT, RULES_DIR
 from tests.fake_bot_api import TOKEN, FakeBotApi, wait_for
 from tests.helpers import stored_ids, stored_ticket
@@ -444,9 +446,11 @@ def check_cards(sync: redis.Redis, fake: FakeBotApi) -> None:
         assert opened["kind"] == "opened"
         recorded: dict[int, list[int]] = {}
         for field_name in sync.hkeys(keys.deck(ticket_id)):  # bot.storage.decks
-            if not field_name.startswith(b"telegram:"):
+            if not is_card(field_name.decode()):
                 continue  # its base, its view
-            chat, message_id = field_name.decode().rsplit(" ", 1)
+            chat, message_id = split_field(field_name.decode())
+            if not chat.startswith("telegram:"):
+                continue
             recorded.setdefault(int(chat.removeprefix("telegram:")), []).append(int(message_id))
         for chat in chats[opened["data"]["node"]]:
             found = recorded.get(chat, [])

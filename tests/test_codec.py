@@ -11,16 +11,18 @@ import pytest
 import redis
 import redis.asyncio
 
-from bot.card_edits import DICTIONARY, pack, unpack
+from bot.card_edits import DICTIONARY, pack, split_field, unpack
 from bot.core.deadlines import Policy
-from bot.core.models import Actor, IncomingMessage, Lang
+from bot.core.models import Actor, IncomingMessage, Lang, platform_of
 from bot.core.org import Person, Role
 from bot.core.ticket import EventKind, Reporter, Ticket, TicketEvent, TicketState
 from bot.live import LiveConfig
 from bot.scheduling import RqScheduler
 from bot.services import Service
 from bot.storage import keys
+from bot.storage.card_names import CardNames, fill
 from bot.storage.codec import decode_event, decode_ticket, dumps, encode_event, encode_ticket
+from bot.storage.deck_codec import unpack_base
 from bot.storage.decks import is_card
 from bot.storage.redis import RedisStore
 from tests.conftest import ROOT, RULES_DIR
@@ -186,8 +188,11 @@ async def test_a_ticket_and_its_delivered_cards_stay_compact(
     for field_name, raw in stored.items():
         # compressed, and small: a diff (a department's card names its department and steps: 45 B)
         assert raw[:1] != b"{" and len(raw) <= 48
-        assert field_name.decode().startswith("telegram:")
-    base = unpack(redis_sync.hget(deck, "b") or b"")
+        assert platform_of(split_field(field_name.decode())[0]) == "telegram"
+    stored = unpack_base(redis_sync.hget(deck, "b") or b"")  # its names in the shared hash
+    names = await CardNames(redis_async).read()
+    base = {**stored, "params": fill(stored["params"], lambda field, _: names[field])}
+    assert base["params"]["node_names"]  # a card record before decks held them all
     card = {"payload": {**base, "chat": "telegram:-1"}, "message_id": "1", "digest": "ab"}
     assert unpack(pack(card)) == card and len(pack(card)) < len(dumps(card).encode()) * 0.4
     assert unpack(dumps(card)) == card  # records written before still read: plain JSON,

@@ -13,10 +13,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bot.card_edits import split_field
 from bot.core.ticket import Ticket
 from bot.storage import indexes, keys
 from bot.storage.codec import dumps
-from bot.storage.decks import is_card, split_field
+from bot.storage.decks import is_card
 from bot.storage.redis import deadline_members
 
 PLATFORMS = ("telegram", "wecom", "sim")  # whose card records a ticket may have had

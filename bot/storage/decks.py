@@ -6,14 +6,20 @@ from the same parameters: the same ticket at the same moment. So its deck
 sets it apart:
 
 - ``b``: the *base*, the payload of the first card recorded (less its chat), packed
-  (``card_edits.pack``); it never changes while the deck lives;
-- ``"chat message_id"``: a card's record, a compact diff of its payload against the base
-  (template, buttons, seq and the parameters that differ, e.g. a staff chat's unmasked
-  text, a department's steps) and the digest of what it shows (``card_edits.digest``, cut
-  to ``DIGEST_CHARS``); re-rendering it is base + diff, then ``viewed`` as now;
+  (``deck_codec``); it never changes while the deck lives;
+- ``"chat message_id"`` (the chat short: ``card_edits.card_field``, "T1000000123 2"): a
+  card's record, a compact diff of its payload against the base (template, buttons, seq
+  and the parameters that differ, e.g. a staff chat's unmasked text, a department's steps)
+  and the digest of what it shows (``card_edits.digest``, its first 6 bytes); re-rendering
+  it is base + diff, then ``viewed`` as now;
 - ``n`` and ``v``: the ticket's newest view (``bot.core.cards.card_view``) and its seq,
   stored by a script that replaces it only with a newer one: both platforms' senders
   store the same views, in any order, and the seq never goes back.
+
+What every deck of a node or category would repeat, its names in three languages, is
+stored once for all (``bot.storage.card_names``) and filled back when read; the times a
+card shows (to the minute) are kept in whole seconds. So a deck is what its ticket's
+cards alone say: ~350 B once its cards are delivered (was ~650 B).
 
 A record is written by a script too: against the base it was diffed with when that is the
 deck's, against its own payload when the deck has none yet, and whole otherwise, so two
@@ -25,55 +31,45 @@ are fields of small hashes, 100 message ids a hash (``keys.card_pointers``); a m
 id that is not a number keeps a key of its own (``keys.card``: a bucket by digest would
 never stop being written to in a busy chat, so it would never expire).
 
-Written before, and still read until it expires: a hash of whole records per platform
-(``keys.ticket_cards``), a view per platform (``keys.card_view``) and a pointer key per
-message. A record read from there is moved into the deck when it is next written.
+Written before, and still read until it expires: bases packed whole (version 1), records
+and views with their names (versions 2 and 3), fields naming the chat whole; a hash of
+whole records per platform (``keys.ticket_cards``), a view per platform
+(``keys.card_view``) and a pointer key per message. A record read from there is moved
+into the deck when it is next written.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
 from collections import OrderedDict
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from bot.card_edits import CARD_FIELD_SEP, card_field, pack, unpack
-from bot.storage import keys
+from bot.card_edits import CARD_FIELD_SEP, card_field, split_field, unpack
+from bot.core.models import platform_of
+from bot.storage import card_names, keys
+from bot.storage.card_names import CardNames
+from bot.storage.deck_codec import (
+    diff,
+    full_view,
+    pack_base,
+    pack_record,
+    pack_view,
+    settle,
+    slim_view,
+    undiff,
+    unpack_base,
+    unpack_record,
+)
 
 CARD_TTL = 90 * 24 * 3600  # replies to a card are understood for three months
 BASE, VIEW, VIEW_SEQ = "b", "v", "n"
-DIGEST_CHARS = 12  # 48 bits: a false "renders the same" skips one edit in 2**48
 # Bases of recent decks a sender remembers, to diff new cards against (~5 KB each as Python
 # objects): a card is sent and recorded moments after its deck was read, so a few hundred
 # lanes at once need no more; one forgotten costs a record stored whole, never a wrong one.
 BASES_KEPT = 1_000
-_DIFF = b"\x02"  # version 2: a record or a view, compact JSON
-_DIFF_PACKED = b"\x03"  # version 3: the same, deflated with DECK_DICTIONARY
-_MISSING = object()
-
-# What records and views hold most often: a preset dictionary for deflating them (the most
-# common last). Records packed with it need this very dictionary to be read: never change
-# it; a better one needs a new version byte (tests/test_card_decks.py pins its digest).
-_NAMES = '{"zh-Hans":"","zh-Hant":"","en":""}'
-DECK_DICTIONARY = (
-    '{"seq":2,"params":{"state":"acknowledged","assignee":"","reporters":1,"node":"V-",'
-    f'"node_name":"","node_names":{_NAMES},"ack_due":1700000000.0,"resolve_due":1700000000.0,'
-    '"escalations":0,"resolution":"","flagged":false,"department_steps":[],"related":[]},'
-    '"buttons":["ack","resolve","escalate"],"live":["telegram:-100","sim:"],'
-    '"reporter":["confirm","reopen","rate"],"co_reporter":["reopen"],'
-    '"chat_buttons":{"telegram:-100":["arrive","assisted"]},"=":["state","assignee",'
-    '"reporters","node","node_name","node_names","ack_due","resolve_due","escalations",'
-    '"resolution","flagged","department_steps","related"]}'
-    '{"d":"","o":{"template":"resolved","lang":"zh-Hans","reply_to":"","ticket":"",'
-    '"prompt":"p","card":false,"force_reply":null,"answered":true},'
-    '"q":{"state":"closed","text":"","redacted":true,"assignee":""}}'
-    '{"d":"","o":{"template":"department_card","buttons":["arrive","assisted"],"seq":2},'
-    '"q":{"state":"acknowledged"}}'
-    '{"d":"","o":{"buttons":["resolve","escalate"],"seq":2},"q":{"state":"acknowledged"}}'
-).encode()
 
 # KEYS: deck, the platform's old hash of records, its old view. ARGV: field, base, record
 # against it, this card's own payload as a base, record against that, the whole record, TTL.
@@ -109,84 +105,6 @@ return 1
 """
 
 
-def diff(payload: dict[str, Any], base: dict[str, Any] | None, fingerprint: str) -> dict[str, Any]:
-    """Return a card's record: what its payload (less its chat) adds to ``base`` (None: all)."""
-    rest = {k: v for k, v in payload.items() if k not in ("chat", "params")}
-    params = payload.get("params") or {}
-    record: dict[str, Any] = {"d": fingerprint[:DIGEST_CHARS]}
-    if base is None:
-        record.update(f=1, o=rest, q=params)
-        return record
-    above = {k: v for k, v in base.items() if k != "params"}
-    under = base.get("params") or {}
-    changed = {k: v for k, v in rest.items() if above.get(k, _MISSING) != v}
-    gone = [k for k in above if k not in rest]
-    params_changed = {k: v for k, v in params.items() if under.get(k, _MISSING) != v}
-    params_gone = [k for k in under if k not in params]
-    for name, part in (("o", changed), ("y", gone), ("q", params_changed), ("x", params_gone)):
-        if part:
-            record[name] = part
-    return record
-
-
-def undiff(record: dict[str, Any], base: dict[str, Any] | None, chat: str) -> dict[str, Any]:
-    """Return the payload a record (``diff``) was made from, in ``chat``."""
-    start = {} if record.get("f") or base is None else base
-    params = {**(start.get("params") or {}), **record.get("q", {})}
-    for name in record.get("x", ()):
-        params.pop(name, None)
-    payload = {k: v for k, v in start.items() if k != "params"} | record.get("o", {})
-    for name in record.get("y", ()):
-        payload.pop(name, None)
-    return {"chat": chat, **payload, "params": params}
-
-
-def pack_record(record: dict[str, Any]) -> bytes:
-    """Return a record as stored: compact JSON, deflated when that is shorter."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DECK_DICTIONARY)
-    packed = deflate.compress(text) + deflate.flush()
-    return _DIFF_PACKED + packed if len(packed) < len(text) else _DIFF + text
-
-
-def unpack_record(raw: bytes) -> dict[str, Any]:
-    """Return a record as ``pack_record`` stored it."""
-    if raw[:1] == _DIFF_PACKED:
-        inflate = zlib.decompressobj(-15, zdict=DECK_DICTIONARY)
-        text = inflate.decompress(raw[1:]) + inflate.flush()
-    elif raw[:1] == _DIFF:
-        text = raw[1:]
-    else:
-        raise ValueError(f"not a card record of a deck: version {raw[:1]!r}")
-    found: dict[str, Any] = json.loads(text)
-    return found
-
-
-def slim_view(view: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """Return a view less the parameters it shares with ``base`` (named in ``=``)."""
-    under = base.get("params") or {}
-    same = [k for k, v in view["params"].items() if under.get(k, _MISSING) == v]
-    params = {k: v for k, v in view["params"].items() if k not in same}
-    return {**view, "params": params, "=": same}
-
-
-def full_view(stored: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Return the view ``slim_view`` stored (None when its base is not there)."""
-    same = stored.pop("=", None)
-    if same is None:
-        return stored
-    if base is None:
-        return None  # cannot be: the base goes only with its deck
-    under = base.get("params") or {}
-    return {**stored, "params": {**{k: under[k] for k in same}, **stored["params"]}}
-
-
-def split_field(field: str) -> tuple[str, str]:
-    """Return the chat and message id of a card's field (``card_edits.card_field``)."""
-    chat, _, message_id = field.rpartition(CARD_FIELD_SEP)
-    return chat, message_id
-
-
 def is_card(field: str) -> bool:
     """Return whether a field of a deck is a card's record (not its base or view)."""
     return CARD_FIELD_SEP in field
@@ -201,26 +119,48 @@ def newest(*views: dict[str, Any] | None) -> dict[str, Any] | None:
 class Decks:
     """The decks of one platform's sender: its cards' records, the views, the pointers."""
 
-    def __init__(self, redis: Redis, platform: str) -> None:
+    def __init__(self, redis: Redis, platform: str, names: CardNames | None = None) -> None:
         self.redis = redis
         self.platform = platform
+        self.names = names or CardNames(redis)
         self._add = redis.register_script(_ADD)
         self._view = redis.register_script(_VIEW)
         # owner -> its deck's base as read last, packed and not
         self._bases: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
 
-    def _known(self, owner: str, base: bytes | None) -> dict[str, Any] | None:
+    async def _known(self, owner: str, base: bytes | None) -> dict[str, Any] | None:
         """Remember a deck's base as read; return it unpacked (shared: never change it)."""
         if base is None:
             return None
         known = self._bases.get(owner)
         if known is None or known[0] != base:
-            known = (base, unpack(base))
+            found = unpack_base(base)
+            known = (base, {**found, "params": await self._filled(found.get("params"))})
         self._bases[owner] = known
         self._bases.move_to_end(owner)
         while len(self._bases) > BASES_KEPT:
             self._bases.popitem(last=False)
         return known[1]
+
+    async def _filled(self, params: Any) -> Any:
+        """Return stored parameters with the names they left in the shared hash back."""
+        if not isinstance(params, dict):
+            return params
+        wanted = card_names.needed(params)
+        if not wanted:
+            return params
+        await self.names.ensure(wanted)
+        return card_names.fill(params, self.names.name)
+
+    async def _view_of(
+        self, packed: bytes | None, base: dict[str, Any] | None, old: bytes | None
+    ) -> dict[str, Any] | None:
+        """Return the newer of a deck's view and a platform's view written before (JSON)."""
+        mine = None
+        if packed:
+            stored = unpack_record(packed)
+            mine = full_view({**stored, "params": await self._filled(stored["params"])}, base)
+        return newest(mine, json.loads(old) if old else None)
 
     async def view(self, owner: str) -> dict[str, Any] | None:
         """Return the newest view of ``owner``'s cards (remembering the deck's base)."""
@@ -228,18 +168,21 @@ class Decks:
         pipe.hmget(keys.deck(owner), [BASE, VIEW])
         pipe.get(keys.card_view(self.platform, owner))
         (base, packed), old = await pipe.execute()
-        return _newest_of(packed, self._known(owner, base), old)
+        return await self._view_of(packed, await self._known(owner, base), old)
 
     async def store_view(self, owner: str, view: dict[str, Any]) -> bool:
         """Store ``view`` if it is newer than the one stored; return whether it was."""
         current = await self.view(owner)
         if current is not None and int(view["seq"]) <= int(current["seq"]):
             return False
+        view = settle(view)
+        await self.names.learn(view["params"])
+        known = self.names.known
         base, slim = self._bases.get(owner), b""
         if base is not None:
-            slim = pack_record(slim_view(view, base[1]))
+            slim = pack_view(slim_view(view, base[1]), known)
         packed = base[0] if base else b""
-        args: list[bytes | int] = [int(view["seq"]), slim, CARD_TTL, packed, pack_record(view)]
+        args: list[bytes | int] = [int(view["seq"]), slim, CARD_TTL, packed, pack_view(view, known)]
         names = [keys.deck(owner), keys.card_view(self.platform, owner)]
         return bool(await self._view(keys=names, args=args))
 
@@ -250,7 +193,9 @@ class Decks:
         pipe.hkeys(keys.ticket_cards(self.platform, owner))
         new, old = await pipe.execute()
         mine = {_text(f) for f in [*new, *old]}
-        return sorted(f for f in mine if is_card(f) and f.startswith(f"{self.platform}:"))
+        return sorted(
+            f for f in mine if is_card(f) and platform_of(split_field(f)[0]) == self.platform
+        )
 
     async def card(
         self, owner: str, field: str
@@ -261,18 +206,24 @@ class Decks:
         pipe.hget(keys.ticket_cards(self.platform, owner), field)
         pipe.get(keys.card_view(self.platform, owner))
         (base, raw, packed), before, old_view = await pipe.execute()
-        under = self._known(owner, base)
-        view = _newest_of(packed, under, old_view)
+        under = await self._known(owner, base)
+        view = await self._view_of(packed, under, old_view)
         if raw is not None:
             record = unpack_record(raw)
             if not record.get("f") and under is None:
                 return None  # cannot be: the base goes only with its deck
+            if "q" in record:
+                record["q"] = await self._filled(record["q"])
             payload = undiff(record, under, split_field(field)[0])
             return payload, str(record["d"]), view
         if before is not None:  # recorded before decks: the whole record
             whole = unpack(before)
             return whole["payload"], str(whole["digest"]), view
         return None
+
+    async def learn(self, payload: dict[str, Any]) -> None:
+        """Store the names of a card about to be recorded that the shared hash lacks."""
+        await self.names.learn(payload.get("params") or {})
 
     def add(
         self,
@@ -288,7 +239,8 @@ class Decks:
         Returns the place of its result among the pipeline's: the seq of the view stored
         then (0: none; -1: a view written before decks), so that the sender checks the card
         against the view only when one may be newer than what it shows (``viewed``). A view
-        stored later is followed by its edit entry, which reads this record.
+        stored later is followed by its edit entry, which reads this record. Its names are
+        left in the shared hash when ``learn`` stored them first (else kept in the deck).
         """
         names, args = self._record(owner, card_field(chat, message_id), payload, fingerprint)
         place = len(pipe)
@@ -301,6 +253,7 @@ class Decks:
         self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
     ) -> None:
         """Store what a recorded card shows now (moving a record written before into the deck)."""
+        await self.learn(payload)
         names, args = self._record(owner, field, payload, fingerprint)
         await self._add(keys=names, args=args)
 
@@ -308,14 +261,15 @@ class Decks:
         self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
     ) -> tuple[list[str], list[bytes | str | int]]:
         """Return the keys and arguments of ``_ADD`` recording a card's payload."""
+        payload, known = settle(payload), self.names.known
         own = {k: v for k, v in payload.items() if k != "chat"}
-        own_base = pack(own)
+        own_base = pack_base(own, known)
         base, under = self._bases.get(owner, (own_base, own))
         against = diff(payload, under, fingerprint)
         args: list[bytes | str | int] = [
-            field, base, pack_record(against), own_base,
-            pack_record(diff(payload, own, fingerprint)),
-            pack_record(diff(payload, None, fingerprint)), CARD_TTL,
+            field, base, pack_record(against, known), own_base,
+            pack_record(diff(payload, own, fingerprint), known),
+            pack_record(diff(payload, None, fingerprint), known), CARD_TTL,
         ]  # fmt: skip
         names = [keys.deck(owner), keys.ticket_cards(self.platform, owner)]
         return [*names, keys.card_view(self.platform, owner)], args
@@ -340,14 +294,6 @@ async def pointed(redis: Redis, chat: str, message_id: str) -> str | None:
     pipe.get(keys.card(chat, message_id))
     found = [_text(v) for v in await pipe.execute() if v is not None]
     return found[0] if found else None
-
-
-def _newest_of(
-    packed: bytes | None, base: dict[str, Any] | None, old: bytes | None
-) -> dict[str, Any] | None:
-    """Return the newer of a deck's view (packed) and a platform's view written before (JSON)."""
-    mine = full_view(unpack_record(packed), base) if packed else None
-    return newest(mine, json.loads(old) if old else None)
 
 
 def _text(value: Any) -> str:

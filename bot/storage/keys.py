@@ -155,6 +155,11 @@ def card_pointers(chat: str, message_id: str) -> str | None:
     return f"{PREFIX}:cardsin:{chat}:{int(message_id) // POINTERS_PER_HASH}"
 
 
+# HASH "n:<node>" / "c:<category>" -> JSON names: the names every deck's cards share, stored
+# once (bot.storage.card_names); a field is written once and never changed, nor expires.
+CARD_NAMES = f"{PREFIX}:names"
+
+
 def deck(owner: str) -> str:
     """Return the HASH of a ticket's (or question's) delivered cards on every platform, and
     the view they are brought to (bot.storage.decks)."""
