@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +27,7 @@ from rq.job import JobStatus
 
 from bot.redis_clients import sync_client
 from bot.redis_server import EmbeddedRedis
+from tests import test_sentinel
 from tests.conftest import ROOT, RULES_DIR
 from tests.telegram_fixtures import ORG
 from tests.test_sentinel import Servers
@@ -129,14 +130,7 @@ def test_the_scheduler_comes_back_after_a_redis_restart(
         worker.stop()
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    found = Servers(tmp_path)
-    try:
-        found.start()
-        yield found
-    finally:
-        found.stop()
+servers = test_sentinel.servers  # a master, a replica and a sentinel, started for the test
 
 
 def test_the_scheduler_comes_back_after_a_sentinel_failover(
