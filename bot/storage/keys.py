@@ -18,8 +18,10 @@ TICKET_BUCKETS = f"{PREFIX}:tickets:buckets"  # ZSET bucket -> newest created_at
 DEADLINES = f"{PREFIX}:deadlines"
 DEADLINE_BUCKETS = f"{PREFIX}:deadlines:buckets"  # ZSET bucket -> earliest due in it
 # Tickets by reporter: this many ZSETs, an account's entries in the one its name hashes to.
-# (A ZSET per account costs ~100 B of key and header for one or two entries.)
-REPORTER_BUCKETS = 1024
+# (A ZSET per account costs ~100 B of key and header for one or two entries.) A bucket stays a
+# listpack while it holds at most 128 entries: 4,096 of them hold ~500,000 (reporter, ticket)
+# pairs so (1,024 held 130,000: at 150,000 tickets they were skiplists, 128 B a ticket).
+REPORTER_BUCKETS = 4096
 # ZSET id -> closed_at: closed and dismissed tickets still in Redis (archived, then erased)
 CLOSED = f"{PREFIX}:closed"
 # BITMAP: bit N set when ticket N left Redis for the archive files (bot.archive)
