@@ -154,8 +154,7 @@ def id_order(ticket_id: str) -> tuple[int, int, str]:
 
 async def ticket_ids(redis: Redis, since: float = 0.0) -> list[str]:
     """Return every ticket created since ``since``, oldest first."""
-    buckets = await _buckets(redis, keys.TICKET_BUCKETS, since, "+inf")
-    names = [keys.TICKETS, *map(keys.tickets_in, buckets)]
+    names = await _keys(redis, keys.TICKETS, keys.TICKET_BUCKETS, keys.tickets_in, since, "+inf")
     found: dict[str, float] = {}
     read = lambda p, n: p.zrangebyscore(n, since, "+inf", withscores=True)  # noqa: E731
     for rows in await _each(redis, names, read):
@@ -165,16 +164,14 @@ async def ticket_ids(redis: Redis, since: float = 0.0) -> list[str]:
 
 async def ticket_count(redis: Redis) -> int:
     """Return how many tickets are in Redis (archived ones are not)."""
-    buckets = await _buckets(redis, keys.TICKET_BUCKETS, "-inf", "+inf")
-    names = [keys.TICKETS, *map(keys.tickets_in, buckets)]
+    names = await _keys(redis, keys.TICKETS, keys.TICKET_BUCKETS, keys.tickets_in, "-inf", "+inf")
     return sum(await _each(redis, names, lambda p, n: p.zcard(n)))
 
 
 async def due(redis: Redis, until: float, limit: int) -> list[tuple[str, float]]:
     """Return the deadlines (``keys.deadline_member``, due) due by ``until``, earliest first,
     at most ``limit``: the buckets with one due, and the key written before."""
-    buckets = await _buckets(redis, keys.DEADLINE_BUCKETS, "-inf", until)
-    names = [keys.DEADLINES, *map(keys.deadlines_in, buckets)]
+    names = await _deadline_keys(redis, until)
     read = lambda p, n: p.zrangebyscore(n, "-inf", until, 0, limit, True)  # noqa: E731
     found = [(_text(m), float(s)) for rows in await _each(redis, names, read) for m, s in rows]
     found.sort(key=lambda row: row[1])
@@ -183,8 +180,7 @@ async def due(redis: Redis, until: float, limit: int) -> list[tuple[str, float]]
 
 async def deadline_count(redis: Redis, until: float | str = "+inf") -> int:
     """Return how many deadlines are indexed (those due by ``until``)."""
-    buckets = await _buckets(redis, keys.DEADLINE_BUCKETS, "-inf", until)
-    names = [keys.DEADLINES, *map(keys.deadlines_in, buckets)]
+    names = await _deadline_keys(redis, until)
     return sum(await _each(redis, names, lambda p, n: p.zcount(n, "-inf", until)))
 
 
@@ -240,10 +236,25 @@ async def queues(redis: Redis, nodes: Iterable[str], limit: int) -> dict[str, li
     return {n: sorted(found[n], key=id_order)[:limit] for n in nodes}
 
 
-async def _buckets(redis: Redis, listed: str, low: float | str, high: float | str) -> list[int]:
-    """Return the buckets a list of buckets scores from ``low`` to ``high``."""
+async def _keys(
+    redis: Redis,
+    before: str,
+    listed: str,
+    bucket_key: Callable[[int], str],
+    low: float | str,
+    high: float | str,
+) -> list[str]:
+    """Return the key written before buckets and the buckets a list of buckets scores from
+    ``low`` to ``high``."""
     found: Any = await redis.zrangebyscore(listed, low, high)
-    return [int(b) for b in found]
+    return [before, *(bucket_key(int(b)) for b in found)]
+
+
+async def _deadline_keys(redis: Redis, until: float | str) -> list[str]:
+    """Return the deadline keys that may hold a deadline due by ``until``."""
+    return await _keys(
+        redis, keys.DEADLINES, keys.DEADLINE_BUCKETS, keys.deadlines_in, "-inf", until
+    )
 
 
 async def _each(redis: Redis, names: list[str], command: Callable[[Any, str], Any]) -> list[Any]:
