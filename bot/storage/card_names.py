@@ -23,7 +23,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bot.core.models import Lang
 from bot.storage import keys
+from bot.storage.codec import dumps
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +117,6 @@ def _field_of(params: dict[str, Any], key: str) -> str:
     return f"{'c' if key == _CATEGORY else 'n'}:{params[key]}"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 class CardNames:
     """One process's copy of the shared names (``keys.CARD_NAMES``), read again each minute."""
 
@@ -137,7 +135,7 @@ class CardNames:
         if missing:
             pipe = self.redis.pipeline(transaction=False)
             for name, value in missing.items():
-                pipe.hsetnx(keys.CARD_NAMES, name, _dumps(value))
+                pipe.hsetnx(keys.CARD_NAMES, name, dumps(value))
             await pipe.execute()
         await self.read()
 
@@ -152,7 +150,7 @@ class CardNames:
         if found is not None:
             return found
         log.warning("card names: %s is not in %s; shown as its id", field, keys.CARD_NAMES)
-        names = {lang: ident for lang in ("zh-Hans", "zh-Hant", "en")}
+        names = {lang.value: ident for lang in Lang}
         return names if field.startswith("c:") else [ident, names]
 
     def _fresh(self) -> bool:
