@@ -81,8 +81,19 @@ def pack(record: dict[str, Any]) -> bytes:
     packs its base, the payload its cards share, this way.
     """
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)
-    return _PACKED + deflate.compress(text.encode()) + deflate.flush()
+    return _PACKED + deflate(text.encode(), DICTIONARY)
+
+
+def deflate(text: bytes, dictionary: bytes) -> bytes:
+    """Return ``text`` raw-deflated (no zlib header) with a preset ``dictionary``."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=dictionary)
+    return packer.compress(text) + packer.flush()
+
+
+def inflate(packed: bytes, dictionary: bytes) -> bytes:
+    """Return what ``deflate`` packed with the same ``dictionary``."""
+    unpacker = zlib.decompressobj(-15, zdict=dictionary)
+    return unpacker.decompress(packed) + unpacker.flush()
 
 
 def unpack(raw: bytes | str) -> dict[str, Any]:
@@ -90,11 +101,7 @@ def unpack(raw: bytes | str) -> dict[str, Any]:
     if isinstance(raw, str) or raw[:1] == b"{":
         loaded: dict[str, Any] = json.loads(raw)
         return loaded
-    if raw[:1] == _PACKED:
-        inflate = zlib.decompressobj(-15, zdict=DICTIONARY)
-        text = inflate.decompress(raw[1:]) + inflate.flush()
-    else:
-        text = zlib.decompress(raw)
+    text = inflate(raw[1:], DICTIONARY) if raw[:1] == _PACKED else zlib.decompress(raw)
     found: dict[str, Any] = json.loads(text)
     return found
 

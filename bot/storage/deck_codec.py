@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from typing import Any
 
-from bot.card_edits import unpack
+from bot.card_edits import deflate, inflate, unpack
 from bot.storage import card_names
+from bot.storage.codec import dumps
 
 DIGEST_CHARS = 12  # 48 bits, stored as 6 bytes: a false "renders the same" skips one edit in 2**48
 _DIFF = b"\x02"  # version 2: a record or a view, compact JSON (read, no longer written)
@@ -151,13 +151,13 @@ def _second(value: Any) -> Any:
 
 def pack_base(base: dict[str, Any], known: dict[str, Any]) -> bytes:
     """Return a deck's base as stored: less the names ``known`` holds, deflated."""
-    return _BASE + _deflate(_dumps(_stripped(base, "params", known)), BASE_DICTIONARY)
+    return _BASE + deflate(_dumps(_stripped(base, "params", known)), BASE_DICTIONARY)
 
 
 def unpack_base(raw: bytes) -> dict[str, Any]:
     """Return a base as stored (its names still left out: ``card_names.fill``); or before."""
     if raw[:1] == _BASE:
-        found: dict[str, Any] = json.loads(_inflate(raw[1:], BASE_DICTIONARY))
+        found: dict[str, Any] = json.loads(inflate(raw[1:], BASE_DICTIONARY))
         return found
     return unpack(raw)  # version 1: packed whole, names and all (``card_edits.pack``)
 
@@ -168,12 +168,12 @@ def pack_record(record: dict[str, Any], known: dict[str, Any]) -> bytes:
     digest = bytes.fromhex(str(record["d"]))
     if len(digest) != DIGEST_CHARS // 2:
         raise ValueError(f"a card's digest of {len(digest)} bytes, not {DIGEST_CHARS // 2}")
-    return _RECORD + digest + (_deflate(_dumps(rest), RECORD_DICTIONARY) if rest else b"")
+    return _RECORD + digest + (deflate(_dumps(rest), RECORD_DICTIONARY) if rest else b"")
 
 
 def pack_view(view: dict[str, Any], known: dict[str, Any]) -> bytes:
     """Return a view as stored: less its names, deflated."""
-    return _VIEW_PACKED + _deflate(_dumps(_stripped(view, "params", known)), RECORD_DICTIONARY)
+    return _VIEW_PACKED + deflate(_dumps(_stripped(view, "params", known)), RECORD_DICTIONARY)
 
 
 def unpack_record(raw: bytes) -> dict[str, Any]:
@@ -182,12 +182,12 @@ def unpack_record(raw: bytes) -> dict[str, Any]:
     if version == _RECORD:
         size = DIGEST_CHARS // 2
         rest = raw[1 + size :]
-        found: dict[str, Any] = json.loads(_inflate(rest, RECORD_DICTIONARY)) if rest else {}
+        found: dict[str, Any] = json.loads(inflate(rest, RECORD_DICTIONARY)) if rest else {}
         return {"d": raw[1 : 1 + size].hex(), **found}
     if version == _VIEW_PACKED:
-        text = _inflate(raw[1:], RECORD_DICTIONARY)
+        text = inflate(raw[1:], RECORD_DICTIONARY)
     elif version == _DIFF_PACKED:
-        text = _inflate(raw[1:], DECK_DICTIONARY)
+        text = inflate(raw[1:], DECK_DICTIONARY)
     elif version == _DIFF:
         text = raw[1:]
     else:
@@ -204,17 +204,7 @@ def _stripped(whole: dict[str, Any], part: str, known: dict[str, Any]) -> dict[s
 
 
 def _dumps(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _deflate(text: bytes, dictionary: bytes) -> bytes:
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=dictionary)
-    return deflate.compress(text) + deflate.flush()
-
-
-def _inflate(packed: bytes, dictionary: bytes) -> bytes:
-    inflate = zlib.decompressobj(-15, zdict=dictionary)
-    return inflate.decompress(packed) + inflate.flush()
+    return dumps(value).encode()
 
 
 def slim_view(view: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
