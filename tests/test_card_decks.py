@@ -19,6 +19,7 @@ from bot.core.models import Actor, IncomingMessage, Lang, Reply, platform_of
 from bot.core.org import Role
 from bot.live import LiveConfig
 from bot.personal import PersonalData
+from bot.ports import Rendered, Sent
 from bot.render import Renderer
 from bot.scheduling import RqScheduler
 from bot.sender import Sender
@@ -302,9 +303,7 @@ async def test_a_record_diffed_against_a_base_no_longer_there_is_stored_whole(
     async def record(decks: Decks, chat: str, text: str, node: str = "东联村") -> dict:
         params = {**CARD, "text": text, "node_name": node}
         payload = {**reply_payload(card_reply(chat, params)), "seq": 1}
-        pipe = redis_async.pipeline(transaction=True)
-        decks.add(pipe, "9", chat, "5", payload, "0123456789abcdef")
-        await pipe.execute()
+        await decks.add("9", chat, "5", payload, "0123456789abcdef")
         return payload
 
     await record(first, "sim:V-01", "停水")
@@ -316,3 +315,34 @@ async def test_a_record_diffed_against_a_base_no_longer_there_is_stored_whole(
     assert found is not None and found[0] == wanted
     found = await other.card("9", card_field("sim:V-02", "5"))
     assert found is not None and found[0]["params"]["node_name"] == "南岸社区"
+
+
+async def test_a_sender_whose_deck_was_begun_again_records_its_card_whole(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    """The sender packs only the record it expects (against the base it read before the
+    send). The deck deleted and begun again by another sender with another base while the
+    card was on its way, its marking script finds that record unfit, writes nothing and is
+    called again with every record: the card is marked once and reads back as it was sent."""
+    other = {**reply_payload(card_reply("sim:V-02", {**CARD, "text": "停电"})), "seq": 1}
+
+    class Raced(Recorder):
+        async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
+            if chat == "sim:V-03":  # meanwhile: erased, and another sender's first card
+                await redis_async.delete(keys.deck("7"))
+                await Decks(redis_async, "sim").add("7", "sim:V-02", "9", other, "0123456789ab")
+            return await super().send(chat, message, reply_to)
+
+    gateway = Raced("sim", first_id=1001)
+    sender, store = Sender(redis_async, gateway), RedisStore(redis_async)
+    for key, chat, text in (("c1", "sim:V-01", "停水"), ("c3", "sim:V-03", "漏水")):
+        entry = {**reply_payload(card_reply(chat, {**CARD, "text": text})), "seq": 1}
+        await store.commit(None, None, (), [OutboxEntry("sim", key, entry)])
+        assert (await sender.drain()).sent == 1
+    assert [chat for chat, _ in gateway.sent] == ["sim:V-01", "sim:V-03"]
+    assert await redis_async.get(keys.sent("c3")) == b"1002"
+    assert await redis_async.xlen(keys.outbox("sim")) == 0
+    found = await Decks(redis_async, "sim").card("7", card_field("sim:V-03", "1002"))
+    assert found is not None and found[0]["params"]["text"] == "漏水"
+    kept = await Decks(redis_async, "sim").card("7", card_field("sim:V-02", "9"))
+    assert kept is not None and kept[0]["params"]["text"] == "停电"

@@ -42,10 +42,7 @@ def named_payload(chat: str = "sim:V-01", **params: Any) -> dict[str, Any]:
 
 
 async def recorded(decks: Decks, payload: dict[str, Any], message_id: str = "5") -> None:
-    await decks.learn(payload)
-    pipe = decks.redis.pipeline(transaction=True)
-    decks.add(pipe, "7", payload["chat"], message_id, payload, FINGERPRINT)
-    await pipe.execute()
+    await decks.add("7", payload["chat"], message_id, payload, FINGERPRINT)
 
 
 async def test_names_left_in_the_shared_hash_come_back_in_another_process(
@@ -108,10 +105,7 @@ async def test_a_renamed_node_keeps_its_new_names_in_its_decks(
     await recorded(Decks(redis_async, "sim"), named_payload())
     renamed = named_payload(node_name="东联社区", node_names={"zh-Hans": "东联社区"})
     decks = Decks(redis_async, "sim")
-    await decks.learn(renamed)
-    pipe = redis_async.pipeline(transaction=True)
-    decks.add(pipe, "8", "sim:V-01", "6", renamed, FINGERPRINT)
-    await pipe.execute()
+    await decks.add("8", "sim:V-01", "6", renamed, FINGERPRINT)
     found = await Decks(redis_async, "sim").card("8", card_field("sim:V-01", "6"))
     assert found is not None and found[0] == settle(renamed)
     # The hash lost (deleted by hand): a card still reads, naming its node by its id.

@@ -45,7 +45,6 @@ from collections import OrderedDict
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from bot.card_edits import CARD_FIELD_SEP, card_field, split_field, unpack
 from bot.core.models import platform_of
@@ -71,24 +70,46 @@ BASE, VIEW, VIEW_SEQ = "b", "v", "n"
 # lanes at once need no more; one forgotten costs a record stored whole, never a wrong one.
 BASES_KEPT = 1_000
 
-# KEYS: deck, the platform's old hash of records, its old view. ARGV: field, base, record
-# against it, this card's own payload as a base, record against that, the whole record, TTL.
-# Returns the seq of the deck's view (0: none), or -1 when a view written before decks is
-# there: whether a card just sent may show less than the view (``Decks.add``).
-_ADD = """
-local base = redis.call('HGET', KEYS[1], 'b')
-local record = ARGV[6]
-if not base then
-  redis.call('HSET', KEYS[1], 'b', ARGV[4])
-  record = ARGV[5]
-elseif base == ARGV[2] then
-  record = ARGV[3]
+# Lua: record a card in a deck; the body of ``_ADD`` and of the sender's marking script
+# (bot.sender), which records a card with its sent marker in one call. deck, old, old_view:
+# the deck, and the platform's hash of records and view written before decks; a: field,
+# base, record against it, this card's own payload as a base, record against that, the
+# whole record, TTL. Only the variants the writer expects need be there (``recording``): one
+# missing that the deck needs returns AGAIN before anything is written. Else returns the seq
+# of the deck's view (0: none), or -1 when a view written before decks is there: whether a
+# card just sent may show less than the view (``Decks.add``).
+ADD_CARD = """
+local function add_card(deck, old, old_view, a)
+  local base = redis.call('HGET', deck, 'b')
+  local record = a[6]
+  if not base then
+    if a[4] == '' then return -2 end
+    redis.call('HSET', deck, 'b', a[4])
+    record = a[5]
+  elseif base == a[2] then
+    record = a[3]
+  elseif record == '' then
+    return -2
+  end
+  redis.call('HSET', deck, a[1], record)
+  redis.call('HDEL', old, a[1])
+  redis.call('EXPIRE', deck, a[7])
+  if redis.call('EXISTS', old_view) == 1 then return -1 end
+  return tonumber(redis.call('HGET', deck, 'n') or '0')
 end
-redis.call('HSET', KEYS[1], ARGV[1], record)
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-return tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+"""
+ADD_ARGS = 7  # the arguments of add_card's ``a``
+AGAIN = -2  # add_card lacked the variant the deck needs: call again with every one
+
+# KEYS: deck, the platform's old hash of records, its old view. ARGV: add_card's ``a``.
+_ADD = ADD_CARD + "return add_card(KEYS[1], KEYS[2], KEYS[3], ARGV)"
+
+# KEYS: deck, the platform's old view key. ARGV: the fields of the deck to read. Returns
+# them and the old view: one command where a pipeline of two cost the sender twice as much.
+_READ = """
+local found = redis.call('HMGET', KEYS[1], unpack(ARGV))
+found[#found + 1] = redis.call('GET', KEYS[2])
+return found
 """
 
 # KEYS: deck, the platform's old view key. ARGV: seq, the view less what it shares with
@@ -125,6 +146,7 @@ class Decks:
         self.names = names or CardNames(redis)
         self._add = redis.register_script(_ADD)
         self._view = redis.register_script(_VIEW)
+        self._read = redis.register_script(_READ)
         # owner -> its deck's base as read last, packed and not
         self._bases: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
 
@@ -164,10 +186,8 @@ class Decks:
 
     async def view(self, owner: str) -> dict[str, Any] | None:
         """Return the newest view of ``owner``'s cards (remembering the deck's base)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(keys.deck(owner), [BASE, VIEW])
-        pipe.get(keys.card_view(self.platform, owner))
-        (base, packed), old = await pipe.execute()
+        names = [keys.deck(owner), keys.card_view(self.platform, owner)]
+        base, packed, old = await self._read(keys=names, args=[BASE, VIEW])
         return await self._view_of(packed, await self._known(owner, base), old)
 
     async def store_view(self, owner: str, view: dict[str, Any]) -> bool:
@@ -225,64 +245,62 @@ class Decks:
         """Store the names of a card about to be recorded that the shared hash lacks."""
         await self.names.learn(payload.get("params") or {})
 
-    def add(
-        self,
-        pipe: Pipeline,
-        owner: str,
-        chat: str,
-        message_id: str,
-        payload: dict[str, Any],
-        fingerprint: str,
+    async def add(
+        self, owner: str, chat: str, message_id: str, payload: dict[str, Any], fingerprint: str
     ) -> int:
-        """Queue, in ``pipe``, the record of a card sent as ``message_id`` in ``chat``.
+        """Record a card sent as ``message_id`` in ``chat`` (its names learnt first).
 
-        Returns the place of its result among the pipeline's: the seq of the view stored
-        then (0: none; -1: a view written before decks), so that the sender checks the card
-        against the view only when one may be newer than what it shows (``viewed``). A view
-        stored later is followed by its edit entry, which reads this record. Its names are
-        left in the shared hash when ``learn`` stored them first (else kept in the deck).
+        Returns the seq of the view stored then (0: none; -1: a view written before decks), so
+        that the sender checks the card against the view only when one may be newer than what
+        it shows (``viewed``). A view stored later is followed by its edit entry, which reads
+        this record. The sender records its cards with their sent markers in one script of its
+        own, with ``ADD_CARD`` and the keys and arguments of ``recording``.
         """
-        names, args = self._record(owner, card_field(chat, message_id), payload, fingerprint)
-        place = len(pipe)
-        # EVAL, not EVALSHA: a pipeline holding a script asks SCRIPT EXISTS first, one more
-        # round trip per card sent; Redis caches the compiled script by its body anyway.
-        pipe.eval(_ADD, len(names), *names, *args)
-        return place
+        return await self.replace(owner, card_field(chat, message_id), payload, fingerprint)
 
     async def replace(
         self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
-    ) -> None:
-        """Store what a recorded card shows now (moving a record written before into the deck)."""
+    ) -> int:
+        """Store what a recorded card shows now (moving a record written before into the deck);
+        return ``add_card``'s answer."""
         await self.learn(payload)
-        names, args = self._record(owner, field, payload, fingerprint)
-        await self._add(keys=names, args=args)
+        names, args = self.recording(owner, field, payload, fingerprint)
+        found = int(await self._add(keys=names, args=args))
+        if found == AGAIN:
+            names, args = self.recording(owner, field, payload, fingerprint, every=True)
+            found = int(await self._add(keys=names, args=args))
+        return found
 
-    def _record(
-        self, owner: str, field: str, payload: dict[str, Any], fingerprint: str
+    def recording(
+        self, owner: str, field: str, payload: dict[str, Any], fingerprint: str, every: bool = False
     ) -> tuple[list[str], list[bytes | str | int]]:
-        """Return the keys and arguments of ``_ADD`` recording a card's payload."""
+        """Return the keys and arguments of ``add_card`` (``ADD_CARD``) recording a card's
+        payload. Its names are left in the shared hash when ``learn`` stored them first (else
+        kept in the deck).
+
+        Packing a record is most of the work: only the one the deck is expected to take is
+        packed (against the base this sender read, or the card's own payload as the first
+        base), unless ``every``: what ``add_card`` asks for when the deck was not as expected.
+        """
         payload, known = settle(payload), self.names.known
         own = {k: v for k, v in payload.items() if k != "chat"}
-        own_base = pack_base(own, known)
-        base, under = self._bases.get(owner, (own_base, own))
-        against = diff(payload, under, fingerprint)
-        args: list[bytes | str | int] = [
-            field, base, pack_record(against, known), own_base,
-            pack_record(diff(payload, own, fingerprint), known),
-            pack_record(diff(payload, None, fingerprint), known), CARD_TTL,
-        ]  # fmt: skip
+        base = self._bases.get(owner)
+        args: list[bytes | str | int] = [field, b"", b"", b"", b"", b"", CARD_TTL]
+        if base is not None:
+            args[1:3] = [base[0], pack_record(diff(payload, base[1], fingerprint), known)]
+        if base is None or every:
+            args[3:5] = [pack_base(own, known), pack_record(diff(payload, own, fingerprint), known)]
+        if every:
+            args[5] = pack_record(diff(payload, None, fingerprint), known)
         names = [keys.deck(owner), keys.ticket_cards(self.platform, owner)]
         return [*names, keys.card_view(self.platform, owner)], args
 
 
-def point(pipe: Pipeline, chat: str, message_id: str, ticket: str) -> None:
-    """Queue, in ``pipe``, the pointer from a sent message to its ticket."""
+def pointer(chat: str, message_id: str) -> tuple[str, bool]:
+    """Return where the pointer from a sent message to its ticket goes: a field
+    ``message_id`` of a shared HASH (True), or a key of its own (False)."""
     bucket = keys.card_pointers(chat, message_id)
-    if bucket is None:
-        pipe.set(keys.card(chat, message_id), ticket, ex=CARD_TTL)
-        return
-    pipe.hset(bucket, message_id, ticket)
-    pipe.expire(bucket, CARD_TTL)
+    return (bucket, True) if bucket is not None else (keys.card(chat, message_id), False)
 
 
 async def pointed(redis: Redis, chat: str, message_id: str) -> str | None:
