@@ -13,6 +13,7 @@ import redis.asyncio
 from bot.core.org import Role
 from bot.core.ticket import EventKind
 from bot.storage import keys
+from bot.storage.learning import LearningStore
 from tests.conftest import ROOT, RULES_DIR
 from tests.test_services import World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
@@ -238,3 +239,18 @@ async def test_replay_prints_what_a_candidate_rule_set_would_change(
     assert "1 would change" in changed.stdout and CHATTER in changed.stdout
     bad = lianhu(redis_url, "replay", "--since", "soon")
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+async def test_the_replay_log_keeps_no_message_older_than_its_age(
+    redis_async: redis.asyncio.Redis,
+) -> None:
+    """Trimmed by age on a process's first log (then at most once a minute; by count always),
+    a node of the stream at a time (``~``): of 300 messages from 1970, under 100 are left."""
+    old = {"text": "旧", "category": "water", "action": "ticket", "at": "1.0"}
+    for ms in range(1000, 1300):
+        await redis_async.xadd(keys.CLASSIFIED, old, id=f"{ms}-0")  # type: ignore[arg-type]
+    learning = LearningStore(redis_async)
+    await learning.log("停水了", "water", "ticket", 2.0)
+    await learning.log("又停水了", "water", "ticket", 3.0)
+    texts = [row["text"] for row in await learning.classified(0.0)]
+    assert texts[-2:] == ["停水了", "又停水了"] and texts.count("旧") < 100

@@ -22,6 +22,7 @@ from bot.storage.redis import dumps
 MARKER_TTL = 30 * 24 * 3600  # an action retried later than this could add a second example
 CLASSIFIED_MAX = 50_000  # messages kept for replay, newest first (~ a few MB masked)
 CLASSIFIED_AGE = 30 * 24 * 3600  # and none older than this
+CLASSIFIED_TRIM = 60.0  # seconds between a process's trims by age (the count: every add)
 
 _ADD = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return false end
@@ -40,6 +41,7 @@ class LearningStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._add = redis.register_script(_ADD)
+        self._trimmed = float("-inf")  # time.monotonic() of this process's last trim by age
 
     async def add_example(
         self, source: str, message_key: str, text: str, category: str, who: str, now: float
@@ -71,11 +73,11 @@ class LearningStore:
     async def log(self, text: str, category: str, action: str, now: float) -> None:
         """Keep a classified message (``text`` already masked) for replay."""
         fields = {"text": text, "category": category, "action": action, "at": repr(now)}
-        oldest = int((time.time() - CLASSIFIED_AGE) * 1000)  # stream ids are the server's ms
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(keys.CLASSIFIED, fields, maxlen=CLASSIFIED_MAX, approximate=True)  # type: ignore[arg-type]
-        pipe.xtrim(keys.CLASSIFIED, minid=str(oldest), approximate=True)
-        await pipe.execute()
+        await self.redis.xadd(keys.CLASSIFIED, fields, maxlen=CLASSIFIED_MAX, approximate=True)  # type: ignore[arg-type]
+        if time.monotonic() - self._trimmed >= CLASSIFIED_TRIM:  # a minute's more is no matter
+            self._trimmed = time.monotonic()
+            oldest = int((time.time() - CLASSIFIED_AGE) * 1000)  # stream ids: the server's ms
+            await self.redis.xtrim(keys.CLASSIFIED, minid=str(oldest), approximate=True)
 
     async def classified(self, since: float) -> list[dict[str, str]]:
         """Return the classified messages kept since ``since``, oldest first."""
