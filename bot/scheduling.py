@@ -27,6 +27,8 @@ deadline each (``bot.jobs.check_deadline``, written before) still run.
 
 from __future__ import annotations
 
+import time
+
 import redis
 from rq import Queue
 from rq.job import JobStatus
@@ -37,6 +39,11 @@ from bot.ports import ScheduledJob
 JOB_TIMEOUT = 60
 FAILURE_TTL = 7 * 24 * 3600
 DESCRIPTION = "check_deadlines"  # what rq's worker logs beside the job id
+# Seconds a second's job, once built, is handed out again: rq builds one in ~60 µs, and a
+# sweep escalating thousands of tickets asks for the same few seconds' jobs thousands of
+# times. Only its created_at can be that much older than a job built anew.
+REUSE = 1.0
+MADE = 256  # built jobs kept for reuse (forgotten all at once past this many)
 
 
 def job_id(second: int) -> str:
@@ -50,11 +57,16 @@ class RqScheduler:
     def __init__(self, connection: redis.Redis, queue: str = "lianhu") -> None:
         self.queue = Queue(queue, connection=connection)
         self._registry: str = self.queue.scheduled_job_registry.key
+        self._made: dict[int, tuple[float, ScheduledJob]] = {}  # second -> (built at, job)
 
     def job(self, ticket_id: str, stage: int, kind: str, due: float) -> ScheduledJob:
         """Return the job that checks, at the first whole second not before ``due``, every
         deadline due by then: this one (``kind`` of ``stage`` of ``ticket_id``) among them."""
         second = run_at(due)
+        now = time.monotonic()
+        made = self._made.get(second)
+        if made is not None and now - made[0] < REUSE:
+            return made[1]
         job = self.queue.create_job(
             "bot.jobs.check_deadlines",
             args=(second,),
@@ -69,7 +81,7 @@ class RqScheduler:
         for name, value in job.to_dict().items():  # as rq's own unique schedule script does,
             if value is not None and value != "":  # less what rq reads as empty when missing
                 fields += [name, value if isinstance(value, str | bytes) else str(value)]
-        return ScheduledJob(
+        scheduled = ScheduledJob(
             id=job.id,
             key=job.key,
             fields=tuple(fields),
@@ -79,3 +91,7 @@ class RqScheduler:
             queues=Queue.redis_queues_keys,
             queue=self.queue.key,
         )
+        if len(self._made) >= MADE:
+            self._made.clear()
+        self._made[second] = (now, scheduled)
+        return scheduled

@@ -104,6 +104,8 @@ ATTEMPTS = 30  # commits that lose a race reload and decide again; this many tim
 STATS_WINDOW = 30 * 24 * 3600.0
 SWEEP_LIMIT = 100_000  # overdue deadlines one sweep reads (a day of a large district)
 SWEEP_BATCH = 32  # deadlines checked at once: round trips overlap, Redis is not flooded
+# Batches in flight at once: one is decided here while Redis runs the other's commits.
+SWEEP_LANES = 2
 
 
 @dataclass(frozen=True)
@@ -759,16 +761,24 @@ class Service:
         a second's deadline job (``bot.scheduling``) and of the sweeper. One found early
         (rq runs a job up to a second early) gets the next second's job."""
         due = await self.store.due(until, limit=SWEEP_LIMIT)
-        for start in range(0, len(due), SWEEP_BATCH):
-            batch = [(t, s, k) for t, s, k, _ in due[start : start + SWEEP_BATCH]]
-            later = await self._check_batch(batch)
-            done = await asyncio.gather(
-                *(self._check_again(t, s, k, first) for t, s, k, first in later),
-                return_exceptions=True,
-            )
-            for (ticket_id, stage, kind, _), outcome in zip(later, done, strict=True):
-                if isinstance(outcome, BaseException):  # the others go on; this one next sweep
-                    _failed(ticket_id, stage, kind, outcome)
+        batches = [
+            [(t, s, k) for t, s, k, _ in due[start : start + SWEEP_BATCH]]
+            for start in range(0, len(due), SWEEP_BATCH)
+        ]
+        batches.reverse()  # popped from the end: oldest first
+
+        async def lane() -> None:
+            while batches:
+                later = await self._check_batch(batches.pop())
+                done = await asyncio.gather(
+                    *(self._check_again(t, s, k, first) for t, s, k, first in later),
+                    return_exceptions=True,
+                )
+                for (ticket_id, stage, kind, _), outcome in zip(later, done, strict=True):
+                    if isinstance(outcome, BaseException):  # the others go on; next sweep
+                        _failed(ticket_id, stage, kind, outcome)
+
+        await asyncio.gather(*(lane() for _ in range(SWEEP_LANES)))
         return len(due)
 
     async def _check_batch(
