@@ -769,7 +769,13 @@ class Service:
 
         async def lane() -> None:
             while batches:
-                later = await self._check_batch(batches.pop())
+                batch = batches.pop()
+                try:
+                    later = await self._check_batch(batch)
+                except Exception as error:  # the other batches go on; this one next sweep
+                    log.error("sweep: %d deadlines from %s:%s:%s failed", len(batch),
+                              *batch[0], exc_info=error)  # fmt: skip
+                    continue
                 done = await asyncio.gather(
                     *(self._check_again(t, s, k, first) for t, s, k, first in later),
                     return_exceptions=True,

@@ -166,3 +166,31 @@ async def test_a_commit_that_lost_its_race_is_decided_again(
     for ticket_id in (t for t in due if t != ids[0]):
         kinds = [e.kind.value for e in await service.store.history(ticket_id)]
         assert kinds.count("escalated") + kinds.count("flagged") == 1, (ticket_id, kinds)
+
+
+async def test_a_batch_that_fails_is_left_for_the_next_sweep(
+    made: Callable[[], Service], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = made()
+    ids = await open_tickets(service)
+    clock = service.clock
+    assert isinstance(clock, Clock)
+    clock.now += 30 * 86400
+    read = service.store.read
+    calls: list[int] = []
+
+    async def failing_once(ticket_ids: Sequence[str]) -> Any:
+        calls.append(len(ticket_ids))
+        if len(calls) == 1:  # the first batch's read: Redis went away for a moment
+            raise redis.ConnectionError("gone")
+        return await read(ticket_ids)
+
+    monkeypatch.setattr(service.store, "read", failing_once)
+    assert await service.sweep(grace=0) == TICKETS
+    assert f"sweep: {SWEEP_BATCH} deadlines" in caplog.text
+    assert len(await service.store.due(clock.now)) == SWEEP_BATCH  # the others were checked
+    assert await service.sweep(grace=0) == SWEEP_BATCH  # the next sweep checks those
+    assert await service.store.due(clock.now) == []
+    for ticket_id in ids:
+        kinds = [e.kind.value for e in await service.store.history(ticket_id)]
+        assert kinds.count("escalated") + kinds.count("flagged") == 1, (ticket_id, kinds)
