@@ -759,7 +759,8 @@ class Service:
     async def check_due(self, until: float) -> int:
         """Check every deadline due by ``until``, oldest first; return how many: the work of
         a second's deadline job (``bot.scheduling``) and of the sweeper. One found early
-        (rq runs a job up to a second early) gets the next second's job."""
+        (rq runs a job up to a second early) gets the next second's job. SWEEP_BATCH at a
+        time (``_check_batch``), SWEEP_LANES batches in flight."""
         due = await self.store.due(until, limit=SWEEP_LIMIT)
         batches = [
             [(t, s, k) for t, s, k, _ in due[start : start + SWEEP_BATCH]]
@@ -803,7 +804,7 @@ class Service:
             lock = self._lock(ticket_id)
             if kind in PROMPT_KINDS or kind == NOTICE_KIND or lock.locked():
                 later.append((ticket_id, stage, kind, 0))
-            else:  # free: taken at once (nothing else runs between the test and the taking)
+            else:  # free: taken at once (acquire does not wait for a free lock)
                 await lock.acquire()
                 held.append(lock)
                 mine.append((ticket_id, stage, kind))
