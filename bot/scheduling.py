@@ -27,7 +27,7 @@ deadline each (``bot.jobs.check_deadline``, written before) still run.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import time
 
 import redis
 from rq import Queue
@@ -37,11 +37,13 @@ from bot.core.deadlines import run_at
 from bot.ports import ScheduledJob
 
 JOB_TIMEOUT = 60
-# Jobs built lately, by second: the tickets opened in one second owe deadlines in the same
-# second hours later, and share its job; rq's create_job took ~7% of a report's CPU.
-JOBS_KEPT = 64
 FAILURE_TTL = 7 * 24 * 3600
 DESCRIPTION = "check_deadlines"  # what rq's worker logs beside the job id
+# Seconds a second's job, once built, is handed out again: rq builds one in ~60 µs, and a
+# sweep escalating thousands of tickets asks for the same few seconds' jobs thousands of
+# times. Only its created_at can be that much older than a job built anew.
+REUSE = 1.0
+MADE = 256  # built jobs kept for reuse (forgotten all at once past this many)
 
 
 def job_id(second: int) -> str:
@@ -55,20 +57,16 @@ class RqScheduler:
     def __init__(self, connection: redis.Redis, queue: str = "lianhu") -> None:
         self.queue = Queue(queue, connection=connection)
         self._registry: str = self.queue.scheduled_job_registry.key
-        self._built: OrderedDict[int, ScheduledJob] = OrderedDict()
+        self._made: dict[int, tuple[float, ScheduledJob]] = {}  # second -> (built at, job)
 
     def job(self, ticket_id: str, stage: int, kind: str, due: float) -> ScheduledJob:
         """Return the job that checks, at the first whole second not before ``due``, every
         deadline due by then: this one (``kind`` of ``stage`` of ``ticket_id``) among them."""
         second = run_at(due)
-        built = self._built.get(second)
-        if built is None:
-            built = self._built[second] = self._build(second)
-            while len(self._built) > JOBS_KEPT:
-                self._built.popitem(last=False)
-        return built
-
-    def _build(self, second: int) -> ScheduledJob:
+        now = time.monotonic()
+        made = self._made.get(second)
+        if made is not None and now - made[0] < REUSE:
+            return made[1]
         job = self.queue.create_job(
             "bot.jobs.check_deadlines",
             args=(second,),
@@ -83,7 +81,7 @@ class RqScheduler:
         for name, value in job.to_dict().items():  # as rq's own unique schedule script does,
             if value is not None and value != "":  # less what rq reads as empty when missing
                 fields += [name, value if isinstance(value, str | bytes) else str(value)]
-        return ScheduledJob(
+        scheduled = ScheduledJob(
             id=job.id,
             key=job.key,
             fields=tuple(fields),
@@ -93,3 +91,7 @@ class RqScheduler:
             queues=Queue.redis_queues_keys,
             queue=self.queue.key,
         )
+        if len(self._made) >= MADE:
+            self._made.clear()
+        self._made[second] = (now, scheduled)
+        return scheduled

@@ -84,6 +84,7 @@ from bot.storage.learning import LearningStore
 from bot.storage.logins import LINK_TTL, Grant, Logins
 from bot.storage.prompts import PromptStore
 from bot.storage.redis import (
+    Change,
     CommitStatus,
     Extra,
     OutboxEntry,
@@ -103,6 +104,8 @@ ATTEMPTS = 30  # commits that lose a race reload and decide again; this many tim
 STATS_WINDOW = 30 * 24 * 3600.0
 SWEEP_LIMIT = 100_000  # overdue deadlines one sweep reads (a day of a large district)
 SWEEP_BATCH = 32  # deadlines checked at once: round trips overlap, Redis is not flooded
+# Batches in flight at once: one is decided here while Redis runs the other's commits.
+SWEEP_LANES = 2
 
 
 @dataclass(frozen=True)
@@ -638,41 +641,50 @@ class Service:
         async with self._lock(ticket_id):
             return await self._deadline(ctx, ticket_id, stage, kind)
 
-    async def _deadline(self, ctx: Context, ticket_id: str, stage: int, kind: str) -> dl.Outcome:
-        for attempt in range(ATTEMPTS):
+    async def _deadline(
+        self, ctx: Context, ticket_id: str, stage: int, kind: str, first: int = 0
+    ) -> dl.Outcome:
+        for attempt in range(first, ATTEMPTS):
             await _back_off(attempt)
-            now = self.clock()
             ticket = await self.store.get(ticket_id)
-            if ticket is None:
-                await self.store.forget_deadline(ticket_id, stage, kind)
-                return dl.Outcome.MOVED_ON
-            outcome, decision = on_deadline(ctx, ticket, dl.DeadlineKind(kind), stage, now)
-            if outcome is dl.Outcome.EARLY:
-                due = dl.due_of(ticket, dl.DeadlineKind(kind))
-                assert due is not None
-                # A second later than due: a job id names its second, and this job (with the
-                # due second's id) is still running, so the new one needs a new id.
-                job = self.scheduler.job(ticket_id, stage, kind, due + 1.0)
-                await self.store.commit(None, None, jobs=(job,) if job else ())
-                return outcome
-            if decision is None:
-                await self.store.forget_deadline(ticket_id, stage, kind)
-                return outcome
+            outcome, change = self._deadline_change(ctx, ticket_id, stage, kind, ticket)
             result, _ = await self.store.commit(
-                ticket,
-                decision.ticket,
-                decision.events,
-                self._outbox(decision),
-                jobs=self._jobs(ticket, decision.ticket),
-            )
-            if result is CommitStatus.OK:
-                log.info(
-                    "ticket %s: %s deadline of stage %s: %s", ticket_id, kind, stage, outcome.value
-                )
+                change.before, change.after, change.events, change.outbox, jobs=change.jobs,
+                extra=change.extra,
+            )  # fmt: skip
+            if change.after is None or result is CommitStatus.OK:
+                _fired(ticket_id, stage, kind, outcome, change)
                 return outcome
         raise RuntimeError(
             f"deadline {ticket_id}:{stage}:{kind}: gave up after {ATTEMPTS} conflicts"
         )
+
+    def _deadline_change(
+        self, ctx: Context, ticket_id: str, stage: int, kind: str, ticket: Ticket | None
+    ) -> tuple[dl.Outcome, Change]:
+        """Return what a deadline of ``ticket`` (as read) comes to, and the commit making it:
+        the ticket's change (guarded by its history's length), or only the index or job
+        writes when it does not act."""
+        if ticket is None:
+            return dl.Outcome.MOVED_ON, _forget(ticket_id, stage, kind)
+        outcome, decision = on_deadline(ctx, ticket, dl.DeadlineKind(kind), stage, self.clock())
+        if outcome is dl.Outcome.EARLY:
+            due = dl.due_of(ticket, dl.DeadlineKind(kind))
+            assert due is not None
+            # A second later than due: a job id names its second, and this job (with the
+            # due second's id) is still running, so the new one needs a new id.
+            job = self.scheduler.job(ticket_id, stage, kind, due + 1.0)
+            return outcome, Change(jobs=(job,) if job else ())
+        if decision is None:
+            return outcome, _forget(ticket_id, stage, kind)
+        change = Change(
+            ticket,
+            decision.ticket,
+            decision.events,
+            self._outbox(decision),
+            jobs=self._jobs(ticket, decision.ticket),
+        )
+        return outcome, change
 
     async def digest(self, at: str, zone: dt.tzinfo) -> int:
         """Queue today's digest once ``at`` (HH:MM in ``zone``) has passed; return messages queued.
@@ -747,18 +759,84 @@ class Service:
     async def check_due(self, until: float) -> int:
         """Check every deadline due by ``until``, oldest first; return how many: the work of
         a second's deadline job (``bot.scheduling``) and of the sweeper. One found early
-        (rq runs a job up to a second early) gets the next second's job."""
+        (rq runs a job up to a second early) gets the next second's job. SWEEP_BATCH at a
+        time (``_check_batch``), SWEEP_LANES batches in flight."""
         due = await self.store.due(until, limit=SWEEP_LIMIT)
-        for start in range(0, len(due), SWEEP_BATCH):
-            batch = due[start : start + SWEEP_BATCH]
-            done = await asyncio.gather(
-                *(self.handle_deadline(t, s, k) for t, s, k, _ in batch), return_exceptions=True
-            )
-            for (ticket_id, stage, kind, _), outcome in zip(batch, done, strict=True):
-                if isinstance(outcome, BaseException):  # the others go on; this one next sweep
-                    log.error("sweep: deadline %s:%s:%s failed", ticket_id, stage, kind,
-                              exc_info=outcome)  # fmt: skip
+        batches = [
+            [(t, s, k) for t, s, k, _ in due[start : start + SWEEP_BATCH]]
+            for start in range(0, len(due), SWEEP_BATCH)
+        ]
+        batches.reverse()  # popped from the end: oldest first
+
+        async def lane() -> None:
+            while batches:
+                batch = batches.pop()
+                try:
+                    later = await self._check_batch(batch)
+                except Exception as error:  # the other batches go on; this one next sweep
+                    log.error("sweep: %d deadlines from %s:%s:%s failed", len(batch),
+                              *batch[0], exc_info=error)  # fmt: skip
+                    continue
+                done = await asyncio.gather(
+                    *(self._check_again(t, s, k, first) for t, s, k, first in later),
+                    return_exceptions=True,
+                )
+                for (ticket_id, stage, kind, _), outcome in zip(later, done, strict=True):
+                    if isinstance(outcome, BaseException):  # the others go on; next sweep
+                        _failed(ticket_id, stage, kind, outcome)
+
+        await asyncio.gather(*(lane() for _ in range(SWEEP_LANES)))
         return len(due)
+
+    async def _check_batch(
+        self, batch: Sequence[tuple[str, int, str]]
+    ) -> list[tuple[str, int, str, int]]:
+        """Check a batch of tickets' deadlines in two round trips: their tickets read in one,
+        their commits sent in one (each its own compare-and-set on the ticket's history, as
+        ``handle_deadline`` makes it). Return what is left for ``handle_deadline``'s way,
+        with the attempt it starts at: questions, notices, tickets busy in this process, and
+        commits that lost a race (read again and decided again)."""
+        ctx = self.config.context
+        later: list[tuple[str, int, str, int]] = []
+        mine: list[tuple[str, int, str]] = []
+        held: list[asyncio.Lock] = []
+        for ticket_id, stage, kind in batch:
+            lock = self._lock(ticket_id)
+            if kind in PROMPT_KINDS or kind == NOTICE_KIND or lock.locked():
+                later.append((ticket_id, stage, kind, 0))
+            else:  # free: taken at once (acquire does not wait for a free lock)
+                await lock.acquire()
+                held.append(lock)
+                mine.append((ticket_id, stage, kind))
+        try:
+            read = await self.store.read([t for t, _, _ in mine])
+            planned: list[tuple[tuple[str, int, str], dl.Outcome, Change]] = []
+            for (ticket_id, stage, kind), (ticket, _) in zip(mine, read, strict=True):
+                try:
+                    outcome, change = self._deadline_change(ctx, ticket_id, stage, kind, ticket)
+                except Exception as error:  # the others go on; this one next sweep
+                    _failed(ticket_id, stage, kind, error)
+                    continue
+                planned.append(((ticket_id, stage, kind), outcome, change))
+            results = await self.store.commit_many([change for _, _, change in planned])
+            for (deadline, outcome, change), result in zip(planned, results, strict=True):
+                if isinstance(result, Exception):
+                    _failed(*deadline, result)
+                elif change.after is None or result[0] is CommitStatus.OK:
+                    _fired(*deadline, outcome, change)
+                else:  # another worker changed the ticket since it was read
+                    later.append((*deadline, 1))
+        finally:
+            for lock in held:
+                lock.release()
+        return later
+
+    async def _check_again(self, ticket_id: str, stage: int, kind: str, first: int) -> dl.Outcome:
+        """Check one deadline ``handle_deadline``'s way, from attempt ``first``."""
+        if first == 0:
+            return await self.handle_deadline(ticket_id, stage, kind)
+        async with self._lock(ticket_id):
+            return await self._deadline(self.config.context, ticket_id, stage, kind, first)
 
     def _jobs(self, before: Ticket | None, after: Ticket) -> tuple[ScheduledJob, ...]:
         """Return the job for the ticket's earliest owed deadline, when that changed.
@@ -909,6 +987,20 @@ def _duplicate(ticket_id: str) -> Handled:
 
 def _text_id(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _forget(ticket_id: str, stage: int, kind: str) -> Change:
+    """Return the commit dropping a deadline no longer owed from the index."""
+    return Change(extra=Extra(deadlines={keys.deadline_member(ticket_id, stage, kind): None}))
+
+
+def _fired(ticket_id: str, stage: int, kind: str, outcome: dl.Outcome, change: Change) -> None:
+    if change.after is not None:
+        log.info("ticket %s: %s deadline of stage %s: %s", ticket_id, kind, stage, outcome.value)
+
+
+def _failed(ticket_id: str, stage: int, kind: str, error: BaseException) -> None:
+    log.error("sweep: deadline %s:%s:%s failed", ticket_id, stage, kind, exc_info=error)
 
 
 def _earliest(owed: dict[str, float]) -> tuple[str, float] | None:

@@ -9,7 +9,7 @@ OrgTree; the functions below answer routing and permission questions on it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Protocol, TypeVar
@@ -123,6 +123,13 @@ class Node:
     department: str | None
     chats: tuple[str, ...]
     staff_chat: str | None
+    # ``names`` keyed by language code, as templates read them: built once, for every card
+    # and notice asks (a sweep escalating thousands of tickets: tens of thousands of times).
+    coded_names: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        coded = MappingProxyType({lang.value: name for lang, name in self.names.items()})
+        object.__setattr__(self, "coded_names", coded)
 
     def display_name(self, lang: Lang = Lang.ZH_HANS) -> str:
         """Return the name in ``lang``, falling back to Simplified Chinese."""

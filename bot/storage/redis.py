@@ -240,6 +240,18 @@ class Extra:
 
 
 @dataclass(frozen=True)
+class Change:
+    """The arguments of one ticket's commit (see ``RedisStore.commit``), for ``commit_many``."""
+
+    before: Ticket | None = None
+    after: Ticket | None = None
+    events: Sequence[TicketEvent] = ()
+    outbox: Sequence[OutboxEntry] = ()
+    jobs: Sequence[ScheduledJob] = ()
+    extra: Extra | None = None
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A reply waiting for the sender of its platform (see reply_payload)."""
 
@@ -485,6 +497,43 @@ class RedisStore:
         events) of other tickets changed with this one (a link recorded on both).
         Returns the status and, for a duplicate, what the first handling stored.
         """
+        names, args = self._script(before, after, events, outbox, message_key, pool, jobs,
+                                   linked, extra)  # fmt: skip
+        status, value = await self._commit(keys=names, args=args)
+        return CommitStatus(_text(status) or ""), _text(value) or ""
+
+    async def commit_many(
+        self, changes: Sequence[Change]
+    ) -> list[tuple[CommitStatus, str] | Exception]:
+        """Write several changes in one round trip: each its own commit script, atomic and
+        guarded as ``commit`` alone would be, so one that conflicts leaves the others
+        written. Return each one's status, or the error it met, in order."""
+        if not changes:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for c in changes:
+            names, args = self._script(c.before, c.after, c.events, c.outbox, jobs=c.jobs,
+                                       extra=c.extra)  # fmt: skip
+            await self._commit(keys=names, args=args, client=pipe)
+        replies = await pipe.execute(raise_on_error=False)
+        return [
+            r if isinstance(r, Exception) else (CommitStatus(_text(r[0]) or ""), _text(r[1]) or "")
+            for r in replies
+        ]
+
+    def _script(
+        self,
+        before: Ticket | None,
+        after: Ticket | None,
+        events: Sequence[TicketEvent] = (),
+        outbox: Sequence[OutboxEntry] = (),
+        message_key: str | None = None,
+        pool: Pool | None = None,
+        jobs: Sequence[ScheduledJob] = (),
+        linked: Sequence[tuple[Ticket, Ticket, Sequence[TicketEvent]]] = (),
+        extra: Extra | None = None,
+    ) -> tuple[list[str], list[str | bytes]]:
+        """Return the KEYS and ARGV of the commit script making a change (see ``commit``)."""
         ops = _Ops()
         if message_key is not None:
             marker = keys.processed(message_key)
@@ -520,8 +569,7 @@ class RedisStore:
             registry, queues = ops.key(job.registry), ops.key(job.queues)
             ops.op("job", job.key, fields, job.ttl, registry, job.at, job.id, queues, job.queue)
         spec = dumps({"moves": ops.moves, "guards": ops.guards, "ops": ops.ops})
-        status, value = await self._commit(keys=list(ops.keys), args=[spec, *ops.args])
-        return CommitStatus(_text(status) or ""), _text(value) or ""
+        return list(ops.keys), [spec, *ops.args]
 
     def _change(
         self, ops: _Ops, before: Ticket | None, after: Ticket, events: Sequence[TicketEvent]
