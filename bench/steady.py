@@ -305,6 +305,24 @@ def plateau(per_minute: float, rate: float, ttl: float) -> tuple[float, float]:
     return per_report, per_report * rate * ttl
 
 
+# The kinds that are neither a ticket's keys nor left to expire, each bounded otherwise.
+GROUPS = (
+    ("lianhu:outbox:", "outbox: undelivered backlog (how far the one sender is behind)"),
+    ("lianhu:classified", "capped: the replay log keeps its newest 50,000 (bot.storage.learning)"),
+    ("rq:", "deadline jobs: one per due second, run and removed by a worker (none here)"),
+    ("bench:", "the bench's own (latencies, counts)"),
+)
+HOT = "hot: tickets and what follows them out (records, indexes, decks, card pointers)"
+EXPIRES = "expiring: the 7-day markers (update, msg, sent)"
+
+
+def group(name: str) -> str:
+    """Return the group a key kind is judged in (flat, expiring, or bounded otherwise)."""
+    if name in EXPIRING:
+        return EXPIRES
+    return next((label for prefix, label in GROUPS if name.startswith(prefix)), HOT)
+
+
 def steady_report(
     samples: Sequence[tuple[float, dict[str, list[int]]]],
     used: Sequence[tuple[float, float]],
@@ -313,29 +331,30 @@ def steady_report(
     rate: float,
     say: Callable[[str], None] = print,
 ) -> dict[str, float]:
-    """Print the slopes of the steady part, by kind, and what the expiring kinds level off
-    at; return the slopes (``= hot``, ``= expiring``, ``= used_memory`` and ``= rest`` too)."""
+    """Print the slopes of the steady part by kind and by group, and what the expiring kinds
+    level off at; return the slopes of the kinds, the groups and ``used_memory``."""
     found = slopes(samples, since, until)
-    steady_used = [(at, b) for at, b in used if since <= at <= until]
-    hot = sum(v for k, v in found.items() if k not in EXPIRING)
-    expiring = sum(v for k, v in found.items() if k in EXPIRING)
-    total = slope(steady_used)
-    found |= {"= hot": hot, "= expiring": expiring, "= used_memory": total}
-    found["= rest"] = total - hot - expiring
     last = max((s for s in samples if s[0] <= until), key=lambda s: s[0], default=(0.0, {}))[1]
     count = sum(1 for at, _ in samples if since <= at <= until)
     say(f"  steady part t={since:.0f}-{until:.0f} s: slopes by key kind (least squares over "
-        f"{count} samples; bytes a minute):")  # fmt: skip
+        f"{count} samples of MEMORY USAGE; bytes a minute):")  # fmt: skip
     say(f"    {'kind':<34} {'B/min':>12} {'bytes at the end':>16} {'keys':>10}")
-    for name, per in sorted(found.items(), key=lambda kv: -abs(kv[1])):
-        if name.startswith("="):
+    for label in (HOT, EXPIRES, *(label for _, label in GROUPS)):
+        names = sorted((n for n in found if group(n) == label), key=lambda n: -abs(found[n]))
+        if not names:
             continue
-        size, count = last.get(name, [0, 0])[:2]
-        tag = " (expires)" if name in EXPIRING else ""
-        say(f"    {name + tag:<34} {per:12,.0f} {size:16,} {count:10,}")
-    for name in ("= hot", "= expiring", "= rest", "= used_memory"):
-        say(f"    {name:<34} {found[name]:12,.0f}")
-    say("  = rest: used_memory less every key's MEMORY USAGE (the keyspace's hash tables grow "
+        total = sum(found[n] for n in names)
+        size = sum(last.get(n, [0])[0] for n in names)
+        say(f"    = {label}")
+        say(f"      {'(sum)':<32} {total:12,.0f} {size:16,}")
+        for name in names:
+            size, keys_now = last.get(name, [0, 0])[:2]
+            say(f"      {name:<32} {found[name]:12,.0f} {size:16,} {keys_now:10,}")
+        found[f"= {label.split(':')[0]}"] = total
+    found["= used_memory"] = slope([(at, b) for at, b in used if since <= at <= until])
+    keyed = sum(v for k, v in found.items() if not k.startswith("="))
+    say(f"    used_memory {found['= used_memory']:,.0f} B/min; less every key's MEMORY USAGE: "
+        f"{found['= used_memory'] - keyed:,.0f} B/min (the keyspace's hash tables, which grow "
         "with the key count, the expiring keys' mostly; buffers)")  # fmt: skip
     for name, ttl in EXPIRING.items():
         per_report, held = plateau(found.get(name, 0.0), rate, ttl)

@@ -97,3 +97,22 @@ def test_slopes_and_what_an_expiring_kind_levels_off_at() -> None:
     per_report, held = steady.plateau(60_000, rate=10, ttl=7 * DAY)
     assert per_report == pytest.approx(100)  # 1,000 B a second at 10 reports a second
     assert held == pytest.approx(100 * 10 * 7 * DAY)
+
+
+def test_the_steady_report_judges_ticket_keys_apart_from_the_bounded_kinds() -> None:
+    samples = [
+        (t, {
+            "lianhu:ticket:*": [5000, 10, 10], "lianhu:sent:*": [100 * t, 1, 0],
+            "lianhu:outbox:telegram": [50 * t, 1, 1], "bench:latencies": [int(t), 1, 1],
+        })
+        for t in (60.0, 90.0, 120.0)
+    ]  # fmt: skip
+    lines: list[str] = []
+    found = steady.steady_report(samples, [(t, 1e6 + 200 * t) for t, _ in samples], 60.0,
+                                 120.0, 10, lines.append)  # fmt: skip
+    assert found["= hot"] == 0.0  # the tickets' keys are flat
+    assert found["= expiring"] == pytest.approx(6000)
+    assert found["= outbox"] == pytest.approx(3000)
+    assert found["= used_memory"] == pytest.approx(12_000)
+    assert steady.group("rq:job:*").startswith("deadline jobs")
+    assert any("lianhu:sent:*: 10 B a report" in line for line in lines)
