@@ -4,6 +4,7 @@
                           [--deadlines 10000]
     python bench/scale.py --soak 600 --rate 250 [--processes 2] [--model rules|tfidf|model]
                           [--corpus tests/holdout/blind6.jsonl]
+    python bench/scale.py --soak 600 --rate 30 --close-after 60 --retention 120 [--kinds-every 30]
 
 Starts its own redis-server (embedded, AOF everysec) in a temporary folder. Each
 receiver is a process of its own, as ``lianhu run`` is: a Service on the rules
@@ -29,6 +30,14 @@ and p50/p99 of that window; then a summary (used_memory first, middle and last, 
 slope per minute after the first minute, the worst window's p99, the rate held, the CPU
 each process used) and Redis memory by key kind (bytes per ticket, how many keys, how
 many without a TTL: a kind that grows with messages and has no TTL is a leak).
+
+``--close-after SECONDS`` makes the soak a steady state (bench/steady.py): each ticket is
+acknowledged, resolved and confirmed by its resident that long after it opened (commands
+through the inbox, 4 messages in a report's life), and archived ``--retention`` seconds
+after it closed, so the tickets in Redis level off; memory by key kind is read every
+``--kinds-every`` seconds and the summary gives each kind's slope after
+close-after + retention, the tickets' keys apart from the 7-day markers (with what those
+level off at) and the kinds bounded otherwise (outbox backlog, capped log, rq jobs).
 
 ``--model`` puts the learned classifier in every receiver (trained or loaded once by the
 parent before timing; default: the rules); ``--corpus`` takes the report texts from a
