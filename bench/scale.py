@@ -320,30 +320,41 @@ async def sweep(url: str, target: int) -> None:
 
 
 class Accepting:
-    """A gateway that accepts every message (the soak measures Redis, not a platform)."""
+    """A gateway that accepts every message (the soak measures Redis, not a platform).
 
-    def __init__(self, platform: str) -> None:
+    Message ids count across the platform, or with ``per_chat`` in each chat as Telegram's
+    do in a group: the pointers from sent messages fill their hashes of 100 ids
+    (``keys.card_pointers``) as they do in real chats, where one id across chats leaves each
+    hash with a few (the default soak's, kept so its figures compare with the earlier runs).
+    """
+
+    def __init__(self, platform: str, per_chat: bool = False) -> None:
         self.platform = platform
+        self.per_chat = per_chat
         self.count = 0
+        self.counts: dict[str, int] = {}
 
     async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
         self.count += 1
-        return Sent(str(self.count))
+        if not self.per_chat:
+            return Sent(str(self.count))
+        self.counts[chat] = self.counts.get(chat, 0) + 1
+        return Sent(str(self.counts[chat]))
 
 
 def platforms(cfg: LiveConfig) -> list[str]:
     return sorted({c.split(":")[0] for n in cfg.tree.nodes.values() for c in n.chats})
 
 
-def sender(url: str) -> None:
+def sender(url: str, per_chat: bool = False) -> None:
     """Drain every outbox through the real Sender until the parent sets STOP (one process)."""
-    asyncio.run(_send(url))
+    asyncio.run(_send(url, per_chat))
 
 
-async def _send(url: str) -> None:
+async def _send(url: str, per_chat: bool) -> None:
     client = connect(url)
     stop = asyncio.Event()
-    senders = [Sender(client, Accepting(p), f"bench-{p}") for p in platforms(config())]
+    senders = [Sender(client, Accepting(p, per_chat), f"bench-{p}") for p in platforms(config())]
     draining = [asyncio.create_task(s.run(stop, block_ms=100)) for s in senders]
     await client.sadd(READY, "sender")
     while not await client.exists(STOP):
@@ -392,7 +403,7 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
     await inbox.ensure_group()
     fleet = await Fleet.start(url, count, client, args.model, track=closing)
     context = multiprocessing.get_context("spawn")
-    helpers = {"sender": context.Process(target=sender, args=(url,))}
+    helpers = {"sender": context.Process(target=sender, args=(url, closing))}
     if closing:
         helpers["closer"] = context.Process(
             target=steady.closer, args=(url, PLATFORM, args.close_after, RULES, ORG, STOP)
@@ -528,8 +539,9 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
         steady.steady_report(kinds, samples, steady_from, seconds, rate)
     print(f"  CPU over {wall:.0f} s (share of one core): " + ", ".join(
         f"{name} {used / wall:.2f}" for name, used in cpu.items()))  # fmt: skip
-    print("  resident memory after the first minute -> at the end of putting (MB): " + ", ".join(
-        f"{name} {mb[0]:.0f} -> {mb[-1]:.0f}" for name, mb in rss.items() if mb))  # fmt: skip
+    print("  resident memory after the first minute -> halfway -> at the end of putting (MB): "
+          + ", ".join(f"{name} {mb[0]:.0f} -> {mb[len(mb) // 2]:.0f} -> {mb[-1]:.0f}"
+                      for name, mb in rss.items() if mb))  # fmt: skip
     if closing:
         await memory_by_kind(client, len(items), "report")
     else:

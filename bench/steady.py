@@ -40,6 +40,7 @@ from bot.inbox import SEEN_TTL, Inbox
 from bot.live import LiveConfig
 from bot.render import local_zone
 from bot.sender import SENT_TTL
+from bot.storage.decks import CARD_TTL
 from bot.storage.redis import PROCESSED_TTL, RedisStore
 
 OPENED = "bench:opened"  # "<committed at>,<ticket id>" pushed by the receivers, popped here
@@ -306,13 +307,19 @@ def plateau(per_minute: float, rate: float, ttl: float) -> tuple[float, float]:
 
 
 # The kinds that are neither a ticket's keys nor left to expire, each bounded otherwise.
+POINTERS = "lianhu:cardsin:*"  # the pointers from sent messages to their tickets
 GROUPS = (
+    (
+        POINTERS,
+        "pointers: a sent card's leaves with its ticket, a notice's (acknowledged, "
+        "resolved, closed) stays until its 90-day TTL",
+    ),
     ("lianhu:outbox:", "outbox: undelivered backlog (how far the one sender is behind)"),
     ("lianhu:classified", "capped: the replay log keeps its newest 50,000 (bot.storage.learning)"),
     ("rq:", "deadline jobs: one per due second, run and removed by a worker (none here)"),
     ("bench:", "the bench's own (latencies, counts)"),
 )
-HOT = "hot: tickets and what follows them out (records, indexes, decks, card pointers)"
+HOT = "hot: tickets and what leaves with them (records, events, indexes, decks)"
 EXPIRES = "expiring: the 7-day markers (update, msg, sent)"
 
 
@@ -356,7 +363,7 @@ def steady_report(
     say(f"    used_memory {found['= used_memory']:,.0f} B/min; less every key's MEMORY USAGE: "
         f"{found['= used_memory'] - keyed:,.0f} B/min (the keyspace's hash tables, which grow "
         "with the key count, the expiring keys' mostly; buffers)")  # fmt: skip
-    for name, ttl in EXPIRING.items():
+    for name, ttl in [*EXPIRING.items(), (POINTERS, CARD_TTL)]:
         per_report, held = plateau(found.get(name, 0.0), rate, ttl)
         say(f"  {name}: {per_report:,.0f} B a report; levels off after {ttl / DAY:.0f} days at "
             f"{held / 1e9:,.1f} GB at {rate:g}/s, {per_report * 10_000 * ttl / DAY / 1e6:,.1f} "
