@@ -4,6 +4,7 @@
                           [--deadlines 10000]
     python bench/scale.py --soak 600 --rate 250 [--processes 2] [--model rules|tfidf|model]
                           [--corpus tests/holdout/blind6.jsonl]
+    python bench/scale.py --soak 600 --rate 30 --close-after 60 --retention 120 [--kinds-every 30]
 
 Starts its own redis-server (embedded, AOF everysec) in a temporary folder. Each
 receiver is a process of its own, as ``lianhu run`` is: a Service on the rules
@@ -29,6 +30,14 @@ and p50/p99 of that window; then a summary (used_memory first, middle and last, 
 slope per minute after the first minute, the worst window's p99, the rate held, the CPU
 each process used) and Redis memory by key kind (bytes per ticket, how many keys, how
 many without a TTL: a kind that grows with messages and has no TTL is a leak).
+
+``--close-after SECONDS`` makes the soak a steady state (bench/steady.py): each ticket is
+acknowledged, resolved and confirmed by its resident that long after it opened (commands
+through the inbox, 4 messages in a report's life), and archived ``--retention`` seconds
+after it closed, so the tickets in Redis level off; memory by key kind is read every
+``--kinds-every`` seconds and the summary gives each kind's slope after
+close-after + retention, the tickets' keys apart from the 7-day markers (with what those
+level off at) and the kinds bounded otherwise (outbox backlog, capped log, rq jobs).
 
 ``--model`` puts the learned classifier in every receiver (trained or loaded once by the
 parent before timing; default: the rules); ``--corpus`` takes the report texts from a
@@ -56,6 +65,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import redis.asyncio  # noqa: E402
 
+from bench import steady  # noqa: E402
+from bench.steady import slope  # noqa: E402
 from bot.classifier.engine import Engine  # noqa: E402
 from bot.core.deadlines import Policy  # noqa: E402
 from bot.core.models import Actor, IncomingMessage, Lang  # noqa: E402
@@ -72,6 +83,7 @@ from bot.storage.redis import RedisStore  # noqa: E402
 
 PLATFORM = "bench"  # the inbox the receivers read
 GO, STOP, LATENCIES = "bench:go", "bench:stop", "bench:latencies"
+COMMAND_LATENCIES = "bench:latencies:commands"  # the closer's commands (steady soak)
 READY = "bench:ready"
 REPORTS = [
     "村口的路灯坏了半个月，晚上黑漆漆的", "楼下KTV每晚唱到凌晨三点，吵得睡不着",
@@ -80,10 +92,11 @@ REPORTS = [
 ]  # fmt: skip
 
 
+RULES, ORG = ROOT / "routing_rules", ROOT / "org" / "sample_street.yaml"
+
+
 def config() -> LiveConfig:
-    return LiveConfig(
-        ROOT / "routing_rules", ROOT / "org" / "sample_street.yaml", Policy(join_window=0.0)
-    )
+    return LiveConfig(RULES, ORG, Policy(join_window=0.0))
 
 
 def payloads(
@@ -128,12 +141,13 @@ def engine(cfg: LiveConfig, model: str) -> Engine | None:
     return found
 
 
-def receiver(url: str, index: int, model: str) -> None:
-    """Run one receiver process until the parent sets STOP."""
-    asyncio.run(_receive(url, index, model))
+def receiver(url: str, index: int, model: str, track: bool = False) -> None:
+    """Run one receiver process until the parent sets STOP; with ``track``, tell the closer
+    every ticket it opens (``steady.OPENED``)."""
+    asyncio.run(_receive(url, index, model, track))
 
 
-async def _receive(url: str, index: int, model: str) -> None:
+async def _receive(url: str, index: int, model: str, track: bool) -> None:
     client = connect(url)
     sync = redis.Redis.from_url(url)
     cfg = config()
@@ -142,13 +156,27 @@ async def _receive(url: str, index: int, model: str) -> None:
     warm = payloads(cfg, 1, f"warm{index}-")[0]
     await service.handle_message(incoming(warm))
     done: list[str] = []
+    commands: list[str] = []
+    opened: list[str] = []
 
     async def handle(raw: str) -> None:
         item = json.loads(raw)
-        await service.handle_message(incoming(item))
+        handled = await service.handle_message(incoming(item))
         if "t" in item:
             now = time.time()
-            done.append(f"{now:.3f},{(now - item['t']) * 1000:.3f}")
+            (commands if "c" in item else done).append(f"{now:.3f},{(now - item['t']) * 1000:.3f}")
+            if track and handled.status == "opened":
+                opened.append(f"{now:.3f},{handled.ticket}")
+
+    async def flush() -> None:
+        for name, rows in (
+            (LATENCIES, done),
+            (COMMAND_LATENCIES, commands),
+            (steady.OPENED, opened),
+        ):
+            if rows:
+                batch, rows[:] = list(rows), []
+                await client.rpush(name, *batch)
 
     inbox = Inbox(client, PLATFORM)
     await inbox.ensure_group()
@@ -159,13 +187,10 @@ async def _receive(url: str, index: int, model: str) -> None:
     task = asyncio.create_task(inbox.run(stop, handle, block_ms=50))
     while not await client.exists(STOP):
         await asyncio.sleep(0.2)
-        if done:
-            batch, done[:] = list(done), []
-            await client.rpush(LATENCIES, *batch)
+        await flush()
     stop.set()
     await task
-    if done:
-        await client.rpush(LATENCIES, *done)
+    await flush()
     await client.aclose()
     sync.close()
     if classifier is not None:
@@ -187,10 +212,17 @@ class Fleet:
 
     @classmethod
     async def start(
-        cls, url: str, count: int, client: redis.asyncio.Redis, model: str = "rules"
+        cls,
+        url: str,
+        count: int,
+        client: redis.asyncio.Redis,
+        model: str = "rules",
+        track: bool = False,
     ) -> Fleet:
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=receiver, args=(url, i, model)) for i in range(count)]
+        procs = [
+            context.Process(target=receiver, args=(url, i, model, track)) for i in range(count)
+        ]
         for p in procs:
             p.start()
         while await client.scard(READY) < count:
@@ -213,8 +245,10 @@ async def wait_empty(client: redis.asyncio.Redis) -> None:
         await asyncio.sleep(0.005)
 
 
-async def latencies(client: redis.asyncio.Redis) -> list[tuple[float, float]]:
-    rows = await client.lrange(LATENCIES, 0, -1)
+async def latencies(
+    client: redis.asyncio.Redis, name: str = LATENCIES
+) -> list[tuple[float, float]]:
+    rows = await client.lrange(name, 0, -1)
     out = []
     for row in rows:
         at, ms = row.decode().split(",")
@@ -286,30 +320,41 @@ async def sweep(url: str, target: int) -> None:
 
 
 class Accepting:
-    """A gateway that accepts every message (the soak measures Redis, not a platform)."""
+    """A gateway that accepts every message (the soak measures Redis, not a platform).
 
-    def __init__(self, platform: str) -> None:
+    Message ids count across the platform, or with ``per_chat`` in each chat as Telegram's
+    do in a group: the pointers from sent messages fill their hashes of 100 ids
+    (``keys.card_pointers``) as they do in real chats, where one id across chats leaves each
+    hash with a few (the default soak's, kept so its figures compare with the earlier runs).
+    """
+
+    def __init__(self, platform: str, per_chat: bool = False) -> None:
         self.platform = platform
+        self.per_chat = per_chat
         self.count = 0
+        self.counts: dict[str, int] = {}
 
     async def send(self, chat: str, message: Rendered, reply_to: str | None) -> Sent:
         self.count += 1
-        return Sent(str(self.count))
+        if not self.per_chat:
+            return Sent(str(self.count))
+        self.counts[chat] = self.counts.get(chat, 0) + 1
+        return Sent(str(self.counts[chat]))
 
 
 def platforms(cfg: LiveConfig) -> list[str]:
     return sorted({c.split(":")[0] for n in cfg.tree.nodes.values() for c in n.chats})
 
 
-def sender(url: str) -> None:
+def sender(url: str, per_chat: bool = False) -> None:
     """Drain every outbox through the real Sender until the parent sets STOP (one process)."""
-    asyncio.run(_send(url))
+    asyncio.run(_send(url, per_chat))
 
 
-async def _send(url: str) -> None:
+async def _send(url: str, per_chat: bool) -> None:
     client = connect(url)
     stop = asyncio.Event()
-    senders = [Sender(client, Accepting(p), f"bench-{p}") for p in platforms(config())]
+    senders = [Sender(client, Accepting(p, per_chat), f"bench-{p}") for p in platforms(config())]
     draining = [asyncio.create_task(s.run(stop, block_ms=100)) for s in senders]
     await client.sadd(READY, "sender")
     while not await client.exists(STOP):
@@ -335,86 +380,73 @@ def rss_mb(pid: int) -> float:
     return int(found[0]) / 1024 if found else 0.0
 
 
-def kind(key: str) -> str:
-    """Return a key's kind: its name with ids, accounts, chats and job ids replaced by ``*``."""
-    parts = key.split(":")
-    if parts[0] == "rq":
-        return ":".join(parts[:2]) + (":*" if len(parts) > 2 else "")
-    if len(parts) < 3:
-        return key
-    if parts[1] == "ticket":
-        return "lianhu:ticket:*" + (":" + ":".join(parts[3:]) if len(parts) > 3 else "")
-    if parts[1] in ("inbox", "outbox"):
-        return ":".join(parts[:3]) + (":" + parts[3] + ":*" if len(parts) > 4 else "")
-    return ":".join(parts[:2]) + ":*"
-
-
-async def memory_by_kind(client: redis.asyncio.Redis, tickets: int) -> None:
-    """Print Redis memory by key kind: bytes per ticket, keys, keys without a TTL."""
-    names = [k.decode() async for k in client.scan_iter(count=1000)]
-    sizes: list[int | None] = []
-    ttls: list[int] = []
-    for first in range(0, len(names), 5000):
-        pipe = client.pipeline(transaction=False)
-        for name in names[first : first + 5000]:
-            pipe.memory_usage(name, samples=0)
-            pipe.ttl(name)
-        found = await pipe.execute()
-        sizes += found[0::2]
-        ttls += found[1::2]
-    by: dict[str, list[int]] = {}
-    for name, size, ttl in zip(names, sizes, ttls, strict=True):
-        row = by.setdefault(kind(name), [0, 0, 0])
-        row[0] += size or 0
-        row[1] += 1
-        row[2] += ttl == -1
-    print(f"Redis memory by key kind at {tickets:,} tickets (MEMORY USAGE, TTL):")
-    print(f"  {'kind':<34} {'B/ticket':>8} {'keys':>9} {'no TTL':>9}")
+async def memory_by_kind(client: redis.asyncio.Redis, tickets: int, per: str = "ticket") -> None:
+    """Print Redis memory by key kind: bytes per ticket (or ``per``), keys, keys without a TTL."""
+    by = await steady.sizes(client)
+    print(f"Redis memory by key kind at {tickets:,} {per}s (MEMORY USAGE, TTL):")
+    print(f"  {'kind':<34} {'B/' + per:>8} {'keys':>9} {'no TTL':>9}")
     for name, (size, count, forever) in sorted(by.items(), key=lambda kv: -kv[1][0]):
-        print(f"  {name:<34} {size / max(tickets, 1):8,.0f} {count:9,} {forever:9,}")
+        untimed = "" if name in steady.EXPIRING else f"{forever:9,}"  # these all have a TTL
+        print(f"  {name:<34} {size / max(tickets, 1):8,.0f} {count:9,} {untimed:>9}")
     total = sum(v[0] for v in by.values())
-    print(f"  {'= all keys':<34} {total / max(tickets, 1):8,.0f} {len(names):9,}")
+    keys_all = sum(v[1] for v in by.values())
+    print(f"  {'= all keys':<34} {total / max(tickets, 1):8,.0f} {keys_all:9,}")
 
 
-def slope(samples: list[tuple[float, int]]) -> float:
-    """Return the least-squares slope of (seconds, bytes) samples, in bytes a minute."""
-    if len(samples) < 2:
-        return float("nan")
-    xs, ys = [t for t, _ in samples], [float(b) for _, b in samples]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    den = sum((x - mx) ** 2 for x in xs)
-    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
-
-
-async def soak(url: str, args: argparse.Namespace, count: int) -> None:
+async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> None:
     seconds, rate = args.soak, args.rate
+    closing = args.close_after > 0  # the steady state: tickets close and leave (bench/steady.py)
     client = connect(url)
     await client.flushall()
     cfg = config()
     inbox = Inbox(client, PLATFORM, "bench-parent")
     await inbox.ensure_group()
-    fleet = await Fleet.start(url, count, client, args.model)
-    drain = multiprocessing.get_context("spawn").Process(target=sender, args=(url,))
-    drain.start()
+    fleet = await Fleet.start(url, count, client, args.model, track=closing)
+    context = multiprocessing.get_context("spawn")
+    helpers = {"sender": context.Process(target=sender, args=(url, closing))}
+    if closing:
+        helpers["closer"] = context.Process(
+            target=steady.closer, args=(url, PLATFORM, args.close_after, RULES, ORG, STOP)
+        )
+        helpers["archiver"] = context.Process(
+            target=steady.archiver, args=(url, str(folder / "archive"), args.retention, STOP)
+        )
+    for helper in helpers.values():
+        helper.start()
     while not await client.sismember(READY, "sender"):
         await asyncio.sleep(0.05)
     await client.set(GO, 1)
     outboxes = platforms(cfg)
     redis_pid = int((await client.info("server"))["process_id"])
-    pids = {"redis-server": redis_pid, "parent (puts, samples)": os.getpid(), "sender": drain.pid}
-    pids |= {f"receiver {i}": p.pid for i, p in enumerate(fleet.procs)}
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+    pids = {"redis-server": redis_pid, "parent (puts, samples)": os.getpid()}
+    pids |= {name: p.pid for name, p in helpers.items() if p.pid}
+    pids |= {f"receiver {i}": p.pid for i, p in enumerate(fleet.procs) if p.pid}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     base = int((await client.info("memory"))["used_memory"])
     print(f"soak: {count} receivers ({args.model}) at {rate}/s for {seconds} s; outboxes "
           f"{outboxes} drained by one sender process; used_memory at start "
           f"{base / 1e6:.1f} MB")  # fmt: skip
-    print("   t  used_memory  tickets  B/ticket  inbox  outbox  rq jobs  p50 ms  p99 ms  load")
+    if closing:
+        steady_from = args.close_after + args.retention
+        print(f"steady state: each ticket acknowledged, resolved and confirmed by its resident "
+              f"{args.close_after:g} s after it opened (commands through the inbox), archived "
+              f"{args.retention:g} s after it closed; steady from t={steady_from:g} s, when "
+              f"~{rate * steady_from:,.0f} tickets are in Redis. The markers of updates, "
+              f"messages and deliveries keep their TTLs of 7 days (constants, no setting "
+              f"shortens them): measured apart as 'expiring', with what they level off at. "
+              f"Memory by key kind every {args.kinds_every} s.")  # fmt: skip
+        print("   t  used_memory  tickets  closed  archived  inbox  outbox  rq jobs  p50 ms"
+              "  p99 ms  cmd p99  load")  # fmt: skip
+    else:
+        print("   t  used_memory  tickets  B/ticket  inbox  outbox  rq jobs  p50 ms  p99 ms  load")
     items = payloads(cfg, rate * seconds, "k", args.texts)
     begin = time.time()
     putting = asyncio.create_task(paced(inbox, items, rate, 0))
-    seen = 0
+    seen, commands_seen = 0, 0
     samples: list[tuple[float, int]] = []
+    kinds: list[tuple[float, dict[str, list[int]]]] = []  # (t, memory by kind), closing only
     p99s: list[float] = []
+    command_p99s: list[float] = []
     rss: dict[str, list[float]] = {}  # MB of each process after the first minute and at the end
 
     async def waiting() -> tuple[int, int]:
@@ -436,7 +468,6 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
         tickets = await indexes.ticket_count(client)
         in_left, out_left = await waiting()
         jobs = await client.zcard("rq:scheduled:lianhu")
-        per = (used - base) / tickets if tickets else 0.0
         at = time.time() - begin
         samples.append((at, used))
         p50 = statistics.median(window) if window else float("nan")
@@ -445,16 +476,39 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
             p99s.append(p99)
         if at > 60 and not putting.done():
             for name, pid in pids.items():
-                if pid:
-                    rss.setdefault(name, []).append(rss_mb(pid))
-        print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
-              f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}"
-              f"  {os.getloadavg()[0]:.2f}")  # fmt: skip
+                rss.setdefault(name, []).append(rss_mb(pid))
+        load = os.getloadavg()[0]
+        if not closing:
+            per = (used - base) / tickets if tickets else 0.0
+            print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
+                  f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}"
+                  f"  {load:.2f}")  # fmt: skip
+            continue
+        found = [ms for _, ms in (await latencies(client, COMMAND_LATENCIES))[commands_seen:]]
+        commands_seen += len(found)
+        command_p99 = percentile(found, 0.99)
+        if found and at <= seconds + 5:
+            command_p99s.append(command_p99)
+        closed = await client.zcard(keys.CLOSED)
+        archived = int(await client.get(steady.ARCHIVED) or 0)
+        print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {closed:6,}  {archived:8,}  "
+              f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}  {command_p99:7.1f}"
+              f"  {load:.2f}")  # fmt: skip
+        if at <= seconds + 5 and (not kinds or at - kinds[-1][0] >= args.kinds_every - 1):
+            took = time.time()
+            by = await steady.sizes(client)
+            kinds.append((at, by))
+            hot = sum(v[0] for k, v in by.items() if k not in steady.EXPIRING)
+            print(f"      by kind: hot {hot / 1e6:.1f} MB, expiring "
+                  f"{(sum(v[0] for v in by.values()) - hot) / 1e6:.1f} MB, "
+                  f"{sum(v[1] for v in by.values()):,} keys (read in "
+                  f"{time.time() - took:.1f} s)")  # fmt: skip
     held = await putting
     wall = time.time() - begin
-    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items() if pid}
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     await client.set(STOP, 1)
-    await asyncio.to_thread(drain.join, 30)
+    for helper in helpers.values():
+        await asyncio.to_thread(helper.join, 30)
     await fleet.stop(client)
     pending = await client.xpending(keys.inbox(PLATFORM), keys.INBOX_GROUP)
     tickets = await indexes.ticket_count(client)
@@ -462,20 +516,36 @@ async def soak(url: str, args: argparse.Namespace, count: int) -> None:
     middle = samples[len(samples) // 2]
     in_left, out_left = await waiting()
     print(f"summary: {len(items):,} reports put at {held:,.1f}/s (asked {rate}/s), "
-          f"{tickets:,} tickets; at the end: inbox {in_left} ({pending['pending']} pending), "
-          f"outboxes {out_left} undelivered")  # fmt: skip
+          f"{tickets:,} tickets in Redis; at the end: inbox {in_left} "
+          f"({pending['pending']} pending), outboxes {out_left} undelivered")  # fmt: skip
     print(f"  used_memory: first {samples[0][1] / 1e6:.1f} MB (t={samples[0][0]:.0f} s), "
           f"middle {middle[1] / 1e6:.1f} MB (t={middle[0]:.0f} s), last "
           f"{samples[-1][1] / 1e6:.1f} MB (t={samples[-1][0]:.0f} s); slope after the first "
           f"minute {slope(warm) / 1e6:.2f} MB/min = "
           f"{slope(warm) / 60 / rate:,.0f} B a report")  # fmt: skip
+    queued = sum([int((await client.xinfo_stream(keys.outbox(p)))["entries-added"])
+                  for p in outboxes])  # fmt: skip
+    print(f"  messages queued to send: {queued:,} = {queued / len(items):.1f} a report")
     print(f"  p99 per 10 s window while putting: max {max(p99s, default=float('nan')):.1f} ms,"
           f" median {statistics.median(p99s) if p99s else float('nan'):.1f} ms")  # fmt: skip
+    if closing:
+        told: Any = await client.hgetall(steady.CLOSER)
+        counts = {k.decode(): int(v) for k, v in told.items()}
+        archived = int(await client.get(steady.ARCHIVED) or 0)
+        middling = statistics.median(command_p99s) if command_p99s else float("nan")
+        print(f"  closer: {counts}; archived {archived:,} tickets; commands' p99 per window: "
+              f"max {max(command_p99s, default=float('nan')):.1f} ms, median "
+              f"{middling:.1f} ms")  # fmt: skip
+        steady.steady_report(kinds, samples, steady_from, seconds, rate)
     print(f"  CPU over {wall:.0f} s (share of one core): " + ", ".join(
         f"{name} {used / wall:.2f}" for name, used in cpu.items()))  # fmt: skip
-    print("  resident memory after the first minute -> at the end of putting (MB): " + ", ".join(
-        f"{name} {mb[0]:.0f} -> {mb[-1]:.0f}" for name, mb in rss.items() if mb))  # fmt: skip
-    await memory_by_kind(client, tickets)
+    print("  resident memory after the first minute -> halfway -> at the end of putting (MB): "
+          + ", ".join(f"{name} {mb[0]:.0f} -> {mb[len(mb) // 2]:.0f} -> {mb[-1]:.0f}"
+                      for name, mb in rss.items() if mb))  # fmt: skip
+    if closing:
+        await memory_by_kind(client, len(items), "report")
+    else:
+        await memory_by_kind(client, tickets)
     await client.aclose()
 
 
@@ -489,7 +559,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"classifier: {kind} model")
             found.close()
         if args.soak:
-            await soak(url, args, counts[0])
+            await soak(url, args, counts[0], Path(folder))
             return
         print(f"message -> ticket, {args.model} classifier, {args.messages} reports; latency "
               f"at {args.rate}/s for {args.seconds} s; {os.cpu_count()} cores")  # fmt: skip
@@ -516,6 +586,18 @@ def main() -> int:
     parser.add_argument("--soak", type=int, default=0, help="seconds of soak (0: no soak)")
     parser.add_argument(
         "--drain", type=int, default=120, help="soak: seconds after the end to drain outboxes"
+    )
+    parser.add_argument(
+        "--close-after",
+        type=float,
+        default=0.0,
+        help="soak: seconds from a ticket's opening to its close (0: tickets stay open)",
+    )
+    parser.add_argument(
+        "--retention", type=float, default=60.0, help="soak: seconds from close to archive"
+    )
+    parser.add_argument(
+        "--kinds-every", type=int, default=30, help="soak: seconds between memory-by-kind reads"
     )
     parser.add_argument("--model", choices=("model", "tfidf", "rules"), default="rules")
     parser.add_argument(

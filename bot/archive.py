@@ -63,10 +63,11 @@ class Archive:
         self.store = RedisStore(redis)
         self.index = ArchiveIndex(redis)
 
-    async def sweep(self, days: int, batch: int = ARCHIVE_BATCH) -> int:
+    async def sweep(self, days: float, batch: int = ARCHIVE_BATCH) -> int:
         """Archive up to ``batch`` tickets closed more than ``days`` ago; return how many.
 
-        0 days turns archiving off.
+        0 days turns archiving off. A fraction of a day is taken as it is: the soak
+        (bench/scale.py ``--retention``) archives tickets seconds after they closed.
         """
         if days <= 0:
             return 0

@@ -88,6 +88,23 @@ async def test_closed_tickets_past_retention_leave_redis_once(world: World, tmp_
     assert path.stat().st_mode & 0o777 == 0o600
 
 
+async def test_a_retention_of_seconds_archives_what_closed_before_it(
+    world: World, tmp_path: Path
+) -> None:
+    """A fraction of a day is a retention too (the soak archives seconds after closing)."""
+    chen = world.person(Role.RESIDENT, "H-01")
+    cadre = world.person(Role.VILLAGE_CADRE, "V-01")
+    ticket = await report(world, chen, LAMP)
+    await command(world, cadre, f"/dismiss {ticket} 重复报告")
+    world.clock.now += 90  # closed a minute and a half ago
+    moved = archive(world, tmp_path)
+
+    assert await moved.sweep(120 / DAY) == 0  # two minutes: not yet
+    assert await world.store.get(ticket) is not None
+    assert await moved.sweep(60 / DAY) == 1  # one minute: past it
+    assert await world.store.get(ticket) is None and await world.store.archived(ticket)
+
+
 async def test_a_crash_between_writing_and_removing_leaves_the_ticket_intact(
     world: World, tmp_path: Path
 ) -> None:

@@ -1,0 +1,118 @@
+"""The steady soak's parts (bench/steady.py): its commands close every kind of bench report,
+its archive leaves nothing of a ticket but the expiring markers, its memory reader and slopes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import steady
+from bench.scale import REPORTS
+from bot.archive import DAY, Archive, ArchiveFiles
+from bot.core.models import Actor, IncomingMessage, Lang
+from bot.core.org import Role
+from bot.core.ticket import TicketState
+from bot.render import local_zone
+from bot.storage import keys
+from tests.test_services import World
+from tests.test_services import world as world  # the fixture, re-exported for these tests
+
+
+def typed(world: World, payload: dict[str, str]) -> IncomingMessage:
+    """Return the message a payload stands for, as the bench's receivers make it."""
+    sender = Actor(payload["account"], payload["name"], None, Lang.ZH_HANS)
+    chat, text = payload["chat"], payload["text"]
+    return IncomingMessage(chat, payload["message_id"], sender, text, world.clock.now)
+
+
+@pytest.mark.parametrize("text", REPORTS)
+async def test_the_closers_commands_close_a_ticket_and_the_archive_takes_it(
+    world: World, tmp_path: Path, text: str
+) -> None:
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, text))
+    assert opened.status == "opened" and opened.ticket is not None
+    by_node = steady.handlers(world.tree)
+    for phase in range(len(steady.PHASES)):
+        ticket = await world.store.get(opened.ticket)
+        assert ticket is not None and steady.ready(phase, ticket)
+        if phase + 1 < len(steady.PHASES):
+            assert not steady.ready(phase + 1, ticket)  # the next step waits for this one
+        payload = steady.command(phase, ticket, world.tree, by_node)
+        assert payload is not None, f"no handler at {ticket.node}"
+        world.clock.now += 5
+        handled = await world.service.handle_message(typed(world, payload))
+        assert handled.status == "done", (steady.PHASES[phase], handled)
+    closed = await world.store.get(opened.ticket)
+    assert closed is not None and closed.state is TicketState.CLOSED
+
+    world.clock.now += 30
+    moved = Archive(world.redis, ArchiveFiles(tmp_path, local_zone(), world.clock))
+    assert await moved.sweep(60 / DAY) == 0  # a minute's retention: not yet
+    assert await moved.sweep(20 / DAY) == 1
+    left = {steady.kind(k.decode()) async for k in world.redis.scan_iter(count=1000)}
+    per_ticket = {k for k in left if "ticket" in k or "deck" in k or "cardsin" in k}
+    assert per_ticket == set()  # its record, events, deck and card pointers are gone
+
+
+def test_every_node_a_bench_ticket_reaches_has_a_handler(world: World) -> None:
+    by_node = steady.handlers(world.tree)
+    assert set(by_node) == set(world.tree.nodes)
+    grid = by_node["G-01"]
+    assert grid.role is Role.GRID_WORKER  # the closest handler, not the street's staff
+
+
+def test_steps_come_due_in_order_and_wait_in_front() -> None:
+    steps = steady.Steps(after=30.0)
+    steps.opened(100.0, "1")
+    steps.opened(101.0, "2")
+    assert steps.due(0, 109.0) == []
+    assert [i for _, i, _ in steps.due(0, 111.0)] == ["1", "2"]
+    steps.done(0, 100.0, "1")
+    steps.done(0, 101.0, "2")
+    [first, second] = steps.due(1, 125.0)
+    steps.later(1, [first, second])  # not ready: back in front, in order
+    steps.opened(102.0, "3")
+    assert [i for _, i, _ in steps.due(1, 125.0)] == ["1", "2"]
+
+
+async def test_memory_by_kind_sums_the_expiring_markers_apart(world: World) -> None:
+    await world.redis.set(keys.sent("t:1:1:0"), 1, ex=3600)
+    await world.redis.set(keys.processed("telegram:1:2"), "1", ex=3600)
+    await world.redis.set(keys.ticket("1"), "{}")
+    found = await steady.sizes(world.redis)
+    assert found["lianhu:sent:*"][1] == 1 and found["lianhu:msg:*"][1] == 1
+    assert found["lianhu:ticket:*"][1:] == [1, 1]  # one key, without a TTL
+    assert all(row[0] > 0 for row in found.values())
+
+
+def test_slopes_and_what_an_expiring_kind_levels_off_at() -> None:
+    samples = [
+        (t, {"lianhu:sent:*": [1000 * t, 1, 0], "lianhu:ticket:*": [5000, 1, 1]})
+        for t in (0.0, 30.0, 60.0, 90.0)
+    ]
+    found = steady.slopes(samples, 30.0, 90.0)
+    assert found == {"lianhu:sent:*": pytest.approx(60_000), "lianhu:ticket:*": 0.0}
+    per_report, held = steady.plateau(60_000, rate=10, ttl=7 * DAY)
+    assert per_report == pytest.approx(100)  # 1,000 B a second at 10 reports a second
+    assert held == pytest.approx(100 * 10 * 7 * DAY)
+
+
+def test_the_steady_report_judges_ticket_keys_apart_from_the_bounded_kinds() -> None:
+    samples = [
+        (t, {
+            "lianhu:ticket:*": [5000, 10, 10], "lianhu:sent:*": [100 * t, 1, 0],
+            "lianhu:outbox:telegram": [50 * t, 1, 1], "bench:latencies": [int(t), 1, 1],
+        })
+        for t in (60.0, 90.0, 120.0)
+    ]  # fmt: skip
+    lines: list[str] = []
+    found = steady.steady_report(samples, [(t, 1e6 + 200 * t) for t, _ in samples], 60.0,
+                                 120.0, 10, lines.append)  # fmt: skip
+    assert found["= hot"] == 0.0  # the tickets' keys are flat
+    assert found["= expiring"] == pytest.approx(6000)
+    assert found["= outbox"] == pytest.approx(3000)
+    assert found["= used_memory"] == pytest.approx(12_000)
+    assert steady.group("rq:job:*").startswith("deadline jobs")
+    assert any("lianhu:sent:*: 10 B a report" in line for line in lines)
