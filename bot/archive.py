@@ -41,6 +41,7 @@ from bot.core.ticket import Ticket, TicketEvent
 from bot.ports import Clock
 from bot.storage import keys
 from bot.storage.archive import ArchiveIndex, Unhot
+from bot.storage.raw import text_of
 from bot.storage.redis import RedisStore, dumps
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Archive:
     async def due(self, cutoff: float, batch: int = ARCHIVE_BATCH) -> list[Batch]:
         """Return up to ``batch`` tickets closed before ``cutoff``, with their histories."""
         found = await self.redis.zrangebyscore(keys.CLOSED, "-inf", cutoff, 0, batch)
-        ids = [_text(i) for i in found]
+        ids = [text_of(i) for i in found]
         read = await self.store.read(ids)
         stale = [i for i, (t, _) in zip(ids, read, strict=True) if t is None]
         if stale:  # no such ticket any more: nothing to archive
@@ -266,7 +267,3 @@ def _month_end(month: str, zone: dt.tzinfo) -> float:
     year, number = map(int, month.split("-"))
     following = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
     return following.timestamp()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -33,6 +33,7 @@ from bot.core.org import OrgTree, Role
 from bot.core.workflow import Context, node_params
 from bot.live import LiveConfig
 from bot.storage import keys
+from bot.storage.raw import text_of
 
 INVITE_TTL = 7 * 24 * 3600
 JOIN_ATTEMPTS = 5  # failed /join attempts an account has per window: codes cannot be guessed
@@ -109,17 +110,17 @@ class BindingStore:
         bindings = {}
         for chat, raw in raw_bindings.items():
             data = json.loads(raw)
-            bindings[_text(chat)] = Binding(
-                _text(chat), data["node"], bool(data.get("staff")), data.get("thread")
+            bindings[text_of(chat)] = Binding(
+                text_of(chat), data["node"], bool(data.get("staff")), data.get("thread")
             )
         enrolments = {}
         for account, raw in raw_enrolments.items():
             data = json.loads(raw)
-            enrolments[_text(account)] = Enrolment(
-                _text(account), data["name"], Role(data["role"]), data["scope"],
+            enrolments[text_of(account)] = Enrolment(
+                text_of(account), data["name"], Role(data["role"]), data["scope"],
                 Lang(data.get("lang", "zh-Hans")), data.get("code", ""), float(data.get("at", 0)),
             )  # fmt: skip
-        revoked = {_text(a): float(json.loads(raw)["at"]) for a, raw in raw_revoked.items()}
+        revoked = {text_of(a): float(json.loads(raw)["at"]) for a, raw in raw_revoked.items()}
         return int(version or 0), bindings, enrolments, revoked
 
     async def bind(self, binding: Binding) -> None:
@@ -156,7 +157,7 @@ class BindingStore:
             ],
             args=[account, json.dumps(enrolment), code, JOIN_ATTEMPTS, JOIN_WINDOW],
         )  # fmt: skip
-        text = _text(result)
+        text = text_of(result)
         if text == "invalid":
             return AdminRefusal("join_invalid", {})
         if text == "locked":
@@ -176,7 +177,7 @@ class BindingStore:
         )
         if raw is None:
             return None
-        data = json.loads(_text(raw))
+        data = json.loads(text_of(raw))
         return Enrolment(
             account, data["name"], Role(data["role"]), data["scope"],
             Lang(data.get("lang", "zh-Hans")), data.get("code", ""), float(data.get("at", 0)),
@@ -186,7 +187,7 @@ class BindingStore:
         """Return the last ``count`` enrolments and revocations, oldest first."""
         entries = await self.redis.xrevrange(keys.ORG_AUDIT, count=count) or []
         return [
-            {"id": _text(entry_id), **{_text(k): _text(v) for k, v in (fields or {}).items()}}
+            {"id": text_of(entry_id), **{text_of(k): text_of(v) for k, v in (fields or {}).items()}}
             for entry_id, fields in reversed(entries)
         ]
 
@@ -237,10 +238,6 @@ class OverlaidConfig(LiveConfig):
         self._version, self._bindings, self._enrolments, self._revoked = await store.load()
         self._overlaid = self._apply(self._base)
         return True
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def invite_params(tree: OrgTree, invite: Invite, code: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bot.storage import keys
+from bot.storage.raw import text_of
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class Inbox:
                         keys.INBOX_GROUP, self.consumer, {self.stream: own}, count=100
                     )
                     entries = rows[0][1] if rows else []
-                    own = _text(entries[-1][0]) if entries else None
+                    own = text_of(entries[-1][0]) if entries else None
                 elif due:
                     # XCLAIM counts a delivery, as a read does; an entry handled meanwhile
                     # (acknowledged) is no longer pending and does not come back.
@@ -168,7 +169,7 @@ class Inbox:
                     )  # fmt: skip
                     entries = fresh[0][1] if fresh else []
                 for raw_id, fields in entries:
-                    entry_id = _text(raw_id)
+                    entry_id = text_of(raw_id)
                     if entry_id in self._inflight:
                         continue
                     if not fields:
@@ -195,7 +196,7 @@ class Inbox:
         taken: list[Any] = []
         consumers: Any = await self.redis.xinfo_consumers(self.stream, keys.INBOX_GROUP)
         for info in consumers:
-            name, idle, pending = _text(info["name"]), int(info["idle"]), int(info["pending"])
+            name, idle, pending = text_of(info["name"]), int(info["idle"]), int(info["pending"])
             if name == self.consumer:
                 continue
             if pending == 0:
@@ -221,7 +222,7 @@ class Inbox:
     ) -> None:
         try:
             raw = fields[b"update"] if b"update" in fields else fields["update"]
-            await handle(_text(raw))
+            await handle(text_of(raw))
             await self._done(entry_id)
         except Exception:
             log.exception("inbox %s: update %s failed", self.stream, entry_id)
@@ -262,10 +263,6 @@ class Inbox:
         pipe.xack(self.stream, keys.INBOX_GROUP, entry_id)
         pipe.xdel(self.stream, entry_id)
         await pipe.execute()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def message_date(raw: str) -> float | None:

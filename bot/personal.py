@@ -22,6 +22,7 @@ from bot.ports import Clock
 from bot.storage import indexes, keys
 from bot.storage.archive import PLATFORMS
 from bot.storage.erasure import ErasureStore
+from bot.storage.raw import text_of
 from bot.storage.redis import CommitStatus, RedisStore, dumps
 from bot.web import keys as sim_keys
 from bot.web.history import ChatMessage, Quote
@@ -169,7 +170,7 @@ class PersonalData:
         cutoff = self.clock() - days * DAY
         due = await self.redis.zrangebyscore(keys.CLOSED, "-inf", cutoff, 0, batch)
         erased = 0
-        for ticket_id in map(_text, due):
+        for ticket_id in map(text_of, due):
             fields = await self.erase_ticket(ticket_id, None, "retention", expired=True)
             if fields is None:  # no such ticket (any more)
                 await self.redis.zrem(keys.CLOSED, ticket_id)
@@ -186,7 +187,7 @@ class PersonalData:
         """
         deleted = 0
         async for key in self.redis.scan_iter(match=keys.inbox_dead("*"), count=100):
-            dead = _text(key)
+            dead = text_of(key)
             if not dead.endswith(":dead"):
                 continue
             at = f"{dead}:at"
@@ -217,7 +218,7 @@ class PersonalData:
                 if _deleted(message, accounts) or (
                     quote is not None and quote.sender in accounts and quote.text != ERASED
                 ):
-                    out.append(SimMessage(_text(key), raw, message))
+                    out.append(SimMessage(text_of(key), raw, message))
         return out
 
 
@@ -229,7 +230,3 @@ def _deleted(message: ChatMessage, accounts: Collection[str]) -> bool:
 def _by_account(accounts: Sequence[str], raws: Sequence[Any]) -> dict[str, Any]:
     """Return the stored JSON values of a hash, by account, for the accounts that have one."""
     return {a: json.loads(raw) for a, raw in zip(accounts, raws, strict=True) if raw}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -17,6 +17,7 @@ from bot.core.org import person_of_account
 from bot.core.resolution import ASK_TTL, LATE_TTL, read_answer, result_command
 from bot.core.workflow import Context, Refusal, apply
 from bot.storage import keys
+from bot.storage.raw import text_of
 
 if TYPE_CHECKING:
     from bot.services import Handled, Service
@@ -67,11 +68,11 @@ async def answer(
         if reply_ticket is None:
             return None
         asked = await redis.get(keys.resolving_asked(message.chat, who))
-        if asked is None or _text(asked) != reply_ticket:
+        if asked is None or text_of(asked) != reply_ticket:
             return None
         await redis.delete(keys.resolving_asked(message.chat, who))
         return await service._refuse(message, "resolve_late", {"id": reply_ticket})
-    ticket = _text(owed)
+    ticket = text_of(owed)
     if reply_ticket not in (None, ticket) or parse(message.text) is not None:
         return None  # a reply to another card, or a command: not the answer
     taken = await redis.getdel(keys.resolving(message.chat, who))
@@ -84,7 +85,3 @@ async def answer(
         return await service._refuse(message, "resolve_not_done", {"id": ticket, "why": why})
     command = result_command(ticket, result)
     return await service._ticket_command(ctx, message, command, person_of_account(ctx.tree, who))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

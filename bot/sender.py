@@ -46,6 +46,7 @@ from bot.ports import CardEditor, ChatGateway, Render, Rendered
 from bot.render import Renderer
 from bot.storage import keys
 from bot.storage.decks import ADD_ARGS, ADD_CARD, AGAIN, CARD_TTL, Decks, pointer
+from bot.storage.raw import text_of
 from bot.storage.redis import payload_reply
 
 log = logging.getLogger(__name__)
@@ -165,14 +166,14 @@ class Sender:
     async def _trim_delivered(self) -> None:
         """Delete entries acknowledged before XDEL was used (every one older than all pending)."""
         groups = await self.redis.xinfo_groups(self.stream)
-        group = next((g for g in groups if _text(g["name"]) == keys.OUTBOX_GROUP), None)
+        group = next((g for g in groups if text_of(g["name"]) == keys.OUTBOX_GROUP), None)
         if group is None:
             return
-        ms, seq = _text(group["last-delivered-id"]).split("-")
+        ms, seq = text_of(group["last-delivered-id"]).split("-")
         upto = f"{ms}-{int(seq) + 1}"  # everything read by the group, and not pending
         pending = await self.redis.xpending(self.stream, keys.OUTBOX_GROUP)
         if pending["pending"]:
-            oldest = _text(pending["min"])
+            oldest = text_of(pending["min"])
             upto = min(upto, oldest, key=lambda i: tuple(int(p) for p in i.split("-")))
         await self.redis.xtrim(self.stream, minid=upto, approximate=False)
 
@@ -229,13 +230,13 @@ class Sender:
 
     async def _handle(self, entries: list[Any]) -> SenderStats:
         stats = SenderStats()
-        marked = await self._marked([_text(_field(f, "key")) for _, f in entries if f])
+        marked = await self._marked([text_of(_field(f, "key")) for _, f in entries if f])
         for raw_id, fields in entries:
-            entry_id = _text(raw_id)
+            entry_id = text_of(raw_id)
             if not fields:
                 await self._vanished(entry_id)
                 continue
-            key = _text(_field(fields, "key"))
+            key = text_of(_field(fields, "key"))
             payload = json.loads(_field(fields, "payload"))
             if await self._done_before(entry_id, key, marked.get(key)):
                 stats = _add(stats, SenderStats(skipped=1))
@@ -475,10 +476,6 @@ def _add(a: SenderStats, b: SenderStats) -> SenderStats:
 
 def _field(fields: Any, name: str) -> Any:
     return fields[name.encode()] if name.encode() in fields else fields[name]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def wait(stop: asyncio.Event, seconds: float) -> None:

@@ -83,6 +83,7 @@ from bot.storage import keys
 from bot.storage.learning import LearningStore
 from bot.storage.logins import LINK_TTL, Grant, Logins
 from bot.storage.prompts import PromptStore
+from bot.storage.raw import text_of
 from bot.storage.redis import (
     Change,
     CommitStatus,
@@ -733,9 +734,9 @@ class Service:
             ids = {str(p.get("params", {}).get("id")) for p in payloads}
             current = {t.id: t for t in await self.store.get_many(sorted(ids))}
             replies = summaries(payloads, current)
-            first, last = (_text_id(rows[0][0]), _text_id(rows[-1][0]))
+            first, last = (text_of(rows[0][0]), text_of(rows[-1][0]))
             key = f"held:{first}:{last}"
-            extra = Extra(drained=(stream, length, tuple(_text_id(i) for i, _ in rows)))
+            extra = Extra(drained=(stream, length, tuple(text_of(i) for i, _ in rows)))
             status, _ = await self.store.commit(
                 None, None, (), self._entries(replies, key), key, extra=extra
             )
@@ -983,10 +984,6 @@ def _quoting(reply: Reply, message: IncomingMessage) -> Reply:
 def _duplicate(ticket_id: str) -> Handled:
     """Answer a message handled before: its commit did everything, deadline jobs included."""
     return Handled("duplicate", ticket_id if ticket_id not in ("", "-") else None)
-
-
-def _text_id(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _forget(ticket_id: str, stage: int, kind: str) -> Change:

@@ -9,7 +9,6 @@ from every index — or does nothing. Run twice, the second run finds nothing to
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -18,6 +17,7 @@ from bot.core.ticket import Ticket
 from bot.storage import indexes, keys
 from bot.storage.codec import dumps
 from bot.storage.decks import is_card
+from bot.storage.raw import text_of
 from bot.storage.redis import deadline_members
 
 PLATFORMS = ("telegram", "wecom", "sim")  # whose card records a ticket may have had
@@ -82,9 +82,9 @@ class ArchiveIndex:
         pointers: list[tuple[str, str]] = []
         for hash_fields in await pipe.execute():
             for raw in hash_fields:  # "chat message_id": the pointer from that card to the ticket
-                if not is_card(_text(raw)):
+                if not is_card(text_of(raw)):
                     continue  # the deck's base or view
-                chat, message_id = split_field(_text(raw))
+                chat, message_id = split_field(text_of(raw))
                 doomed.append(keys.card(chat, message_id))
                 bucket = keys.card_pointers(chat, message_id)
                 if bucket is not None:
@@ -101,8 +101,4 @@ class ArchiveIndex:
         }
         args: list[str | int] = [length, ticket.id, int(ticket.id), dumps(spec)]
         status = await self._unhot(keys=list(names), args=args)
-        return Unhot(_text(status))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return Unhot(text_of(status))

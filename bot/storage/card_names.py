@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from bot.core.models import Lang
 from bot.storage import keys
 from bot.storage.codec import dumps
+from bot.storage.raw import text_of
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +160,6 @@ class CardNames:
     async def read(self) -> dict[str, Any]:
         """Read the shared names again; return them (field -> value)."""
         found = await self.redis.hgetall(keys.CARD_NAMES)
-        self.known = {_text(k): json.loads(v) for k, v in found.items()}
+        self.known = {text_of(k): json.loads(v) for k, v in found.items()}
         self._read_at = self.clock()
         return self.known
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

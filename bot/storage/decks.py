@@ -62,6 +62,7 @@ from bot.storage.deck_codec import (
     unpack_base,
     unpack_record,
 )
+from bot.storage.raw import text_of
 
 CARD_TTL = 90 * 24 * 3600  # replies to a card are understood for three months
 BASE, VIEW, VIEW_SEQ = "b", "v", "n"
@@ -212,7 +213,7 @@ class Decks:
         pipe.hkeys(keys.deck(owner))
         pipe.hkeys(keys.ticket_cards(self.platform, owner))
         new, old = await pipe.execute()
-        mine = {_text(f) for f in [*new, *old]}
+        mine = {text_of(f) for f in [*new, *old]}
         return sorted(
             f for f in mine if is_card(f) and platform_of(split_field(f)[0]) == self.platform
         )
@@ -310,9 +311,5 @@ async def pointed(redis: Redis, chat: str, message_id: str) -> str | None:
     if bucket is not None:
         pipe.hget(bucket, message_id)
     pipe.get(keys.card(chat, message_id))
-    found = [_text(v) for v in await pipe.execute() if v is not None]
+    found = [text_of(v) for v in await pipe.execute() if v is not None]
     return found[0] if found else None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -30,6 +30,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.storage import keys
+from bot.storage.raw import text_of
 
 FIRST = "first"  # a list of buckets scored by each bucket's earliest score
 NEWEST = "newest"  # a list of buckets scored by the newest score ever added to each
@@ -158,7 +159,7 @@ async def ticket_ids(redis: Redis, since: float = 0.0) -> list[str]:
     found: dict[str, float] = {}
     read = lambda p, n: p.zrangebyscore(n, since, "+inf", withscores=True)  # noqa: E731
     for rows in await _each(redis, names, read):
-        found.update({_text(m): float(s) for m, s in rows})
+        found.update({text_of(m): float(s) for m, s in rows})
     return sorted(found, key=lambda i: (found[i], id_order(i)))
 
 
@@ -173,7 +174,7 @@ async def due(redis: Redis, until: float, limit: int) -> list[tuple[str, float]]
     at most ``limit``: the buckets with one due, and the key written before."""
     names = await _deadline_keys(redis, until)
     read = lambda p, n: p.zrangebyscore(n, "-inf", until, 0, limit, True)  # noqa: E731
-    found = [(_text(m), float(s)) for rows in await _each(redis, names, read) for m, s in rows]
+    found = [(text_of(m), float(s)) for rows in await _each(redis, names, read) for m, s in rows]
     found.sort(key=lambda row: row[1])
     return found[:limit]
 
@@ -193,9 +194,9 @@ async def reported(redis: Redis, accounts: Collection[str]) -> list[str]:
     found: set[str] = set()
     for i, rows in enumerate(await pipe.execute()):
         if i % 2 == 0:
-            found.update(keys.parse_pair_member(_text(m))[1] for m in rows)
+            found.update(keys.parse_pair_member(text_of(m))[1] for m in rows)
         else:
-            found.update(_text(m) for m in rows)
+            found.update(text_of(m) for m in rows)
     return sorted(found, key=id_order)
 
 
@@ -206,7 +207,7 @@ async def newest_reported(redis: Redis, account: str, limit: int) -> list[str]:
     pipe.zrevrangebylex(keys.reporters(account), high, low, 0, limit)
     pipe.zrevrange(keys.by_reporter(account), 0, limit - 1)
     new, old = await pipe.execute()
-    found = {keys.parse_pair_member(_text(m))[1] for m in new} | {_text(m) for m in old}
+    found = {keys.parse_pair_member(text_of(m))[1] for m in new} | {text_of(m) for m in old}
     return sorted(found, key=id_order, reverse=True)[:limit]
 
 
@@ -229,10 +230,10 @@ async def queues(redis: Redis, nodes: Iterable[str], limit: int) -> dict[str, li
             pipe.zrangebylex(keys.queued(int(bucket)), *keys.pair_range(node), 0, limit)
             reads.append(node)
     found: dict[str, set[str]] = {
-        n: {_text(m) for m in listed[2 * i + 1]} for i, n in enumerate(nodes)
+        n: {text_of(m) for m in listed[2 * i + 1]} for i, n in enumerate(nodes)
     }
     for node, rows in zip(reads, await pipe.execute() if reads else [], strict=True):
-        found[node].update(keys.parse_pair_member(_text(m))[1] for m in rows)
+        found[node].update(keys.parse_pair_member(text_of(m))[1] for m in rows)
     return {n: sorted(found[n], key=id_order)[:limit] for n in nodes}
 
 
@@ -266,7 +267,3 @@ async def _each(redis: Redis, names: list[str], command: Callable[[Any, str], An
             command(pipe, name)
         out += await pipe.execute()
     return out
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

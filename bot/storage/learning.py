@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.storage import keys
+from bot.storage.raw import text_of
 from bot.storage.redis import dumps
 
 MARKER_TTL = 30 * 24 * 3600  # an action retried later than this could add a second example
@@ -57,7 +58,7 @@ class LearningStore:
 
     async def examples(self) -> list[dict[str, Any]]:
         """Return every example awaiting review, oldest first."""
-        ids = [_text(i) for i in await self.redis.zrange(keys.LEARNED, 0, -1)]
+        ids = [text_of(i) for i in await self.redis.zrange(keys.LEARNED, 0, -1)]
         raws = await self.redis.mget([keys.learned(i) for i in ids]) if ids else []
         return [json.loads(r) for r in raws if r]
 
@@ -84,7 +85,7 @@ class LearningStore:
         out = []
         rows: Any = await self.redis.xrange(keys.CLASSIFIED)
         for _, fields in rows:
-            row = {_text(k): _text(v) for k, v in fields.items()}
+            row = {text_of(k): text_of(v) for k, v in fields.items()}
             if float(row["at"]) >= since:
                 out.append(row)
         return out
@@ -94,7 +95,3 @@ def example_line(example: dict[str, Any]) -> str:
     """Return an accepted example as a line of an examples file (JSON lines)."""
     line = {"id": f"learned-{example['id']}", "text": example["text"]}
     return dumps({**line, "category": example["category"]})
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

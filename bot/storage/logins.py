@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.storage import keys
+from bot.storage.raw import text_of
 
 LINK_TTL = 600  # seconds a sign-in link works: long enough to open it, short if it leaks
 SESSION_TTL = 12 * 3600  # a working day; then ask the bot for a new link
@@ -100,7 +101,7 @@ class Logins:
 
     async def end_all(self, account: str) -> int:
         """End every session an account opened; return how many were open."""
-        names = [_text(n) for n in await self.redis.smembers(keys.web_sessions_of(account))]
+        names = [text_of(n) for n in await self.redis.smembers(keys.web_sessions_of(account))]
         pipe = self.redis.pipeline(transaction=True)
         for name in names:
             pipe.delete(keys.web_session(name))
@@ -122,7 +123,3 @@ def _dumps(grant: Grant) -> str:
 
 def _grant(raw: Any) -> Grant:
     return Grant(**json.loads(raw))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -56,6 +56,7 @@ from bot.sender import (
     wait,
 )
 from bot.storage import keys
+from bot.storage.raw import text_of
 from bot.storage.redis import payload_reply
 from bot.telegram.lease import Lease
 from bot.telegram.ratelimit import RateLimiter
@@ -274,17 +275,17 @@ class TelegramSender(Sender):
         )
         entries = rows[0][1] if rows else []
         await self._dispatch(entries)
-        return _text(entries[-1][0]) if entries else None
+        return text_of(entries[-1][0]) if entries else None
 
     async def _dispatch(self, entries: list[Any]) -> None:
         for raw_id, fields in entries:
-            entry_id = _text(raw_id)
+            entry_id = text_of(raw_id)
             if entry_id in self._inflight:
                 continue
             if not fields:
                 await self._vanished(entry_id)
                 continue
-            key = _text(_field(fields, "key"))
+            key = text_of(_field(fields, "key"))
             payload = json.loads(_field(fields, "payload"))
             # A ticket's card edits have a lane of their own; each edit waits for its chat's
             # rate limit (and a card still on its way is brought up to date once sent).
@@ -450,7 +451,3 @@ def _has(fields: Any, name: str) -> bool:
 
 def _field(fields: Any, name: str) -> Any:
     return fields[name.encode()] if name.encode() in fields else fields[name]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.ports import Clock
+from bot.storage.raw import text_of
 from bot.storage.redis import dumps
 from bot.web import keys
 
@@ -179,7 +180,7 @@ class ChatHistory:
         """Return how many messages of each chat ``person`` has not seen."""
         chats = list(chats)
         marks: dict[Any, Any] = await self.redis.hgetall(keys.read(person))
-        seen = {_text(k): int(v) for k, v in marks.items()}
+        seen = {text_of(k): int(v) for k, v in marks.items()}
         pipe = self.redis.pipeline(transaction=False)
         for chat in chats:
             pipe.zcount(keys.chat(chat), f"({seen.get(chat, 0)}", "+inf")
@@ -193,7 +194,3 @@ class ChatHistory:
         if len(text) > QUOTE_LENGTH:
             text = text[: QUOTE_LENGTH - 1] + "…"
         return Quote(str(quoted.id), quoted.sender, quoted.name, text)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
