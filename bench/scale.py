@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 import redis.asyncio  # noqa: E402
+import yaml  # noqa: E402
 
 from bench import steady  # noqa: E402
 from bench.steady import slope  # noqa: E402
@@ -93,10 +94,29 @@ REPORTS = [
 
 
 RULES, ORG = ROOT / "routing_rules", ROOT / "org" / "sample_street.yaml"
+BENCH_ORG = "LIANHU_BENCH_ORG"  # the org file of this run (--platforms), for every process
+
+
+def org_file() -> Path:
+    """Return the org file of this run: the sample street, or its copy for --platforms."""
+    return Path(os.environ.get(BENCH_ORG) or ORG)
+
+
+def one_platform_org(platforms: list[str], folder: Path) -> Path:
+    """Write the sample street with only ``platforms``' chats bound to its nodes: a district
+    runs its groups on one platform (the sample binds each node on two, for the demo)."""
+    tree = yaml.safe_load(ORG.read_text(encoding="utf-8"))
+    for node in tree["nodes"]:
+        node["chats"] = [c for c in node.get("chats") or [] if c.split(":")[0] in platforms]
+        if str(node.get("staff_chat") or ":").split(":")[0] not in platforms:
+            node.pop("staff_chat", None)
+    path = folder / "org.yaml"
+    path.write_text(yaml.safe_dump(tree, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def config() -> LiveConfig:
-    return LiveConfig(RULES, ORG, Policy(join_window=0.0))
+    return LiveConfig(RULES, org_file(), Policy(join_window=0.0))
 
 
 def payloads(
@@ -406,7 +426,7 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
     helpers = {"sender": context.Process(target=sender, args=(url, closing))}
     if closing:
         helpers["closer"] = context.Process(
-            target=steady.closer, args=(url, PLATFORM, args.close_after, RULES, ORG, STOP)
+            target=steady.closer, args=(url, PLATFORM, args.close_after, RULES, org_file(), STOP)
         )
         helpers["archiver"] = context.Process(
             target=steady.archiver, args=(url, str(folder / "archive"), args.retention, STOP)
@@ -552,6 +572,9 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
 async def run(args: argparse.Namespace) -> None:
     counts = [int(n) for n in args.processes.split(",")]
     with tempfile.TemporaryDirectory() as folder, EmbeddedRedis(Path(folder)) as url:
+        if args.platforms:  # read by every process this one starts (they are spawned)
+            os.environ[BENCH_ORG] = str(one_platform_org(args.platforms.split(","), Path(folder)))
+            print(f"org: the sample street with {args.platforms} chats only")
         if args.model != "rules":  # trained (or loaded) once here, loaded by every receiver
             found = engine(config(), args.model)
             assert found is not None
@@ -598,6 +621,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--kinds-every", type=int, default=30, help="soak: seconds between memory-by-kind reads"
+    )
+    parser.add_argument(
+        "--platforms",
+        default="",
+        help="only these platforms' chats (e.g. telegram; default: the sample's telegram and sim)",
     )
     parser.add_argument("--model", choices=("model", "tfidf", "rules"), default="rules")
     parser.add_argument(

@@ -87,6 +87,15 @@ async def test_memory_by_kind_sums_the_expiring_markers_apart(world: World) -> N
     assert all(row[0] > 0 for row in found.values())
 
 
+async def test_the_expiring_markers_are_sized_from_a_sample_of_them(world: World) -> None:
+    """One in SAMPLED is sized, times their count: markers of one shape come out exact."""
+    for i in range(40):
+        await world.redis.set(keys.sent(f"t:{1000 + i}:1:0"), "1001", ex=3600)
+    each = await world.redis.memory_usage(keys.sent("t:1000:1:0"), samples=0)
+    found = await steady.sizes(world.redis)
+    assert found["lianhu:sent:*"] == [40 * each, 40, 0]
+
+
 def test_slopes_and_what_an_expiring_kind_levels_off_at() -> None:
     samples = [
         (t, {"lianhu:sent:*": [1000 * t, 1, 0], "lianhu:ticket:*": [5000, 1, 1]})
