@@ -468,6 +468,17 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
     p99s: list[float] = []
     command_p99s: list[float] = []
     rss: dict[str, list[float]] = {}  # MB of each process after the first minute and at the end
+    forks = [0]  # AOF rewrites and RDB saves so far: Redis forks, its child takes a core
+
+    async def forked() -> str:
+        """Return " fork" when Redis rewrote its AOF (or saved) in the window, else ""."""
+        found = await client.info("persistence")
+        done = int(found.get("aof_rewrites", 0)) + int(found.get("rdb_saves", 0))
+        busy = int(found.get("aof_rewrite_in_progress", 0)) + int(
+            found.get("rdb_bgsave_in_progress", 0)
+        )
+        new, forks[0] = done > forks[0], done
+        return " fork" if new or busy else ""
 
     async def waiting() -> tuple[int, int]:
         inbox_left = await client.xlen(keys.inbox(PLATFORM))
@@ -502,7 +513,7 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
             per = (used - base) / tickets if tickets else 0.0
             print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {per:8,.0f}  "
                   f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}"
-                  f"  {load:.2f}")  # fmt: skip
+                  f"  {load:.2f}{await forked()}")  # fmt: skip
             continue
         found = [ms for _, ms in (await latencies(client, COMMAND_LATENCIES))[commands_seen:]]
         commands_seen += len(found)
@@ -513,7 +524,7 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
         archived = int(await client.get(steady.ARCHIVED) or 0)
         print(f"{at:4.0f}  {used / 1e6:8.1f} MB  {tickets:7,}  {closed:6,}  {archived:8,}  "
               f"{in_left:5}  {out_left:6}  {jobs:7,}  {p50:6.1f}  {p99:6.1f}  {command_p99:7.1f}"
-              f"  {load:.2f}")  # fmt: skip
+              f"  {load:.2f}{await forked()}")  # fmt: skip
         if at <= seconds + 5 and (not kinds or at - kinds[-1][0] >= args.kinds_every - 1):
             took = time.time()
             by = await steady.sizes(client)
@@ -546,8 +557,12 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
     queued = sum([int((await client.xinfo_stream(keys.outbox(p)))["entries-added"])
                   for p in outboxes])  # fmt: skip
     print(f"  messages queued to send: {queued:,} = {queued / len(items):.1f} a report")
+    every = [ms for _, ms in await latencies(client)]
     print(f"  p99 per 10 s window while putting: max {max(p99s, default=float('nan')):.1f} ms,"
-          f" median {statistics.median(p99s) if p99s else float('nan'):.1f} ms")  # fmt: skip
+          f" median {statistics.median(p99s) if p99s else float('nan'):.1f} ms; of all "
+          f"{len(every):,} reports: p50 {percentile(every, 0.5):.1f} ms, p99 "
+          f"{percentile(every, 0.99):.1f} ms, p99.9 {percentile(every, 0.999):.1f} ms; "
+          f"a window marked 'fork' had Redis rewrite its AOF (a child taking a core)")  # fmt: skip
     if closing:
         told: Any = await client.hgetall(steady.CLOSER)
         counts = {k.decode(): int(v) for k, v in told.items()}
