@@ -27,6 +27,12 @@ from bot.services import Service
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+# Redis stopped, restarting, loading or a replica now: what a failover looks like to a client.
+REDIS_AWAY = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+)
 
 SWEEP_EVERY = 30.0
 # rq's scheduler is a child process that exits on its first Redis error (a failover, a
@@ -97,8 +103,15 @@ class KeptScheduler(BaseWorker):
             super()._start_scheduler(*args, **kwargs)
 
     def run_maintenance_tasks(self) -> None:
+        """rq's maintenance (its registries cleaned, its scheduler looked at), kept from
+        ending the worker when Redis is away: rq quits on any error there ("found an
+        unhandled exception"), as when a failover cut its first cleaning at start. The
+        maintenance runs again at the next turn of the loop, which waits for Redis."""
         with self._guard:
-            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+            try:
+                super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+            except REDIS_AWAY as exc:
+                log.warning("rq maintenance: Redis away (%s); again once it answers", exc)
 
     def teardown(self) -> None:
         with self._guard:  # a scheduler started after this would outlive the worker
