@@ -649,10 +649,7 @@ class Service:
             await _back_off(attempt)
             ticket = await self.store.get(ticket_id)
             outcome, change = self._deadline_change(ctx, ticket_id, stage, kind, ticket)
-            result, _ = await self.store.commit(
-                change.before, change.after, change.events, change.outbox, jobs=change.jobs,
-                extra=change.extra,
-            )  # fmt: skip
+            result, _ = await self.store.commit_change(change)
             if change.after is None or result is CommitStatus.OK:
                 _fired(ticket_id, stage, kind, outcome, change)
                 return outcome

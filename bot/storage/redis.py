@@ -241,7 +241,7 @@ class Extra:
 
 @dataclass(frozen=True)
 class Change:
-    """The arguments of one ticket's commit (see ``RedisStore.commit``), for ``commit_many``."""
+    """The arguments of one commit (see ``RedisStore.commit``), as ``commit_many`` takes them."""
 
     before: Ticket | None = None
     after: Ticket | None = None
@@ -249,6 +249,9 @@ class Change:
     outbox: Sequence[OutboxEntry] = ()
     jobs: Sequence[ScheduledJob] = ()
     extra: Extra | None = None
+    message_key: str | None = None
+    pool: Pool | None = None
+    linked: Sequence[tuple[Ticket, Ticket, Sequence[TicketEvent]]] = ()
 
 
 @dataclass(frozen=True)
@@ -497,10 +500,13 @@ class RedisStore:
         events) of other tickets changed with this one (a link recorded on both).
         Returns the status and, for a duplicate, what the first handling stored.
         """
-        names, args = self._script(before, after, events, outbox, message_key, pool, jobs,
-                                   linked, extra)  # fmt: skip
-        status, value = await self._commit(keys=names, args=args)
-        return CommitStatus(_text(status) or ""), _text(value) or ""
+        change = Change(before, after, events, outbox, jobs, extra, message_key, pool, linked)
+        return await self.commit_change(change)
+
+    async def commit_change(self, change: Change) -> tuple[CommitStatus, str]:
+        """Write one change atomically, as ``commit`` does with its arguments."""
+        names, args = self._script(change)
+        return _status(await self._commit(keys=names, args=args))
 
     async def commit_many(
         self, changes: Sequence[Change]
@@ -511,36 +517,22 @@ class RedisStore:
         if not changes:
             return []
         pipe = self.redis.pipeline(transaction=False)
-        for c in changes:
-            names, args = self._script(c.before, c.after, c.events, c.outbox, jobs=c.jobs,
-                                       extra=c.extra)  # fmt: skip
+        for change in changes:
+            names, args = self._script(change)
             await self._commit(keys=names, args=args, client=pipe)
         replies = await pipe.execute(raise_on_error=False)
-        return [
-            r if isinstance(r, Exception) else (CommitStatus(_text(r[0]) or ""), _text(r[1]) or "")
-            for r in replies
-        ]
+        return [r if isinstance(r, Exception) else _status(r) for r in replies]
 
-    def _script(
-        self,
-        before: Ticket | None,
-        after: Ticket | None,
-        events: Sequence[TicketEvent] = (),
-        outbox: Sequence[OutboxEntry] = (),
-        message_key: str | None = None,
-        pool: Pool | None = None,
-        jobs: Sequence[ScheduledJob] = (),
-        linked: Sequence[tuple[Ticket, Ticket, Sequence[TicketEvent]]] = (),
-        extra: Extra | None = None,
-    ) -> tuple[list[str], list[str | bytes]]:
+    def _script(self, change: Change) -> tuple[list[str], list[str | bytes]]:
         """Return the KEYS and ARGV of the commit script making a change (see ``commit``)."""
+        after, pool = change.after, change.pool
         ops = _Ops()
-        if message_key is not None:
-            marker = keys.processed(message_key)
+        if change.message_key is not None:
+            marker = keys.processed(change.message_key)
             ops.guards.append(["absent", ops.key(marker)])
             ops.op("setex", marker, after.id if after else "-", PROCESSED_TTL)
-        if after is not None and events:
-            self._change(ops, before, after, events)
+        if after is not None and change.events:
+            self._change(ops, change.before, after, change.events)
             if pool is not None:  # opening: nobody else may have opened a candidate meanwhile
                 window = max(1, int(pool.window))
                 ops.guards.append(["same", ops.key(pool.version), pool.read])
@@ -549,11 +541,11 @@ class RedisStore:
                 ops.op("expire", pool.tickets, window)
                 ops.op("incr", pool.version)
                 ops.op("expire", pool.version, window)
-        for other_before, other_after, other_events in linked:
+        for other_before, other_after, other_events in change.linked:
             self._change(ops, other_before, other_after, other_events)
-        if extra is not None:
-            _extra(ops, extra)
-        for entry in outbox:
+        if change.extra is not None:
+            _extra(ops, change.extra)
+        for entry in change.outbox:
             payload = ops.arg(dumps(entry.payload))
             pace: list[Any] = []
             if entry.pace is not None:
@@ -563,7 +555,7 @@ class RedisStore:
                 pace += [ops.key(p.same), p.same_window] if p.same else [0, 0]
             stream = keys.outbox(entry.platform)
             ops.op("xadd", stream, entry.key, payload, entry.priority, pace)
-        for job in jobs:
+        for job in change.jobs:
             # Text inline; rq's binary data as an ARGV index.
             fields = [ops.arg(v) if isinstance(v, bytes) else v for v in job.fields]
             registry, queues = ops.key(job.registry), ops.key(job.queues)
@@ -646,6 +638,12 @@ def _extra(ops: _Ops, extra: Extra) -> None:
             ops.op("zadd", key, score, member)
     for member, due in extra.deadlines.items():
         ops.index(indexes.deadline(member), due, moved=True)
+
+
+def _status(reply: Any) -> tuple[CommitStatus, str]:
+    """Return the commit script's reply: its status and, for a duplicate, what was stored."""
+    status, value = reply
+    return CommitStatus(_text(status) or ""), _text(value) or ""
 
 
 def _text(value: Any) -> str | None:
