@@ -398,17 +398,15 @@ class Sender:
             if card is None or not done.cards:
                 found = await self._marking(keys=names, args=args)
             else:
-                # its names, stored once for every deck (nothing to do once they are)
-                await self.decks.learn(card["payload"])
-                field, found = card_field(done.chat, done.message_id), AGAIN
                 names += [names[0]] * (3 - len(names))  # no pointer: the marker stands in
-                for every in (False, True):  # the record expected, then every one if need be
-                    deck, record = self.decks.recording(
-                        done.cards, field, card["payload"], card["digest"], every
-                    )
-                    found = await self._marking(keys=names + deck, args=args + record)
-                    if found != AGAIN:
-                        break
+
+                async def mark(deck: list[str], record: list[bytes | str | int]) -> Any:
+                    return await self._marking(keys=names + deck, args=args + record)
+
+                field = card_field(done.chat, done.message_id)
+                found = await self.decks.record(
+                    done.cards, field, card["payload"], card["digest"], mark
+                )
         except UNREACHABLE:
             return False
         if card is not None and found is not None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -101,6 +102,8 @@ end
 """
 ADD_ARGS = 7  # the arguments of add_card's ``a``
 AGAIN = -2  # add_card lacked the variant the deck needs: call again with every one
+# A script ending in add_card, run with the deck's keys and add_card's arguments (``record``).
+Run = Callable[[list[str], list[bytes | str | int]], Awaitable[Any]]
 
 # KEYS: deck, the platform's old hash of records, its old view. ARGV: add_card's ``a``.
 _ADD = ADD_CARD + "return add_card(KEYS[1], KEYS[2], KEYS[3], ARGV)"
@@ -255,7 +258,7 @@ class Decks:
         that the sender checks the card against the view only when one may be newer than what
         it shows (``viewed``). A view stored later is followed by its edit entry, which reads
         this record. The sender records its cards with their sent markers in one script of its
-        own, with ``ADD_CARD`` and the keys and arguments of ``recording``.
+        own, with ``ADD_CARD``, through ``record``.
         """
         return await self.replace(owner, card_field(chat, message_id), payload, fingerprint)
 
@@ -264,12 +267,24 @@ class Decks:
     ) -> int:
         """Store what a recorded card shows now (moving a record written before into the deck);
         return ``add_card``'s answer."""
+        return int(await self.record(owner, field, payload, fingerprint, self._run_add))
+
+    async def _run_add(self, names: list[str], args: list[bytes | str | int]) -> Any:
+        return await self._add(keys=names, args=args)
+
+    async def record(
+        self, owner: str, field: str, payload: dict[str, Any], fingerprint: str, run: Run
+    ) -> Any:
+        """Learn a card's names, then ``run`` a script ending in ``add_card`` with the keys and
+        arguments recording it: the record the deck is expected to take, then, when it answers
+        AGAIN, every one. Return the script's answer."""
         await self.learn(payload)
-        names, args = self.recording(owner, field, payload, fingerprint)
-        found = int(await self._add(keys=names, args=args))
-        if found == AGAIN:
-            names, args = self.recording(owner, field, payload, fingerprint, every=True)
-            found = int(await self._add(keys=names, args=args))
+        found: Any = AGAIN
+        for every in (False, True):
+            names, args = self.recording(owner, field, payload, fingerprint, every)
+            found = await run(names, args)
+            if found != AGAIN:
+                break
         return found
 
     def recording(
