@@ -5,6 +5,7 @@
     python bench/scale.py --soak 600 --rate 250 [--processes 2] [--model rules|tfidf|model]
                           [--corpus tests/holdout/blind6.jsonl]
     python bench/scale.py --soak 600 --rate 30 --close-after 60 --retention 120 [--kinds-every 30]
+                          [--marker-ttl 240] [--platforms telegram]
 
 Starts its own redis-server (embedded, AOF everysec) in a temporary folder. Each
 receiver is a process of its own, as ``lianhu run`` is: a Service on the rules
@@ -38,6 +39,9 @@ after it closed, so the tickets in Redis level off; memory by key kind is read e
 ``--kinds-every`` seconds and the summary gives each kind's slope after
 close-after + retention, the tickets' keys apart from the 7-day markers (with what those
 level off at) and the kinds bounded otherwise (outbox backlog, capped log, rq jobs).
+``--marker-ttl SECONDS`` gives the 7-day markers (and the sender's 90-day pointers) that TTL
+in every process, as the retention stands for 90 days: then used_memory itself levels off,
+or shows what does not.
 
 ``--model`` puts the learned classifier in every receiver (trained or loaded once by the
 parent before timing; default: the rules); ``--corpus`` takes the report texts from a
@@ -164,6 +168,7 @@ def engine(cfg: LiveConfig, model: str) -> Engine | None:
 def receiver(url: str, index: int, model: str, track: bool = False) -> None:
     """Run one receiver process until the parent sets STOP; with ``track``, tell the closer
     every ticket it opens (``steady.OPENED``)."""
+    steady.shorten_markers()
     asyncio.run(_receive(url, index, model, track))
 
 
@@ -368,6 +373,7 @@ def platforms(cfg: LiveConfig) -> list[str]:
 
 def sender(url: str, per_chat: bool = False) -> None:
     """Drain every outbox through the real Sender until the parent sets STOP (one process)."""
+    steady.shorten_markers()
     asyncio.run(_send(url, per_chat))
 
 
@@ -448,12 +454,18 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
           f"{base / 1e6:.1f} MB")  # fmt: skip
     if closing:
         steady_from = args.close_after + args.retention
+        if args.marker_ttl:  # and the first markers gone, their memory given back
+            steady_from = max(steady_from, args.marker_ttl + 60)
         print(f"steady state: each ticket acknowledged, resolved and confirmed by its resident "
               f"{args.close_after:g} s after it opened (commands through the inbox), archived "
               f"{args.retention:g} s after it closed; steady from t={steady_from:g} s, when "
-              f"~{rate * steady_from:,.0f} tickets are in Redis. The markers of updates, "
-              f"messages and deliveries keep their TTLs of 7 days (constants, no setting "
-              f"shortens them): measured apart as 'expiring', with what they level off at. "
+              f"~{rate * (args.close_after + args.retention):,.0f} tickets are in Redis. "
+              + (f"The markers of updates, messages and deliveries (7 days) and the sender's "
+                 f"pointers (90 days) live {args.marker_ttl} s here (--marker-ttl): "
+                 if args.marker_ttl else
+                 "The markers of updates, messages and deliveries keep their TTLs of 7 days "
+                 "(constants, no setting shortens them): ")
+              + f"measured apart as 'expiring', with what they level off at. "
               f"Memory by key kind every {args.kinds_every} s.")  # fmt: skip
         print("   t  used_memory  tickets  closed  archived  inbox  outbox  rq jobs  p50 ms"
               "  p99 ms  cmd p99  load")  # fmt: skip
@@ -571,7 +583,9 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
         print(f"  closer: {counts}; archived {archived:,} tickets; commands' p99 per window: "
               f"max {max(command_p99s, default=float('nan')):.1f} ms, median "
               f"{middling:.1f} ms")  # fmt: skip
-        steady.steady_report(kinds, samples, steady_from, seconds, rate)
+        steady.steady_report(
+            kinds, samples, steady_from, seconds, rate, marker_ttl=args.marker_ttl or None
+        )
     print(f"  CPU over {wall:.0f} s (share of one core): " + ", ".join(
         f"{name} {used / wall:.2f}" for name, used in cpu.items()))  # fmt: skip
     print("  resident memory after the first minute -> halfway -> at the end of putting (MB): "
@@ -590,6 +604,9 @@ async def run(args: argparse.Namespace) -> None:
         if args.platforms:  # read by every process this one starts (they are spawned)
             os.environ[BENCH_ORG] = str(one_platform_org(args.platforms.split(","), Path(folder)))
             print(f"org: the sample street with {args.platforms} chats only")
+        if args.marker_ttl:  # the same: this process puts reports through the inbox too
+            os.environ[steady.MARKER_TTL] = str(args.marker_ttl)
+            steady.shorten_markers()
         if args.model != "rules":  # trained (or loaded) once here, loaded by every receiver
             found = engine(config(), args.model)
             assert found is not None
@@ -636,6 +653,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--kinds-every", type=int, default=30, help="soak: seconds between memory-by-kind reads"
+    )
+    parser.add_argument(
+        "--marker-ttl",
+        type=int,
+        default=0,
+        help="soak: seconds the 7-day markers and 90-day pointers live (0: their real TTLs)",
     )
     parser.add_argument(
         "--platforms",

@@ -16,12 +16,20 @@ What only expires: the markers of updates, messages and deliveries keep a TTL of
 (constants, not settings), so in a 10-minute soak they only grow. They are measured apart
 (``EXPIRING``), with the size they level off at (rate x TTL x bytes a report), and every
 other kind is shown flat or not by its slope.
+
+Or time runs fast for them too (``--marker-ttl S``): every process of the bench gives those
+markers, and the pointers the sender writes (90 days), a TTL of ``S`` seconds, as
+``--retention`` stands for the 90 days before archiving. Then nothing is left to grow but
+rq's deadline jobs (one a due second: none runs in the bench) and the bench's own
+latencies, so ``used_memory`` itself shows whether Redis's memory levels off: whether
+Redis's expiry keeps up with thousands of keys a second and gives their memory back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections import deque
@@ -53,6 +61,32 @@ EXPIRING = {
     "lianhu:msg:*": PROCESSED_TTL,  # a handled message's marker (bot.storage.redis)
     "lianhu:sent:*": SENT_TTL,  # a delivered message's marker (bot.sender)
 }
+
+
+MARKER_TTL = "LIANHU_BENCH_MARKER_TTL"  # --marker-ttl, read by every process the bench starts
+
+
+def shorten_markers() -> int | None:
+    """In any process of the bench: give the markers of ``EXPIRING`` and the pointers the
+    sender writes the TTL (seconds) in ``LIANHU_BENCH_MARKER_TTL``, when it is set; return it.
+
+    The constants are read when a marker is written, so setting them here, before any is,
+    is enough; a deck keeps its own 90 days (``bot.storage.decks.CARD_TTL``): it leaves with
+    its ticket at archive. ``EXPIRING`` keeps the real TTLs, for what they level off at.
+    """
+    value = os.environ.get(MARKER_TTL)
+    if not value:
+        return None
+    import bot.inbox
+    import bot.sender
+    import bot.storage.redis
+
+    ttl = int(value)
+    bot.inbox.SEEN_TTL = ttl  # not MAX_AGE: the updates' own dates are real
+    bot.storage.redis.PROCESSED_TTL = ttl
+    bot.sender.SENT_TTL = ttl
+    bot.sender.CARD_TTL = ttl  # there only the pointer's TTL
+    return ttl
 
 
 def client(url: str) -> redis.asyncio.Redis:
@@ -139,6 +173,7 @@ class Steps:
 
 def closer(url: str, platform: str, after: float, rules: Path, org: Path, stop: str) -> None:
     """Close every ticket the receivers open, ``after`` seconds on, until ``stop`` is set."""
+    shorten_markers()
     asyncio.run(_close(url, platform, after, LiveConfig(rules, org, Policy()).tree, stop))
 
 
@@ -199,6 +234,7 @@ async def _close(url: str, platform: str, after: float, tree: OrgTree, stop: str
 
 def archiver(url: str, folder: str, retention: float, stop: str) -> None:
     """Archive tickets closed ``retention`` seconds ago, batch after batch, until ``stop``."""
+    shorten_markers()
     asyncio.run(_archive(url, Path(folder), retention, stop))
 
 
@@ -346,9 +382,14 @@ def steady_report(
     until: float,
     rate: float,
     say: Callable[[str], None] = print,
+    marker_ttl: float | None = None,
 ) -> dict[str, float]:
     """Print the slopes of the steady part by kind and by group, and what the expiring kinds
-    level off at; return the slopes of the kinds, the groups and ``used_memory``."""
+    level off at; return the slopes of the kinds, the groups and ``used_memory``.
+
+    ``marker_ttl``: the TTL the markers and pointers had in this run (``--marker-ttl``), so
+    that they are level here: what they hold a report is their size over rate x that TTL.
+    """
     found = slopes(samples, since, until)
     last = max((s for s in samples if s[0] <= until), key=lambda s: s[0], default=(0.0, {}))[1]
     count = sum(1 for at, _ in samples if since <= at <= until)
@@ -372,8 +413,15 @@ def steady_report(
     say(f"    used_memory {found['= used_memory']:,.0f} B/min; less every key's MEMORY USAGE: "
         f"{found['= used_memory'] - keyed:,.0f} B/min (the keyspace's hash tables, which grow "
         "with the key count, the expiring keys' mostly; buffers)")  # fmt: skip
+    if marker_ttl:
+        own = [v for k, v in found.items() if k.startswith(("= the bench", "= deadline jobs"))]
+        say(f"    used_memory less the bench's own keys and rq's deadline jobs (none runs "
+            f"here): {found['= used_memory'] - sum(own):,.0f} B/min")  # fmt: skip
     for name, ttl in [*EXPIRING.items(), (POINTERS, CARD_TTL)]:
         per_report, held = plateau(found.get(name, 0.0), rate, ttl)
+        if marker_ttl:  # level already: a report's share of what is held
+            per_report = last.get(name, [0])[0] / (rate * marker_ttl) if rate else float("nan")
+            held = per_report * rate * ttl
         say(f"  {name}: {per_report:,.0f} B a report; levels off after {ttl / DAY:.0f} days at "
             f"{held / 1e9:,.1f} GB at {rate:g}/s, {per_report * 10_000 * ttl / DAY / 1e6:,.1f} "
             "MB at 10,000 reports a day")  # fmt: skip

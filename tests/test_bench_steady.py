@@ -7,13 +7,18 @@ from pathlib import Path
 
 import pytest
 
+import bot.inbox as inbox_module
+import bot.sender as sender_module
+import bot.storage.redis as redis_store
 from bench import steady
-from bench.scale import REPORTS
+from bench.scale import REPORTS, Accepting
 from bot.archive import DAY, Archive, ArchiveFiles
 from bot.core.models import Actor, IncomingMessage, Lang
 from bot.core.org import Role
 from bot.core.ticket import TicketState
+from bot.inbox import Inbox
 from bot.render import local_zone
+from bot.sender import Sender
 from bot.storage import keys
 from tests.test_services import World
 from tests.test_services import world as world  # the fixture, re-exported for these tests
@@ -125,3 +130,46 @@ def test_the_steady_report_judges_ticket_keys_apart_from_the_bounded_kinds() -> 
     assert found["= used_memory"] == pytest.approx(12_000)
     assert steady.group("rq:job:*").startswith("deadline jobs")
     assert any("lianhu:sent:*: 10 B a report" in line for line in lines)
+
+
+async def test_marker_ttl_shortens_every_marker_and_pointer_a_report_leaves(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--marker-ttl: in a process of the bench, an update's, a handled message's and a
+    delivery's markers, and the sender's pointers, live the seconds it says; decks do not."""
+    for module, name in ((inbox_module, "SEEN_TTL"), (redis_store, "PROCESSED_TTL"),
+                         (sender_module, "SENT_TTL"), (sender_module, "CARD_TTL")):  # fmt: skip
+        monkeypatch.setattr(module, name, getattr(module, name))  # put back after the test
+    monkeypatch.delenv(steady.MARKER_TTL, raising=False)
+    assert steady.shorten_markers() is None and sender_module.SENT_TTL == 7 * DAY
+    monkeypatch.setenv(steady.MARKER_TTL, "240")
+    assert steady.shorten_markers() == 240
+    assert steady.EXPIRING["lianhu:sent:*"] == 7 * DAY  # the real TTLs, for the projection
+    inbox = Inbox(world.redis, "telegram")
+    assert await inbox.put(1, '{"text": "x"}')
+    resident = world.person(Role.RESIDENT, "H-01")
+    opened = await world.service.handle_message(world.message(resident, "楼下停水两天了"))
+    assert opened.status == "opened"
+    sender = Sender(world.redis, Accepting("telegram"), "bench-telegram")
+    assert (await sender.drain()).sent > 0
+    ttls: dict[str, list[int]] = {}
+    async for name in world.redis.scan_iter(count=1000):
+        ttls.setdefault(steady.kind(name.decode()), []).append(await world.redis.ttl(name))
+    for kind in (*steady.EXPIRING, steady.POINTERS):
+        assert ttls[kind] and all(0 < ttl <= 240 for ttl in ttls[kind]), (kind, ttls[kind])
+    assert all(ttl > 240 for ttl in ttls["lianhu:deck:*"])  # a deck leaves with its ticket
+
+
+def test_with_short_markers_the_report_tells_a_reports_share_of_what_they_hold() -> None:
+    """Level markers (--marker-ttl 100 at 10 reports a second: 1,000 alive) of 50 KB say 50 B
+    a report, and 50 B x 10,000 reports a day x 7 days at their real TTL."""
+    samples = [(t, {"lianhu:sent:*": [50_000, 1000, 0], "bench:latencies": [int(t), 1, 1]})
+               for t in (60.0, 90.0, 120.0)]  # fmt: skip
+    lines: list[str] = []
+    found = steady.steady_report(samples, [(t, 1e6 + t) for t, _ in samples], 60.0, 120.0, 10,
+                                 lines.append, marker_ttl=100)  # fmt: skip
+    assert found["= expiring"] == 0.0
+    assert any("lianhu:sent:*: 50 B a report" in line and "3.5 MB at 10,000" in line
+               for line in lines), lines  # fmt: skip
+    assert any("less the bench's own keys and rq's deadline jobs" in line and ": 0 B/min" in line
+               for line in lines), lines  # fmt: skip
