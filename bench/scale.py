@@ -586,6 +586,11 @@ async def soak(url: str, args: argparse.Namespace, count: int, folder: Path) -> 
         steady.steady_report(
             kinds, samples, steady_from, seconds, rate, marker_ttl=args.marker_ttl or None
         )
+        stats = await client.info("stats")
+        print(f"  Redis expired {int(stats['expired_keys']):,} keys in the run; "
+              f"{float(stats['expired_stale_perc']):.1f}% of the keys with a TTL are past it "
+              "and not yet reclaimed (Redis's estimate: its active expiry leaves up to ~10%, "
+              "and a SCAN, as the reads by kind, reclaims those it meets)")  # fmt: skip
     print(f"  CPU over {wall:.0f} s (share of one core): " + ", ".join(
         f"{name} {used / wall:.2f}" for name, used in cpu.items()))  # fmt: skip
     print("  resident memory after the first minute -> halfway -> at the end of putting (MB): "
