@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from typing import TypeVar
 import pytest
 import redis
 from rq import Queue
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 
 from bot.cli.worker import KeptWorker
 from bot.redis_clients import sync_client
@@ -164,3 +165,28 @@ def test_the_worker_outlives_a_failover_in_its_maintenance(tmp_path: Path) -> No
         worker = KeptWorker([Queue("lianhu", connection=connection)], connection=connection)
     worker.run_maintenance_tasks()  # Redis is gone: no error escapes
     assert worker.last_cleaned_at is None  # not done: it runs again at the next turn
+
+
+def test_the_worker_waits_for_redis_where_rq_writes_its_state(
+    restartable_redis: EmbeddedRedis,
+) -> None:
+    """rq writes the worker's state before its loop that waits for Redis: a failover at that
+    moment ended the worker (CI met it). Ours waits there, then takes the job queued once
+    Redis is back."""
+    connection = sync_client(restartable_redis.url)
+    queue = Queue("lianhu", connection=connection)
+    worker = KeptWorker([queue], connection=connection)
+    worker.last_cleaned_at = datetime.now(UTC)  # type: ignore[assignment]  # state first
+    restartable_redis.stop()
+    got: list[tuple[Job, Queue] | None] = []
+    waiting = threading.Thread(target=lambda: got.append(worker.dequeue_job_and_maintain_ttl(1)))
+    waiting.start()
+    time.sleep(1.5)  # it has met no Redis at least once
+    assert waiting.is_alive()
+    restartable_redis.start()
+    job = queue.enqueue("time.sleep", 0)
+    waiting.join(30)
+    assert not waiting.is_alive(), "the worker did not take the job once Redis was back"
+    assert got and got[0] is not None, "the worker's wait ended without a job"
+    assert got[0][0].id == job.id
+    connection.close()

@@ -113,6 +113,25 @@ class KeptScheduler(BaseWorker):
             except REDIS_AWAY as exc:
                 log.warning("rq maintenance: Redis away (%s); again once it answers", exc)
 
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Any, Queue] | None:
+        """rq's wait for a job, kept from ending the worker when Redis is away as it starts:
+        rq writes the worker's state (idle) before its own loop that waits for Redis, so a
+        failover at that moment ended the worker ("found an unhandled exception"; CI met it).
+        A replica that was the master answers READONLY, which rq's loop does not wait out
+        either. Here both wait, 1, 2, 4 s up to rq's limit, until Redis answers or a stop."""
+        pause = 1.0
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except REDIS_AWAY as exc:
+                if self._stop_requested:
+                    return None  # work() then ends as on any stop
+                log.warning("rq worker: Redis away (%s); trying again in %.0f s", exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, self.max_connection_wait_time)
+
     def teardown(self) -> None:
         with self._guard:  # a scheduler started after this would outlive the worker
             self._stopping = True
