@@ -190,3 +190,28 @@ def test_the_worker_waits_for_redis_where_rq_writes_its_state(
     assert got and got[0] is not None, "the worker's wait ended without a job"
     assert got[0][0].id == job.id
     connection.close()
+
+
+def test_the_worker_waits_for_redis_where_rq_looks_for_a_suspension(
+    restartable_redis: EmbeddedRedis,
+) -> None:
+    """rq's look for ``rq suspend`` opens each turn of its loop, outside its wait for Redis."""
+    connection = sync_client(restartable_redis.url)
+    worker = KeptWorker([Queue("lianhu", connection=connection)], connection=connection)
+    restartable_redis.stop()
+    failed: list[BaseException] = []
+
+    def look() -> None:
+        try:
+            worker.check_for_suspension(False)
+        except BaseException as exc:  # the test reports it
+            failed.append(exc)
+
+    looking = threading.Thread(target=look)
+    looking.start()
+    time.sleep(1.5)
+    assert looking.is_alive(), f"the look ended with Redis away: {failed}"
+    restartable_redis.start()
+    looking.join(30)
+    assert not looking.is_alive() and not failed
+    connection.close()

@@ -9,8 +9,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.exceptions
 from rq import Queue, SimpleWorker, Worker
@@ -27,6 +28,7 @@ from bot.services import Service
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # Redis stopped, restarting, loading or a replica now: what a failover looks like to a client.
 REDIS_AWAY = (
     redis.exceptions.ConnectionError,
@@ -113,6 +115,11 @@ class KeptScheduler(BaseWorker):
             except REDIS_AWAY as exc:
                 log.warning("rq maintenance: Redis away (%s); again once it answers", exc)
 
+    def check_for_suspension(self, burst: bool) -> None:
+        """rq's look for ``rq suspend``, the first read of each turn of its loop, outside its
+        wait for Redis: here it waits for Redis as the wait for a job does."""
+        self._redis_waited(lambda: super(KeptScheduler, self).check_for_suspension(burst))
+
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Any, Queue] | None:
@@ -120,14 +127,21 @@ class KeptScheduler(BaseWorker):
         rq writes the worker's state (idle) before its own loop that waits for Redis, so a
         failover at that moment ended the worker ("found an unhandled exception"; CI met it).
         A replica that was the master answers READONLY, which rq's loop does not wait out
-        either. Here both wait, 1, 2, 4 s up to rq's limit, until Redis answers or a stop."""
+        either."""
+        return self._redis_waited(
+            lambda: super(KeptScheduler, self).dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        )
+
+    def _redis_waited(self, call: Callable[[], T]) -> T | None:
+        """Return what ``call`` returns once Redis answers, trying again after 1, 2, 4 s up
+        to rq's limit; None if the worker is asked to stop meanwhile (work() then ends)."""
         pause = 1.0
         while True:
             try:
-                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+                return call()
             except REDIS_AWAY as exc:
                 if self._stop_requested:
-                    return None  # work() then ends as on any stop
+                    return None
                 log.warning("rq worker: Redis away (%s); trying again in %.0f s", exc, pause)
                 time.sleep(pause)
                 pause = min(pause * 2, self.max_connection_wait_time)
