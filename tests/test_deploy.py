@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import configparser
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import yaml
@@ -169,3 +173,66 @@ def test_every_worker_writes_the_archive_to_one_shared_place() -> None:
     assert "ProtectSystem=strict" in unit  # all read-only but the state directory
     assert "StateDirectory=lianhu/archive" in unit
     assert "Environment=LIANHU_ARCHIVE_DIR=/var/lib/lianhu/archive" in unit
+
+
+def image_tree(app: Path) -> None:
+    """Copy into ``app`` what the Dockerfile's COPY lines put in its WORKDIR (/app)."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "WORKDIR /app" in text
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for line in re.findall(r"^COPY (.+)$", text, re.M):
+        *sources, target = line.split()
+        for source in sources:
+            origin = ROOT / source
+            into = app / target / source if target.endswith("/") else app / target
+            if origin.is_dir():
+                shutil.copytree(origin, into, ignore=skip)
+            else:
+                into.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, into)
+
+
+def test_the_image_runs_lianhu_with_its_templates_and_rules(tmp_path: Path) -> None:
+    """The Dockerfile's own install of Lianhu, done here without Docker: its COPY lines into
+    a folder, its pip command into a fresh venv (the locked packages borrowed from this
+    one's). Lianhu finds its templates and the rules' seed embeddings beside its package
+    (bot/render.py, bot/classifier/engine.py), so a plain install into site-packages left
+    them behind (the image's bot failed at its first template); the image installs it in
+    place and runs it from /app."""
+    app, venv = tmp_path / "app", tmp_path / "venv"
+    image_tree(app)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    # The locked packages (requirements.txt's layer of the image) from this venv, after its own.
+    Path(site, "locked.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    text = (DEPLOY / "Dockerfile").read_text()
+    install = re.search(r"^RUN pip install (--no-deps [^&\n]+?)\s*(&&|$)", text, re.M)
+    assert install, "the Dockerfile installs Lianhu with pip --no-deps"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
+         *install.group(1).split()],
+        cwd=app, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    env = dict(re.findall(r"(LIANHU_\w+)=(\S+)", text))
+    env = {name: value.replace("/app", str(app)) for name, value in env.items()}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env}
+    found = subprocess.run(
+        [python, "-c", "import json; from bot.render import TEMPLATES, Renderer; "
+         "from bot.classifier.engine import SEED_EMBEDDINGS; Renderer(); "
+         "print(json.dumps([str(TEMPLATES), str(SEED_EMBEDDINGS)]))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    templates, seeds = map(Path, json.loads(found.stdout))
+    assert templates == app / "templates" and seeds == app / "routing_rules" / "examples"
+    assert list(seeds.glob("*.npz")), "no seed embeddings where the image's bot looks"
+    for command in (["rules", "check"], ["org", "check"]):
+        done = subprocess.run(
+            [venv / "bin" / "lianhu", *command], cwd=tmp_path, env=env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
